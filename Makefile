@@ -1,0 +1,52 @@
+# certportal: `make run` to try it, `make test` to check it.
+PY := .venv/bin/python
+MANAGE := $(PY) manage.py
+PORT ?= 8443
+
+.PHONY: run test lint bench venv lock messages clean
+
+venv: .venv/.installed
+
+.venv/.installed: requirements.lock
+	python3.11 -m venv .venv 2>/dev/null || python3 -m venv .venv
+	.venv/bin/pip install --quiet --upgrade pip
+	.venv/bin/pip install --quiet -r requirements.lock
+	touch $@
+
+lock:
+	python3 -m venv /tmp/certportal-lock && /tmp/certportal-lock/bin/pip install --quiet -e '.[dev]' \
+	  && /tmp/certportal-lock/bin/pip freeze --exclude-editable > requirements.lock
+
+# Japanese catalogues: one per app, plus locale/ for templates/; translations live in locale/ja.tsv.
+messages: venv
+	for app in accounts certificates notices; do (cd $$app && ../$(MANAGE) makemessages -l ja --no-wrap -v0); done
+	$(MANAGE) makemessages -l ja --no-wrap -v0 --ignore=.venv --ignore=node_modules --ignore=var \
+	  --ignore=accounts --ignore=certificates --ignore=notices
+	for po in */locale/ja/LC_MESSAGES/django.po locale/ja/LC_MESSAGES/django.po; do \
+	  $(PY) tools/fill_po.py $$po locale/ja.tsv; done
+	$(MANAGE) compilemessages --ignore=.venv -v0
+
+run: venv
+	mkdir -p var
+	$(MANAGE) migrate --noinput
+	$(MANAGE) init_ca
+	$(MANAGE) seed_demo
+	$(MANAGE) collectstatic --noinput >/dev/null
+	$(PY) -m certportal.run --port $(PORT)
+
+lint: venv
+	.venv/bin/ruff check .
+	$(MANAGE) makemigrations --check --dry-run >/dev/null
+
+test: lint
+	.venv/bin/pytest -n 2 --dist loadgroup
+	@if [ -n "$$DATABASE_URL$$CELERY_BROKER_URL" ]; then \
+	  echo "== again on the embedded defaults (SQLite, file broker): tests marked embedded"; \
+	  env -u DATABASE_URL -u CELERY_BROKER_URL .venv/bin/pytest -m embedded -p no:randomly; \
+	fi
+
+bench: venv
+	$(PY) -m tests.bench
+
+clean:
+	rm -rf var .venv

@@ -1,0 +1,88 @@
+"""The bank operators' admin for contracts, IDs and the audit log."""
+
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.utils.translation import gettext_lazy as _
+
+from . import services
+from .models import AuditEntry, Contract, User
+
+
+class IDInline(admin.TabularInline):
+    model = User
+    fields = ("login_id", "role", "email", "language", "state")
+    readonly_fields = ("state",)
+    extra = 0
+    show_change_link = True
+    can_delete = False
+
+
+@admin.register(Contract)
+class ContractAdmin(admin.ModelAdmin):
+    list_display = ("number", "name", "created_at")
+    search_fields = ("number", "name")
+    inlines = [IDInline]
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    list_display = ("login_id", "contract", "role", "email", "state")
+    list_filter = ("role", "state", "language", "is_staff")
+    search_fields = ("login_id", "email")
+    ordering = ("login_id",)
+    list_select_related = ("contract",)
+    readonly_fields = ("state", "failed_password_attempts", "last_login", "date_joined")
+    fieldsets = (
+        (None, {"fields": ("login_id", "password")}),
+        (_("Contract"), {"fields": ("contract", "role", "email", "language")}),
+        (_("State"), {"fields": ("state", "failed_password_attempts", "must_change_password", "last_login",
+                                 "date_joined")}),
+        (_("Bank operator"), {"fields": ("is_staff", "is_superuser", "groups", "user_permissions")}),
+    )
+    add_fieldsets = (
+        (None, {"classes": ("wide",), "fields": ("login_id", "contract", "role", "email", "language",
+                                                 "password1", "password2")}),
+    )
+    actions = ["unlock", "suspend", "resume"]
+
+    def _apply(self, request, queryset, service, done_message) -> None:
+        done = 0
+        for user in queryset:
+            try:
+                service(user=user, by=request.user)
+                done += 1
+            except services.StateChangeRefused as refusal:
+                self.message_user(request, str(refusal), messages.WARNING)
+        if done:
+            self.message_user(request, done_message % {"count": done}, messages.SUCCESS)
+
+    @admin.action(description=_("Unlock the selected IDs"), permissions=["change"])
+    def unlock(self, request, queryset) -> None:
+        self._apply(request, queryset, services.unlock_id, _("%(count)d ID(s) unlocked."))
+
+    @admin.action(description=_("Suspend the selected IDs"), permissions=["change"])
+    def suspend(self, request, queryset) -> None:
+        self._apply(request, queryset, services.suspend_id, _("%(count)d ID(s) suspended."))
+
+    @admin.action(description=_("Resume the selected IDs"), permissions=["change"])
+    def resume(self, request, queryset) -> None:
+        self._apply(request, queryset, services.resume_id, _("%(count)d ID(s) resumed."))
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    list_display = ("at", "action", "subject", "actor", "certificate_serial", "remote_addr")
+    list_filter = ("action",)
+    search_fields = ("subject__login_id", "actor__login_id", "certificate_serial")
+    list_select_related = ("subject", "actor")
+    ordering = ("-at", "-id")
+    date_hierarchy = "at"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

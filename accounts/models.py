@@ -1,0 +1,169 @@
+"""Contracts (契約), their administrator IDs (管理者ID) and user IDs (利用者ID), and the audit log."""
+
+from __future__ import annotations
+
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.contrib.auth.models import PermissionsMixin
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+login_id_validator = RegexValidator(
+    r"^[A-Za-z0-9][A-Za-z0-9._-]{3,31}$",
+    _("A login ID is 4 to 32 letters, digits, dots, hyphens or underscores, starting with a letter or digit."),
+)
+
+
+class Contract(models.Model):
+    """A corporate customer's internet-banking contract."""
+
+    number = models.CharField(
+        _("contract number"),
+        max_length=16,
+        unique=True,
+        validators=[RegexValidator(r"^[0-9]{6,16}$", _("A contract number is 6 to 16 digits."))],
+    )
+    name = models.CharField(_("customer name"), max_length=200)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("contract")
+        verbose_name_plural = _("contracts")
+        ordering = ["number"]
+
+    def __str__(self) -> str:
+        return f"{self.number} {self.name}"
+
+
+class UserManager(BaseUserManager):
+    use_in_migrations = True
+
+    def create_user(self, login_id: str, email: str, password: str | None = None, **fields) -> User:
+        user = self.model(login_id=login_id, email=self.normalize_email(email), **fields)
+        user.set_password(password)
+        user.full_clean(exclude=["password"])
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, login_id: str, email: str, password: str | None = None, **fields) -> User:
+        """A bank operator: staff, no contract."""
+        fields.update(is_staff=True, is_superuser=True, contract=None, role="")
+        return self.create_user(login_id, email, password, **fields)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """One login ID. Customers' IDs belong to a contract; bank operators' do not."""
+
+    class Role(models.TextChoices):
+        ADMINISTRATOR = "administrator", _("administrator ID")
+        USER = "user", _("user ID")
+
+    class State(models.TextChoices):
+        ACTIVE = "active", _("active")
+        LOCKED = "locked", _("locked")
+        SUSPENDED = "suspended", _("suspended")
+
+    class Language(models.TextChoices):
+        JAPANESE = "ja", _("Japanese")
+        ENGLISH = "en", _("English")
+
+    login_id = models.CharField(_("login ID"), max_length=32, unique=True, validators=[login_id_validator])
+    contract = models.ForeignKey(
+        Contract, on_delete=models.PROTECT, null=True, blank=True, related_name="ids", verbose_name=_("contract")
+    )
+    role = models.CharField(_("role"), max_length=16, choices=Role.choices, blank=True)
+    email = models.EmailField(_("registered e-mail address"))
+    language = models.CharField(_("language"), max_length=2, choices=Language.choices, default=Language.JAPANESE)
+    state = models.CharField(_("state"), max_length=16, choices=State.choices, default=State.ACTIVE)
+    failed_password_attempts = models.PositiveSmallIntegerField(_("failed password attempts"), default=0)
+    must_change_password = models.BooleanField(_("must change password at next login"), default=False)
+    is_staff = models.BooleanField(_("bank operator"), default=False)
+    date_joined = models.DateTimeField(_("registered at"), default=timezone.now, editable=False)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "login_id"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS = ["email"]
+
+    class Meta:
+        verbose_name = _("ID")
+        verbose_name_plural = _("IDs")
+        ordering = ["login_id"]
+        constraints = [
+            models.CheckConstraint(
+                name="customer_ids_have_a_contract_and_role_operators_neither",
+                condition=(
+                    Q(contract__isnull=True, role="")
+                    | Q(contract__isnull=False, role__in=["administrator", "user"], is_staff=False)
+                ),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.login_id
+
+    @property
+    def is_active(self) -> bool:
+        """Only an active ID may sign in; locked and suspended ones are refused."""
+        return self.state == self.State.ACTIVE
+
+    @property
+    def is_operator(self) -> bool:
+        return self.is_staff and self.contract_id is None
+
+    @property
+    def is_contract_administrator(self) -> bool:
+        return self.contract_id is not None and self.role == self.Role.ADMINISTRATOR
+
+
+class AuditEntry(models.Model):
+    """An append-only record of who did what to which ID or certificate."""
+
+    class Action(models.TextChoices):
+        LOGIN_SUCCEEDED = "login_succeeded", _("login succeeded")
+        LOGIN_FAILED = "login_failed", _("login failed")
+        LOGOUT = "logout", _("logout")
+        ID_CREATED = "id_created", _("ID created")
+        ID_LOCKED = "id_locked", _("ID locked")
+        ID_UNLOCKED = "id_unlocked", _("ID unlocked")
+        ID_SUSPENDED = "id_suspended", _("ID suspended")
+        ID_RESUMED = "id_resumed", _("ID resumed")
+        PASSWORD_CHANGED = "password_changed", _("password changed")
+        PASSWORD_RESET = "password_reset", _("password reset")
+        CA_CREATED = "ca_created", _("CA created")
+        CERTIFICATE_ISSUED = "certificate_issued", _("certificate issued")
+        ISSUANCE_REFUSED = "issuance_refused", _("issuance refused")
+        CERTIFICATE_FIRST_USED = "certificate_first_used", _("certificate first used")
+        CERTIFICATE_SUPERSEDED = "certificate_superseded", _("certificate superseded")
+        CERTIFICATE_REVOKED = "certificate_revoked", _("certificate revoked")
+        CRL_PUBLISHED = "crl_published", _("CRL published")
+        ONE_TIME_CODE_SENT = "one_time_code_sent", _("one-time code sent")
+        ONE_TIME_CODE_FAILED = "one_time_code_failed", _("one-time code failed")
+        UNTRUSTED_PROXY_HEADER = "untrusted_proxy_header", _("client-certificate header from an untrusted address")
+        REMINDER_RESENT = "reminder_resent", _("reminder resent")
+
+    at = models.DateTimeField(_("at"), default=timezone.now, db_index=True)
+    action = models.CharField(_("action"), max_length=40, choices=Action.choices)
+    actor = models.ForeignKey(
+        User, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("by")
+    )
+    subject = models.ForeignKey(
+        User, on_delete=models.PROTECT, null=True, blank=True, related_name="audit_entries", verbose_name=_("ID")
+    )
+    contract = models.ForeignKey(
+        Contract, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("contract")
+    )
+    certificate_serial = models.CharField(_("certificate serial number"), max_length=64, blank=True)
+    remote_addr = models.GenericIPAddressField(_("remote address"), null=True, blank=True)
+    detail = models.JSONField(_("detail"), default=dict, blank=True)
+
+    class Meta:
+        verbose_name = _("audit entry")
+        verbose_name_plural = _("audit log")
+        ordering = ["-at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.get_action_display()}"

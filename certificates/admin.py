@@ -1,0 +1,147 @@
+"""Operators' admin for certificates; adds certificate state to the ID list of `accounts`."""
+
+from datetime import timedelta
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Exists, Max, OuterRef, Q
+from django.template.response import TemplateResponse
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from accounts.admin import UserAdmin
+from accounts.models import User
+
+from .models import Certificate, CertificateAuthority, RevocationList, RevocationReason
+from .services import RevocationRefused, revoke_certificate
+
+
+class CertificateStateFilter(admin.SimpleListFilter):
+    title = _("certificate state")
+    parameter_name = "certificate"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("valid", _("valid")),
+            ("30", _("expires within 30 days")),
+            ("10", _("expires within 10 days")),
+            ("expired", _("expired")),
+            ("none", _("none")),
+            ("revoked", _("revoked")),
+        ]
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        mine = Certificate.objects.filter(owner=OuterRef("pk"))
+        valid = mine.valid(now)
+        value = self.value()
+        if value == "valid":
+            return queryset.filter(Exists(valid))
+        if value in ("30", "10"):
+            # Inside the window and not yet renewed: no valid certificate lasts beyond it.
+            horizon = now + timedelta(days=int(value))
+            return queryset.filter(Exists(valid)).exclude(Exists(valid.filter(not_after__gt=horizon)))
+        if value == "expired":
+            return queryset.filter(Exists(mine.not_revoked().expired(now))).exclude(Exists(valid))
+        if value == "none":
+            return queryset.filter(contract__isnull=False).exclude(Exists(mine))
+        if value == "revoked":
+            return queryset.filter(Exists(mine.revoked())).exclude(Exists(valid))
+        return queryset
+
+
+class IDWithCertificateAdmin(UserAdmin):
+    list_display = (*UserAdmin.list_display, "certificate_expires")
+    list_filter = (CertificateStateFilter, *UserAdmin.list_filter)
+
+    def get_queryset(self, request):
+        now = timezone.now()
+        return super().get_queryset(request).annotate(
+            certificate_expires_at=Max(
+                "certificates__not_after",
+                filter=Q(certificates__revoked_at__isnull=True, certificates__not_after__gt=now),
+            )
+        )
+
+    @admin.display(description=_("certificate valid until"), ordering="certificate_expires_at")
+    def certificate_expires(self, user):
+        return user.certificate_expires_at
+
+
+admin.site.unregister(User)
+admin.site.register(User, IDWithCertificateAdmin)
+
+
+class RevocationForm(forms.Form):
+    reason = forms.ChoiceField(label=_("revocation reason"), choices=RevocationReason.choices)
+
+
+@admin.register(Certificate)
+class CertificateAdmin(admin.ModelAdmin):
+    list_display = ("serial_number", "owner", "subject", "not_before", "not_after", "state_display", "issued_via")
+    list_filter = ("issued_via", "revocation_reason")
+    search_fields = ("serial_number", "owner__login_id", "subject", "fingerprint_sha256")
+    list_select_related = ("owner",)
+    exclude = ("der",)
+    readonly_fields = (
+        "owner", "issuer", "serial_number", "subject", "public_key_sha256", "fingerprint_sha256", "not_before",
+        "not_after", "issued_via", "first_used_at", "superseded_at", "revoked_at", "revocation_reason",
+    )
+    actions = ["revoke"]
+
+    @admin.display(description=_("state"))
+    def state_display(self, certificate: Certificate) -> str:
+        return certificate.state.label
+
+    def has_add_permission(self, request) -> bool:
+        return False  # certificates come from CSRs through the issuance service only
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.action(description=_("Revoke the selected certificates"), permissions=["change"])
+    def revoke(self, request, queryset):
+        form = RevocationForm(request.POST if "confirm" in request.POST else None)
+        if form.is_valid():
+            revoked = 0
+            for certificate in queryset:
+                try:
+                    revoke_certificate(certificate=certificate, reason=form.cleaned_data["reason"], by=request.user)
+                    revoked += 1
+                except RevocationRefused as refusal:
+                    self.message_user(request, str(refusal), messages.WARNING)
+            if revoked:
+                self.message_user(request, _("%(count)d certificate(s) revoked.") % {"count": revoked},
+                                  messages.SUCCESS)
+            return None
+        return TemplateResponse(request, "admin/certificates/certificate/revoke_confirmation.html", {
+            **self.admin_site.each_context(request),
+            "title": _("Revoke certificates"),
+            "certificates": queryset,
+            "form": form,
+            "opts": self.model._meta,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        })
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(CertificateAuthority)
+class CertificateAuthorityAdmin(ReadOnlyAdmin):
+    list_display = ("kind", "subject", "created_at", "last_crl_number")
+    exclude = ("encrypted_key_pem",)
+
+
+@admin.register(RevocationList)
+class RevocationListAdmin(ReadOnlyAdmin):
+    list_display = ("number", "this_update", "next_update")
+    exclude = ("der",)

@@ -1,0 +1,229 @@
+"""The portal's own two-tier CA: creating it once, unlocking its keys, signing with them.
+
+CA private keys exist in plain form only in this process's memory; on disk and in the
+database they are PKCS#8 encrypted with the passphrase from CERTPORTAL_CA_PASSPHRASE.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from accounts import audit
+from accounts.models import AuditEntry
+
+from .models import CertificateAuthority
+
+ROOT_VALIDITY = timedelta(days=20 * 365)
+ISSUING_VALIDITY = timedelta(days=10 * 365)
+
+
+class CANotInitialised(Exception):
+    """`manage.py init_ca` has not been run on this database."""
+
+
+@dataclass(frozen=True)
+class UnlockedCA:
+    """A CA certificate with its decrypted key, held in memory only."""
+
+    record: CertificateAuthority
+    certificate: x509.Certificate
+    private_key: ec.EllipticCurvePrivateKey
+
+    @property
+    def key_identifier(self) -> x509.AuthorityKeyIdentifier:
+        ski = self.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+        return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([
+        x509.NameAttribute(NameOID.COUNTRY_NAME, "JP"),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, settings.CA_ORGANIZATION),
+        x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+    ])
+
+
+def _encrypt(key: ec.EllipticCurvePrivateKey) -> str:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(settings.CA_KEY_PASSPHRASE.encode()),
+    ).decode()
+
+
+def _ca_certificate(
+    *, subject: x509.Name, key, issuer: UnlockedCA | None, path_length: int, now: datetime, lifetime: timedelta
+) -> x509.Certificate:
+    public_key = key.public_key()
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer.certificate.subject if issuer else subject)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + lifetime)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+                encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+    )
+    if issuer is not None:
+        builder = builder.add_extension(issuer.key_identifier, critical=False)
+    signer = issuer.private_key if issuer else key
+    return builder.sign(signer, hashes.SHA384())
+
+
+def create_ca(*, now: datetime | None = None) -> tuple[CertificateAuthority, bool]:
+    """Create the root and issuing CA once. Returns the issuing CA and whether it was created."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        existing = CertificateAuthority.objects.select_for_update().filter(kind=CertificateAuthority.Kind.ISSUING)
+        if existing:
+            return existing[0], False
+        root_key = ec.generate_private_key(ec.SECP384R1())
+        root_name = _name(f"{settings.CA_ORGANIZATION} Root CA")
+        root_cert = _ca_certificate(
+            subject=root_name, key=root_key, issuer=None, path_length=1, now=now, lifetime=ROOT_VALIDITY
+        )
+        root = CertificateAuthority.objects.create(
+            kind=CertificateAuthority.Kind.ROOT,
+            subject=root_name.rfc4514_string(),
+            certificate_pem=root_cert.public_bytes(serialization.Encoding.PEM).decode(),
+            encrypted_key_pem=_encrypt(root_key),
+            created_at=now,
+        )
+        issuing_key = ec.generate_private_key(ec.SECP384R1())
+        issuing_name = _name(f"{settings.CA_ORGANIZATION} Client Certificate CA")
+        issuing_cert = _ca_certificate(
+            subject=issuing_name, key=issuing_key,
+            issuer=UnlockedCA(record=root, certificate=root_cert, private_key=root_key),
+            path_length=0, now=now, lifetime=ISSUING_VALIDITY,
+        )
+        issuing = CertificateAuthority.objects.create(
+            kind=CertificateAuthority.Kind.ISSUING,
+            subject=issuing_name.rfc4514_string(),
+            certificate_pem=issuing_cert.public_bytes(serialization.Encoding.PEM).decode(),
+            encrypted_key_pem=_encrypt(issuing_key),
+            created_at=now,
+        )
+        audit.record(AuditEntry.Action.CA_CREATED, root=root.subject, issuing=issuing.subject)
+    return issuing, True
+
+
+@functools.lru_cache(maxsize=4)
+def _decrypt(encrypted_key_pem: str, passphrase: str):
+    # Decrypting PKCS#8 runs a deliberately slow KDF; do it once per process.
+    return serialization.load_pem_private_key(encrypted_key_pem.encode(), passphrase.encode())
+
+
+def unlock(kind: str = CertificateAuthority.Kind.ISSUING) -> UnlockedCA:
+    """The CA of that kind with its key decrypted in memory."""
+    record = CertificateAuthority.objects.filter(kind=kind).first()
+    if record is None:
+        raise CANotInitialised("The certificate authority does not exist yet: run `manage.py init_ca`.")
+    key = _decrypt(record.encrypted_key_pem, settings.CA_KEY_PASSPHRASE)
+    return UnlockedCA(record=record, certificate=record.certificate, private_key=key)
+
+
+def chain_pem() -> str:
+    """The issuing CA then the root, in PEM: what a client or nginx needs to verify."""
+    cas = {ca.kind: ca for ca in CertificateAuthority.objects.all()}
+    if CertificateAuthority.Kind.ISSUING not in cas:
+        raise CANotInitialised("The certificate authority does not exist yet: run `manage.py init_ca`.")
+    return cas[CertificateAuthority.Kind.ISSUING].certificate_pem + cas[CertificateAuthority.Kind.ROOT].certificate_pem
+
+
+def spki_sha256(public_key) -> str:
+    der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(der).hexdigest()
+
+
+def crl_url() -> str:
+    return settings.CRL_URL
+
+
+def sign_client_certificate(
+    *, ca: UnlockedCA, public_key, subject: x509.Name, not_before: datetime, not_after: datetime
+) -> x509.Certificate:
+    """Everything but the public key is the portal's choice; nothing is copied from the CSR."""
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(ca.certificate.subject)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())  # 159 random bits
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+                encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .add_extension(ca.key_identifier, critical=False)
+        .add_extension(
+            x509.CRLDistributionPoints([
+                x509.DistributionPoint(
+                    full_name=[x509.UniformResourceIdentifier(crl_url())],
+                    relative_name=None, reasons=None, crl_issuer=None,
+                )
+            ]),
+            critical=False,
+        )
+        .sign(ca.private_key, hashes.SHA256())
+    )
+
+
+def sign_server_certificate(
+    *, ca: UnlockedCA, public_key, hostnames: list[str], now: datetime, days: int = 397
+) -> x509.Certificate:
+    """The TLS server certificate for `make run`'s gunicorn, from the same CA."""
+    import ipaddress
+
+    names: list[x509.GeneralName] = []
+    for host in hostnames:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            names.append(x509.DNSName(host))
+    return (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, settings.CA_ORGANIZATION),
+            x509.NameAttribute(NameOID.COMMON_NAME, hostnames[0]),
+        ]))
+        .issuer_name(ca.certificate.subject)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .add_extension(ca.key_identifier, critical=False)
+        .sign(ca.private_key, hashes.SHA256())
+    )

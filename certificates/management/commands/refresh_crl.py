@@ -1,0 +1,11 @@
+from django.core.management.base import BaseCommand
+
+from certificates.crl import current_crl
+
+
+class Command(BaseCommand):
+    help = "Re-sign the CRL if its nextUpdate is near (twin of the hourly task)."
+
+    def handle(self, *args, **options) -> None:
+        crl = current_crl()
+        self.stdout.write(f"CRL #{crl.number}, next update {crl.next_update:%Y-%m-%d %H:%M %Z}")

@@ -1,0 +1,163 @@
+"""The portal's CA, the client certificates it issues, and its published CRLs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from cryptography import x509
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from .querysets import CertificateQuerySet
+
+
+class CertificateAuthority(models.Model):
+    """One tier of the portal's two-tier CA. The private key is stored PKCS#8-encrypted only."""
+
+    class Kind(models.TextChoices):
+        ROOT = "root", _("root CA")
+        ISSUING = "issuing", _("issuing CA")
+
+    kind = models.CharField(_("kind"), max_length=8, choices=Kind.choices, unique=True)
+    subject = models.CharField(_("subject"), max_length=255)
+    certificate_pem = models.TextField(_("certificate (PEM)"))
+    encrypted_key_pem = models.TextField(_("private key (encrypted PKCS#8)"))
+    last_crl_number = models.PositiveBigIntegerField(_("last CRL number"), default=0)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("certificate authority")
+        verbose_name_plural = _("certificate authorities")
+
+    def __str__(self) -> str:
+        return self.subject
+
+    @property
+    def certificate(self) -> x509.Certificate:
+        return x509.load_pem_x509_certificate(self.certificate_pem.encode())
+
+
+class RevocationReason(models.TextChoices):
+    """RFC 5280 reason codes that a bank uses (certificateHold is not offered)."""
+
+    UNSPECIFIED = "unspecified", _("unspecified")
+    KEY_COMPROMISE = "key_compromise", _("key compromise")
+    AFFILIATION_CHANGED = "affiliation_changed", _("affiliation changed")
+    SUPERSEDED = "superseded", _("superseded")
+    CESSATION_OF_OPERATION = "cessation_of_operation", _("cessation of operation")
+    PRIVILEGE_WITHDRAWN = "privilege_withdrawn", _("privilege withdrawn")
+
+    @property
+    def x509_reason(self) -> x509.ReasonFlags:
+        return x509.ReasonFlags[self.value]
+
+
+class Certificate(models.Model):
+    """A client certificate of one ID."""
+
+    class Channel(models.TextChoices):
+        OBTAIN = "obtain", _("obtained from the login screen")
+        RENEWAL = "renewal", _("renewal")
+        OPERATOR = "operator", _("issued by an operator")
+
+    class State(models.TextChoices):
+        VALID = "valid", _("valid")
+        NOT_YET_VALID = "not_yet_valid", _("not yet valid")
+        EXPIRED = "expired", _("expired")
+        REVOKED = "revoked", _("revoked")
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="certificates", verbose_name=_("ID")
+    )
+    issuer = models.ForeignKey(CertificateAuthority, on_delete=models.PROTECT, related_name="+")
+    serial_number = models.CharField(_("serial number"), max_length=64, unique=True)
+    subject = models.CharField(_("subject"), max_length=255)
+    public_key_sha256 = models.CharField(_("public key SHA-256"), max_length=64, unique=True)
+    fingerprint_sha256 = models.CharField(_("SHA-256 fingerprint"), max_length=64, unique=True)
+    not_before = models.DateTimeField(_("valid from"))
+    not_after = models.DateTimeField(_("valid until"))
+    der = models.BinaryField(_("certificate (DER)"))
+    issued_via = models.CharField(_("issued via"), max_length=16, choices=Channel.choices)
+    first_used_at = models.DateTimeField(_("first used at"), null=True, blank=True)
+    superseded_at = models.DateTimeField(_("superseded at"), null=True, blank=True)
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+    revocation_reason = models.CharField(
+        _("revocation reason"), max_length=32, choices=RevocationReason.choices, blank=True
+    )
+
+    objects = CertificateQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("certificate")
+        verbose_name_plural = _("certificates")
+        ordering = ["-not_before"]
+        indexes = [
+            models.Index(fields=["owner", "-not_before"], name="cert_owner_newest"),
+            # The daily reminder job reads live certificates by expiry.
+            models.Index(
+                fields=["not_after"], name="cert_live_by_expiry",
+                condition=Q(revoked_at__isnull=True, superseded_at__isnull=True),
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(name="cert_validity_is_ordered", condition=Q(not_before__lt=models.F("not_after"))),
+            models.CheckConstraint(
+                name="cert_revocation_has_a_reason",
+                condition=Q(revoked_at__isnull=True, revocation_reason="")
+                | Q(revoked_at__isnull=False) & ~Q(revocation_reason=""),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.serial_number} ({self.subject})"
+
+    def state_at(self, now: datetime | None = None) -> Certificate.State:
+        now = now or timezone.now()
+        if self.revoked_at is not None:
+            return self.State.REVOKED
+        if now >= self.not_after:
+            return self.State.EXPIRED
+        if now < self.not_before:
+            return self.State.NOT_YET_VALID
+        return self.State.VALID
+
+    @property
+    def state(self) -> Certificate.State:
+        return self.state_at()
+
+    def is_valid_at(self, now: datetime) -> bool:
+        return self.state_at(now) == self.State.VALID
+
+    @property
+    def x509(self) -> x509.Certificate:
+        return x509.load_der_x509_certificate(bytes(self.der))
+
+    @property
+    def pem(self) -> str:
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        return self.x509.public_bytes(Encoding.PEM).decode()
+
+    @property
+    def fingerprint_display(self) -> str:
+        return ":".join(self.fingerprint_sha256[i : i + 2] for i in range(0, 64, 2))
+
+
+class RevocationList(models.Model):
+    """A CRL signed by the issuing CA; the newest one is served at /pki/crl."""
+
+    number = models.PositiveBigIntegerField(_("CRL number"), unique=True)
+    this_update = models.DateTimeField(_("this update"))
+    next_update = models.DateTimeField(_("next update"))
+    der = models.BinaryField(_("CRL (DER)"))
+
+    class Meta:
+        verbose_name = _("certificate revocation list")
+        verbose_name_plural = _("certificate revocation lists")
+        ordering = ["-number"]
+
+    def __str__(self) -> str:
+        return f"CRL #{self.number}"

@@ -1,0 +1,42 @@
+"""Named states of certificates, so that views and jobs read like sentences."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.db.models import Exists, OuterRef, QuerySet
+from django.utils import timezone
+
+
+class CertificateQuerySet(QuerySet):
+    def not_revoked(self) -> CertificateQuerySet:
+        return self.filter(revoked_at__isnull=True)
+
+    def revoked(self) -> CertificateQuerySet:
+        return self.filter(revoked_at__isnull=False)
+
+    def valid(self, now: datetime | None = None) -> CertificateQuerySet:
+        """Usable for login at `now`: started, not expired, not revoked."""
+        now = now or timezone.now()
+        return self.not_revoked().filter(not_before__lte=now, not_after__gt=now)
+
+    def expired(self, now: datetime | None = None) -> CertificateQuerySet:
+        return self.filter(not_after__lte=now or timezone.now())
+
+    def current(self) -> CertificateQuerySet:
+        """Each ID's newest live certificate: not revoked, not superseded, nothing newer issued."""
+        newer = self.model.objects.filter(
+            owner=OuterRef("owner"), not_before__gt=OuterRef("not_before"), revoked_at__isnull=True
+        )
+        return self.filter(revoked_at__isnull=True, superseded_at__isnull=True).exclude(Exists(newer))
+
+    def expiring_within(self, days: int, now: datetime | None = None) -> CertificateQuerySet:
+        """Unexpired at `now` and expiring before `now` + `days`."""
+        now = now or timezone.now()
+        return self.filter(not_after__gt=now, not_after__lte=now + timedelta(days=days))
+
+    def for_login_id(self, login_id: str) -> CertificateQuerySet:
+        return self.filter(owner__login_id=login_id)
+
+    def awaiting_first_use(self) -> CertificateQuerySet:
+        return self.not_revoked().filter(first_used_at__isnull=True)

@@ -1,0 +1,198 @@
+"""One entry point per certificate lifecycle operation: issue, revoke, supersede.
+
+Each writes its audit entry in the same transaction as its change, so a certificate
+and the record of its issuance exist together or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import NameOID
+from dateutil.relativedelta import relativedelta
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from accounts import audit
+from accounts.models import AuditEntry, User
+
+from . import ca
+from .crl import publish_crl
+from .csr import CertificateRefused, CsrRejected, load_csr
+from .models import Certificate, RevocationReason
+
+
+class IssuanceRefused(CertificateRefused):
+    pass
+
+
+class RevocationRefused(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Issuance:
+    certificate: Certificate
+    created: bool  # False when the same CSR was sent again and the earlier certificate returned
+
+
+def subject_for(user: User) -> x509.Name:
+    """The portal decides the subject from the ID; the CSR's subject is ignored."""
+    return x509.Name([
+        x509.NameAttribute(NameOID.COUNTRY_NAME, "JP"),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, settings.CA_ORGANIZATION),
+        x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, user.contract.number),
+        x509.NameAttribute(NameOID.COMMON_NAME, user.login_id),
+    ])
+
+
+def validity_end(not_before: datetime) -> datetime:
+    """One year (the configured months) from issuance, inclusive as X.509 counts it."""
+    return not_before + relativedelta(months=settings.CERTIFICATE_VALIDITY_MONTHS) - timedelta(seconds=1)
+
+
+def issue_certificate(
+    *,
+    user: User,
+    csr: bytes | str,
+    via: Certificate.Channel,
+    actor: User | None = None,
+    now: datetime | None = None,
+) -> Issuance:
+    """Issue a one-year client certificate for `user` from `csr`.
+
+    One issuance at a time per ID: the ID's row is locked, and a certificate issued
+    moments ago and not yet used holds the slot, so a double submit or a second tab
+    gets the same certificate back (same CSR) or a clear refusal (another CSR).
+    """
+    now = (now or timezone.now()).replace(microsecond=0)
+    try:
+        request = load_csr(csr)
+        return _issue(user=user, request=request, via=via, actor=actor, now=now)
+    except CertificateRefused as refusal:
+        audit.record(
+            AuditEntry.Action.ISSUANCE_REFUSED, subject=user, actor=actor, reason=refusal.code, via=str(via)
+        )
+        raise
+
+
+def _issue(*, user, request, via, actor, now) -> Issuance:
+    public_key = request.public_key()
+    key_hash = ca.spki_sha256(public_key)
+    with transaction.atomic():
+        user = User.objects.select_for_update().select_related("contract").get(pk=user.pk)
+        if user.contract_id is None:
+            raise IssuanceRefused("not_a_customer_id", _("Certificates are issued only to customers' IDs."))
+        if user.state == User.State.SUSPENDED:
+            raise IssuanceRefused("id_suspended", _("This ID is suspended; certificates cannot be issued for it."))
+        existing = Certificate.objects.filter(public_key_sha256=key_hash).first()
+        if existing is not None:
+            if existing.owner_id == user.pk and existing.revoked_at is None:
+                return Issuance(certificate=existing, created=False)
+            raise CsrRejected(
+                "key_reused", _("This public key already has a certificate. Create a new key and try again.")
+            )
+        hold = timedelta(minutes=settings.PENDING_CERTIFICATE_HOLD_MINUTES)
+        pending = list(user.certificates.awaiting_first_use().filter(not_after__gt=now))
+        if any(cert.not_before > now - hold for cert in pending):
+            raise IssuanceRefused(
+                "issuance_in_progress",
+                _("A certificate for this ID was issued moments ago. Use that one, or try again in a few minutes."),
+            )
+        issuer = ca.unlock()
+        cert = ca.sign_client_certificate(
+            ca=issuer, public_key=public_key, subject=subject_for(user),
+            not_before=now, not_after=validity_end(now),
+        )
+        der = cert.public_bytes(serialization.Encoding.DER)
+        certificate = Certificate.objects.create(
+            owner=user,
+            issuer=issuer.record,
+            serial_number=f"{cert.serial_number:X}",
+            subject=cert.subject.rfc4514_string(),
+            public_key_sha256=key_hash,
+            fingerprint_sha256=hashlib.sha256(der).hexdigest(),
+            not_before=now,
+            not_after=validity_end(now),
+            der=der,
+            issued_via=via,
+        )
+        audit.record(
+            AuditEntry.Action.CERTIFICATE_ISSUED, subject=user, actor=actor,
+            certificate_serial=certificate.serial_number, via=str(via),
+        )
+        # An earlier certificate issued but never used (an abandoned renewal) can no longer be.
+        for abandoned in pending:
+            _revoke(abandoned, reason=RevocationReason.SUPERSEDED, by=actor, now=now)
+        if pending:
+            publish_crl(now=now)
+    return Issuance(certificate=certificate, created=True)
+
+
+def _revoke(certificate: Certificate, *, reason: RevocationReason, by: User | None, now: datetime) -> None:
+    certificate.revoked_at = now
+    certificate.revocation_reason = reason
+    fields = ["revoked_at", "revocation_reason"]
+    if reason == RevocationReason.SUPERSEDED:
+        certificate.superseded_at = now
+        fields.append("superseded_at")
+    certificate.save(update_fields=fields)
+    audit.record(
+        AuditEntry.Action.CERTIFICATE_REVOKED, subject=certificate.owner, actor=by,
+        certificate_serial=certificate.serial_number, reason=str(reason),
+    )
+
+
+def revoke_certificate(
+    *, certificate: Certificate, reason: RevocationReason | str, by: User | None, now: datetime | None = None
+) -> Certificate:
+    """Revoke with an RFC 5280 reason and publish a new CRL in the same transaction."""
+    now = now or timezone.now()
+    try:
+        reason = RevocationReason(reason)
+    except ValueError:
+        choices = ", ".join(RevocationReason.values)
+        raise RevocationRefused(f"Unknown revocation reason {reason!r}; use one of: {choices}") from None
+    with transaction.atomic():
+        certificate = Certificate.objects.select_for_update().select_related("owner").get(pk=certificate.pk)
+        if certificate.revoked_at is not None:
+            when = timezone.localtime(certificate.revoked_at)
+            raise RevocationRefused(f"{certificate.serial_number} was already revoked at {when:%Y-%m-%d %H:%M}")
+        _revoke(certificate, reason=reason, by=by, now=now)
+        publish_crl(now=now)
+    return certificate
+
+
+def supersede_older_certificates(*, newer: Certificate, now: datetime | None = None) -> list[Certificate]:
+    """Once `newer` is first used to log in, the ID's older certificates are revoked as superseded."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        newer = Certificate.objects.select_for_update().select_related("owner").get(pk=newer.pk)
+        if newer.first_used_at is not None:
+            return []
+        newer.first_used_at = now
+        newer.save(update_fields=["first_used_at"])
+        audit.record(
+            AuditEntry.Action.CERTIFICATE_FIRST_USED, subject=newer.owner, certificate_serial=newer.serial_number
+        )
+        older = list(
+            newer.owner.certificates.select_for_update()
+            .not_revoked()
+            .filter(not_before__lt=newer.not_before)
+            .exclude(pk=newer.pk)
+        )
+        for certificate in older:
+            _revoke(certificate, reason=RevocationReason.SUPERSEDED, by=None, now=now)
+            audit.record(
+                AuditEntry.Action.CERTIFICATE_SUPERSEDED, subject=newer.owner,
+                certificate_serial=certificate.serial_number, by_serial=newer.serial_number,
+            )
+        if older:
+            publish_crl(now=now)
+    return older

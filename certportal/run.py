@@ -1,0 +1,97 @@
+"""`make run`: the portal over HTTPS (gunicorn's own TLS) and its Celery worker with beat.
+
+One machine, no nginx: gunicorn asks for a client certificate optionally at the TLS
+layer, with the portal's CA as the only trusted issuer, and a server certificate
+issued by that same CA.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "certportal.settings")
+
+
+def prepare_tls(hostnames: list[str]) -> tuple[Path, Path, Path]:
+    """Write the CA chain and a server certificate (key unencrypted, mode 0600) under var/tls."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from django.conf import settings
+    from django.utils import timezone
+
+    from certificates import ca
+
+    tls = Path(settings.VAR_DIR) / "tls"
+    tls.mkdir(parents=True, exist_ok=True)
+    chain, cert_path, key_path = tls / "ca-chain.pem", tls / "server.pem", tls / "server.key"
+    chain.write_text(ca.chain_pem())
+    if not cert_path.exists() or not key_path.exists():
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = ca.sign_server_certificate(
+            ca=ca.unlock(), public_key=key.public_key(), hostnames=hostnames, now=timezone.now()
+        )
+        key_path.touch(mode=0o600)
+        key_path.write_bytes(key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ))
+        cert_path.write_bytes(
+            cert.public_bytes(serialization.Encoding.PEM) + ca.unlock().certificate.public_bytes(
+                serialization.Encoding.PEM
+            )
+        )
+    return chain, cert_path, key_path
+
+
+def gunicorn_command(*, bind: str, chain: Path, cert: Path, key: Path, workers: int = 2) -> list[str]:
+    return [
+        sys.executable, "-m", "gunicorn", "certportal.wsgi:application",
+        "--bind", bind, "--workers", str(workers),
+        "--certfile", str(cert), "--keyfile", str(key),
+        "--ca-certs", str(chain), "--cert-reqs", "1",  # ssl.CERT_OPTIONAL
+        "--access-logfile", "-",
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, default=8443)
+    parser.add_argument("--host", default="localhost")
+    args = parser.parse_args()
+    django.setup()
+    chain, cert, key = prepare_tls([args.host, "127.0.0.1"])
+    url = f"https://{args.host}:{args.port}/"
+    print(f"\ncertportal is at {url}")
+    print(f"Trust its CA to avoid the browser warning: import {chain} as a trusted authority")
+    print("  (Linux/Chromium: certutil -d sql:$HOME/.pki/nssdb -A -t C,, -n certportal -i " + str(chain) + ")\n")
+    processes = [
+        subprocess.Popen(gunicorn_command(bind=f"{args.host}:{args.port}", chain=chain, cert=cert, key=key)),
+        subprocess.Popen([sys.executable, "-m", "celery", "-A", "certportal", "worker", "--beat",
+                          "--loglevel", "INFO", "--concurrency", "1"]),
+    ]
+
+    def stop(*_args) -> None:
+        for process in processes:
+            process.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        while all(process.poll() is None for process in processes):
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                processes[0].wait(timeout=1)
+    finally:
+        stop()
+        for process in processes:
+            process.wait()
+
+
+if __name__ == "__main__":
+    main()

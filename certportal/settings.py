@@ -1,0 +1,310 @@
+"""certportal settings: every value that may vary is read from the environment here.
+
+Parsing is strict: a malformed value raises ImproperlyConfigured naming the variable,
+never a silent fallback. With no environment at all the portal runs on one machine
+(SQLite, a file-backed Celery broker, e-mail written to files) in debug mode.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import time
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext_lazy as _
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("CERTPORTAL_VAR_DIR", BASE_DIR / "var"))
+VAR_DIR.mkdir(parents=True, exist_ok=True)  # the embedded database, mail and broker live here
+
+
+# --- strict environment readers -------------------------------------------------------
+
+
+def env_str(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return default if value is None or value == "" else value
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, not {value!r}")
+
+
+def env_int(name: str, default: int, *, minimum: int, maximum: int) -> int:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be an integer, not {value!r}") from None
+    if not minimum <= number <= maximum:
+        raise ImproperlyConfigured(f"{name} must be between {minimum} and {maximum}, not {number}")
+    return number
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    items = [item.strip() for item in value.split(",")]
+    if not all(items):
+        raise ImproperlyConfigured(f"{name} must be a comma-separated list without empty items")
+    return items
+
+
+def env_time(name: str, default: time) -> time:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return time.fromisoformat(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a time as HH:MM, not {value!r}") from None
+
+
+def parse_database_url(name: str, url: str) -> dict:
+    """sqlite:///relative/or//absolute/path or postgres://user:pass@host:port/db."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        path = unquote(parts.path[1:]) if parts.path.startswith("/") else ""
+        if not path:
+            raise ImproperlyConfigured(f"{name} must name a file: sqlite:///path/to/db.sqlite3")
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": path if Path(path).is_absolute() else str(BASE_DIR / path),
+            # IMMEDIATE takes the write lock when a transaction starts, so that two
+            # issuances for the same ID are serialised rather than failing half-way.
+            "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 30, "init_command": "PRAGMA journal_mode=WAL;"},
+        }
+    if parts.scheme in ("postgres", "postgresql"):
+        db = unquote(parts.path.lstrip("/"))
+        if not db or not parts.hostname:
+            raise ImproperlyConfigured(f"{name} must be postgres://user@host:port/database, not {url!r}")
+        try:
+            port = parts.port
+        except ValueError:
+            raise ImproperlyConfigured(f"{name} has an invalid port: {url!r}") from None
+        options = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": db,
+            "USER": unquote(parts.username or ""),
+            "PASSWORD": unquote(parts.password or ""),
+            "HOST": parts.hostname,
+            "PORT": str(port or 5432),
+            "OPTIONS": options,
+            "CONN_MAX_AGE": 60,
+            "CONN_HEALTH_CHECKS": True,
+        }
+    raise ImproperlyConfigured(f"{name} must start with sqlite:/// or postgres://, not {url!r}")
+
+
+# --- core -----------------------------------------------------------------------------
+
+DEBUG = env_bool("CERTPORTAL_DEBUG", True)
+SECRET_KEY = env_str("CERTPORTAL_SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("CERTPORTAL_SECRET_KEY is required when CERTPORTAL_DEBUG is off")
+    SECRET_KEY = "certportal-insecure-development-key-do-not-use-in-production"  # noqa: S105 (debug only)
+elif len(SECRET_KEY) < 32:
+    raise ImproperlyConfigured("CERTPORTAL_SECRET_KEY must be at least 32 characters long")
+
+ALLOWED_HOSTS = env_list("CERTPORTAL_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
+if not DEBUG and not ALLOWED_HOSTS:
+    raise ImproperlyConfigured("CERTPORTAL_ALLOWED_HOSTS is required when CERTPORTAL_DEBUG is off")
+
+# The address customers use; the CRL distribution point in every certificate points here.
+PUBLIC_BASE_URL = env_str("CERTPORTAL_PUBLIC_BASE_URL", "https://127.0.0.1:8443").rstrip("/")
+# Written into every certificate; a URI validators accept (pkilint refuses a bare "localhost").
+CRL_URL = env_str("CERTPORTAL_CRL_URL", f"{PUBLIC_BASE_URL}/pki/crl")
+for _name, _url in (("CERTPORTAL_PUBLIC_BASE_URL", PUBLIC_BASE_URL), ("CERTPORTAL_CRL_URL", CRL_URL)):
+    if urlsplit(_url).scheme not in ("http", "https") or not urlsplit(_url).hostname:
+        raise ImproperlyConfigured(f"{_name} must be an http(s) URL, not {_url!r}")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "anymail",
+    "accounts",
+    "certificates",
+    "notices",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "certportal.urls"
+WSGI_APPLICATION = "certportal.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.i18n",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": parse_database_url(
+        "DATABASE_URL", env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'certportal.sqlite3'}")
+    )
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "accounts.User"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator",
+     "OPTIONS": {"user_attributes": ("login_id", "email")}},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# --- language and time ----------------------------------------------------------------
+
+LANGUAGE_CODE = "ja"
+LANGUAGES = [("ja", _("Japanese")), ("en", _("English"))]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+USE_I18N = True
+TIME_ZONE = "Asia/Tokyo"
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+
+# --- security -------------------------------------------------------------------------
+
+SESSION_COOKIE_SECURE = env_bool("CERTPORTAL_SECURE_COOKIES", True)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Strict"
+SESSION_COOKIE_AGE = env_int("CERTPORTAL_IDLE_TIMEOUT_MINUTES", 15, minimum=1, maximum=240) * 60
+SESSION_SAVE_EVERY_REQUEST = True  # the age above is then an idle timeout
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SECURE_HSTS_SECONDS = 0 if DEBUG else 31536000
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+SECURE_HSTS_PRELOAD = not DEBUG
+SECURE_SSL_REDIRECT = env_bool("CERTPORTAL_SSL_REDIRECT", not DEBUG)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+# Addresses of the TLS-terminating proxy (nginx) whose client-certificate headers are trusted.
+TRUSTED_PROXY_ADDRESSES = env_list("CERTPORTAL_TRUSTED_PROXIES", [])
+if TRUSTED_PROXY_ADDRESSES:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- accounts -------------------------------------------------------------------------
+
+LOCKOUT_THRESHOLD = env_int("CERTPORTAL_LOCKOUT_THRESHOLD", 5, minimum=1, maximum=20)
+
+# --- the certificate authority --------------------------------------------------------
+
+CA_KEY_PASSPHRASE = env_str("CERTPORTAL_CA_PASSPHRASE")
+if not CA_KEY_PASSPHRASE:
+    if not DEBUG:
+        raise ImproperlyConfigured("CERTPORTAL_CA_PASSPHRASE is required when CERTPORTAL_DEBUG is off")
+    CA_KEY_PASSPHRASE = "certportal-development-ca-passphrase"  # noqa: S105 (debug only)
+elif len(CA_KEY_PASSPHRASE) < 16:
+    raise ImproperlyConfigured("CERTPORTAL_CA_PASSPHRASE must be at least 16 characters long")
+
+CA_ORGANIZATION = env_str("CERTPORTAL_CA_ORGANIZATION", "Certportal Demo Bank")
+# A client certificate is valid one year from issuance; shorter only for a bank's own policy.
+CERTIFICATE_VALIDITY_MONTHS = env_int("CERTPORTAL_CERTIFICATE_VALIDITY_MONTHS", 12, minimum=1, maximum=12)
+# A certificate issued but never used holds the ID's issuance slot this long (double submits).
+PENDING_CERTIFICATE_HOLD_MINUTES = env_int("CERTPORTAL_PENDING_HOLD_MINUTES", 10, minimum=1, maximum=1440)
+CRL_VALIDITY_HOURS = env_int("CERTPORTAL_CRL_VALIDITY_HOURS", 24, minimum=1, maximum=168)
+# The CRL is re-signed when its nextUpdate is closer than this.
+CRL_REFRESH_MARGIN_HOURS = env_int("CERTPORTAL_CRL_REFRESH_MARGIN_HOURS", 6, minimum=1, maximum=72)
+RENEWAL_WINDOW_DAYS = 30
+REMINDER_THRESHOLDS_DAYS = (30, 10)
+
+# --- e-mail ---------------------------------------------------------------------------
+
+EMAIL_BACKEND = env_str("CERTPORTAL_EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")
+EMAIL_FILE_PATH = env_str("CERTPORTAL_EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
+DEFAULT_FROM_EMAIL = env_str("CERTPORTAL_FROM_EMAIL", "certportal@bank.example")
+ANYMAIL = {
+    key[len("ANYMAIL_"):]: value
+    for key, value in os.environ.items()
+    if key.startswith("ANYMAIL_") and value
+}
+
+# --- Celery ---------------------------------------------------------------------------
+
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
+if urlsplit(CELERY_BROKER_URL).scheme not in ("filesystem", "redis", "rediss", "amqp", "memory"):
+    raise ImproperlyConfigured(
+        f"CELERY_BROKER_URL must be filesystem://, redis:// or amqp://, not {CELERY_BROKER_URL!r}"
+    )
+if CELERY_BROKER_URL.startswith("filesystem"):
+    _queue_dir = VAR_DIR / "celery" / "queue"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_queue_dir),
+        "data_folder_out": str(_queue_dir),
+        "processed_folder": str(VAR_DIR / "celery" / "processed"),
+        "store_processed": False,
+    }
+else:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_TASK_ACKS_LATE = True  # a worker killed mid-task leaves the message to be redelivered
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celery" / "beat-schedule")
+REMINDER_TIME = env_time("CERTPORTAL_REMINDER_TIME", time(9, 0))
+CELERY_BEAT_SCHEDULE = {
+    "send-expiry-reminders": {
+        "task": "notices.tasks.send_expiry_reminders",
+        "schedule": crontab(hour=REMINDER_TIME.hour, minute=REMINDER_TIME.minute),
+    },
+    "refresh-crl": {
+        "task": "certificates.tasks.refresh_crl",
+        "schedule": crontab(minute=0),
+    },
+}
+
+# --- logging --------------------------------------------------------------------------
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env_str("CERTPORTAL_LOG_LEVEL", "INFO")},
+}

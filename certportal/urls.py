@@ -1,0 +1,8 @@
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("pki/", include("certificates.pki_urls")),
+    path("operator/", admin.site.urls),
+]

@@ -1,0 +1,103 @@
+"""Personas and CA fixtures shared by the suite.
+
+Personas (after healthchecks' Alice/Bob/Charlie): `alice` administers contract A,
+`bob` is a user ID of contract A, `charlie` is an ID of contract B, `olivia` is a
+bank operator. Every persona's password is PASSWORD.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+
+from accounts.models import Contract, User
+from certificates.ca import create_ca
+
+PASSWORD = "Correct-horse-2026"
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def uses_postgresql() -> bool:
+    return os.environ.get("DATABASE_URL", "").startswith("postgres")
+
+
+@pytest.fixture
+def ca(db):
+    issuing, _created = create_ca()
+    return issuing
+
+
+@pytest.fixture
+def contract_a(db) -> Contract:
+    return Contract.objects.create(number="2000001", name="Alpha Trading K.K.")
+
+
+@pytest.fixture
+def contract_b(db) -> Contract:
+    return Contract.objects.create(number="3000001", name="Beta Industries K.K.")
+
+
+@pytest.fixture
+def alice(contract_a) -> User:
+    return User.objects.create_user("alice-admin", "alice@alpha.example", PASSWORD, contract=contract_a,
+                                    role=User.Role.ADMINISTRATOR)
+
+
+@pytest.fixture
+def bob(contract_a) -> User:
+    return User.objects.create_user("bob-user", "bob@alpha.example", PASSWORD, contract=contract_a,
+                                    role=User.Role.USER)
+
+
+@pytest.fixture
+def charlie(contract_b) -> User:
+    return User.objects.create_user("charlie-admin", "charlie@beta.example", PASSWORD, contract=contract_b,
+                                    role=User.Role.ADMINISTRATOR)
+
+
+@pytest.fixture
+def olivia(db) -> User:
+    return User.objects.create_superuser("olivia-operator", "olivia@bank.example", PASSWORD)
+
+
+def make_csr(key=None, *, common_name: str = "anything", hash_algorithm=None) -> tuple[bytes, object]:
+    """A PEM CSR and its private key; the subject is deliberately not the portal's choice."""
+    key = key or ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+        .sign(key, hash_algorithm or hashes.SHA256())
+    )
+    return csr.public_bytes(serialization.Encoding.PEM), key
+
+
+@pytest.fixture
+def csr_factory() -> Callable[..., tuple[bytes, object]]:
+    return make_csr
+
+
+@pytest.fixture(scope="session")
+def rsa_2048_key():
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture
+def redis_url() -> str:
+    url = os.environ.get("CERTPORTAL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    if not _reachable("127.0.0.1", 6379):
+        pytest.skip("Redis is not running on 127.0.0.1:6379 (CI starts it; see .ci/run)")
+    return url
