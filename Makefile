@@ -19,7 +19,7 @@ lock:
 
 # Japanese catalogues: one per app, plus locale/ for templates/; translations live in locale/ja.tsv.
 messages: venv
-	for app in accounts certificates notices; do (cd $$app && ../$(MANAGE) makemessages -l ja --no-wrap -v0); done
+	for app in accounts certificates notices; do (cd $$app && ../$(PY) ../manage.py makemessages -l ja --no-wrap -v0); done
 	$(MANAGE) makemessages -l ja --no-wrap -v0 --ignore=.venv --ignore=node_modules --ignore=var \
 	  --ignore=accounts --ignore=certificates --ignore=notices
 	for po in */locale/ja/LC_MESSAGES/django.po locale/ja/LC_MESSAGES/django.po; do \
