@@ -86,6 +86,8 @@ def parse_database_url(name: str, url: str) -> dict:
             # IMMEDIATE takes the write lock when a transaction starts, so that two
             # issuances for the same ID are serialised rather than failing half-way.
             "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 30, "init_command": "PRAGMA journal_mode=WAL;"},
+            # A file, not memory: threads and server processes in tests must share it.
+            "TEST": {"NAME": str(VAR_DIR / "test.sqlite3")},
         }
     if parts.scheme in ("postgres", "postgresql"):
         db = unquote(parts.path.lstrip("/"))

@@ -35,6 +35,14 @@ def uses_postgresql() -> bool:
     return os.environ.get("DATABASE_URL", "").startswith("postgres")
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix) -> None:
+    """One test database per pytest process, so that parallel runs never share one."""
+    from pytest_django.fixtures import _set_suffix_to_test_databases
+
+    _set_suffix_to_test_databases(suffix=f"p{os.getpid()}")
+
+
 @pytest.fixture
 def ca(db):
     issuing, _created = create_ca()
