@@ -86,7 +86,7 @@ def _issue(*, user, request, via, actor, now) -> Issuance:
     public_key = request.public_key()
     key_hash = ca.spki_sha256(public_key)
     with transaction.atomic():
-        user = User.objects.select_for_update().select_related("contract").get(pk=user.pk)
+        user = User.objects.select_for_update(of=("self",)).select_related("contract").get(pk=user.pk)
         if user.contract_id is None:
             raise IssuanceRefused("not_a_customer_id", _("Certificates are issued only to customers' IDs."))
         if user.state == User.State.SUSPENDED:
