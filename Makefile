@@ -46,7 +46,7 @@ test: lint
 	fi
 
 bench: venv
-	$(PY) -m tests.bench
+	$(PY) -m bench
 
 clean:
 	rm -rf var .venv

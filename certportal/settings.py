@@ -226,6 +226,9 @@ X_FRAME_OPTIONS = "DENY"
 
 # Addresses of the TLS-terminating proxy (nginx) whose client-certificate headers are trusted.
 TRUSTED_PROXY_ADDRESSES = env_list("CERTPORTAL_TRUSTED_PROXIES", [])
+# nginx: proxy_set_header X-SSL-Client-Cert $ssl_client_escaped_cert; X-SSL-Client-Verify $ssl_client_verify.
+CLIENT_CERT_HEADER = "HTTP_X_SSL_CLIENT_CERT"
+CLIENT_VERIFY_HEADER = "HTTP_X_SSL_CLIENT_VERIFY"
 if TRUSTED_PROXY_ADDRESSES:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 

@@ -4,5 +4,6 @@ from django.urls import include, path
 urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("pki/", include("certificates.pki_urls")),
+    path("certificate/", include("certificates.enrollment_urls")),
     path("operator/", admin.site.urls),
 ]

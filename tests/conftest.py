@@ -109,3 +109,11 @@ def redis_url() -> str:
     if not _reachable("127.0.0.1", 6379):
         pytest.skip("Redis is not running on 127.0.0.1:6379 (CI starts it; see .ci/run)")
     return url
+
+
+@pytest.fixture
+def behind_proxy(settings):
+    """Trust the test clients' address as the TLS-terminating proxy."""
+    settings.TRUSTED_PROXY_ADDRESSES = ["127.0.0.1"]
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    return settings

@@ -1,0 +1,50 @@
+"""Test clients that present a client certificate the way the trusted nginx proxy does.
+
+nginx verifies the TLS client certificate and passes it URL-escaped in X-SSL-Client-Cert
+with X-SSL-Client-Verify: SUCCESS; Django trusts those headers only from
+CERTPORTAL_TRUSTED_PROXIES. Tests that go through a real TLS handshake live elsewhere
+(test_tls_login.py, test_nginx.py); these clients are for view-level tests.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from cryptography.hazmat.primitives import serialization
+from django.test import Client
+
+from certificates.models import Certificate
+from certificates.services import issue_certificate
+
+from .conftest import make_csr
+
+PROXY_ADDRESS = "127.0.0.1"
+
+
+def issue_for(user, *, now=None, key=None) -> tuple[Certificate, object]:
+    """Issue a real certificate for `user` through the service; returns it and its private key."""
+    pem, key = make_csr(key)
+    issuance = issue_certificate(user=user, csr=pem, via=Certificate.Channel.OPERATOR, now=now)
+    return issuance.certificate, key
+
+
+def certificate_headers(certificate: Certificate | None) -> dict[str, str]:
+    if certificate is None:
+        return {"REMOTE_ADDR": PROXY_ADDRESS, "HTTP_X_SSL_CLIENT_VERIFY": "NONE"}
+    pem = certificate.x509.public_bytes(serialization.Encoding.PEM).decode()
+    return {
+        "REMOTE_ADDR": PROXY_ADDRESS,
+        "HTTP_X_SSL_CLIENT_CERT": quote(pem, safe=""),
+        "HTTP_X_SSL_CLIENT_VERIFY": "SUCCESS",
+        "HTTP_X_FORWARDED_PROTO": "https",
+    }
+
+
+class CertificateClient(Client):
+    """A browser holding one client certificate (or none), behind the trusted proxy.
+
+    Needs settings.TRUSTED_PROXY_ADDRESSES to contain PROXY_ADDRESS (the `behind_proxy` fixture).
+    """
+
+    def __init__(self, certificate: Certificate | None = None, **defaults) -> None:
+        super().__init__(**{**certificate_headers(certificate), **defaults})
