@@ -277,6 +277,8 @@ if urlsplit(CELERY_BROKER_URL).scheme not in ("filesystem", "redis", "rediss", "
     )
 if CELERY_BROKER_URL.startswith("filesystem"):
     _queue_dir = VAR_DIR / "celery" / "queue"
+    for _folder in (_queue_dir, VAR_DIR / "celery" / "processed"):
+        _folder.mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_queue_dir),
         "data_folder_out": str(_queue_dir),
@@ -292,6 +294,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
+(VAR_DIR / "celery").mkdir(parents=True, exist_ok=True)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celery" / "beat-schedule")
 REMINDER_TIME = env_time("CERTPORTAL_REMINDER_TIME", time(9, 0))
 CELERY_BEAT_SCHEDULE = {
