@@ -1,0 +1,64 @@
+"""At most one issuance at a time per ID, on PostgreSQL (row lock) and SQLite (IMMEDIATE transactions)."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.db import connection, connections
+
+from accounts.models import AuditEntry
+from certificates.csr import CertificateRefused
+from certificates.models import Certificate
+from certificates.services import issue_certificate
+
+from .conftest import make_csr
+
+pytestmark = [pytest.mark.embedded, pytest.mark.django_db(transaction=True)]
+
+REQUESTS = 20
+
+
+def issue_all_at_once(user, csrs: list[bytes]) -> list[object]:
+    """Each request in its own thread with its own database connection, released together."""
+    start = threading.Barrier(len(csrs))
+
+    def request(csr: bytes):
+        try:
+            start.wait(timeout=30)
+            return issue_certificate(user=user, csr=csr, via=Certificate.Channel.OBTAIN)
+        except CertificateRefused as refusal:
+            return refusal
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=len(csrs)) as pool:
+        return list(pool.map(request, csrs))
+
+
+def test_twenty_concurrent_requests_with_different_csrs_produce_one_certificate_and_nineteen_refusals(
+    transactional_db, ca, bob
+):
+    outcomes = issue_all_at_once(bob, [make_csr()[0] for _ in range(REQUESTS)])
+
+    issued = [outcome for outcome in outcomes if not isinstance(outcome, CertificateRefused)]
+    refused = [outcome for outcome in outcomes if isinstance(outcome, CertificateRefused)]
+    assert len(issued) == 1, f"{connection.vendor}: {len(issued)} certificates issued"
+    assert issued[0].created
+    assert [refusal.code for refusal in refused] == ["issuance_in_progress"] * (REQUESTS - 1)
+    assert Certificate.objects.filter(owner=bob).count() == 1
+    assert AuditEntry.objects.filter(action=AuditEntry.Action.CERTIFICATE_ISSUED, subject=bob).count() == 1
+    assert AuditEntry.objects.filter(
+        action=AuditEntry.Action.ISSUANCE_REFUSED, subject=bob, detail__reason="issuance_in_progress"
+    ).count() == REQUESTS - 1
+
+
+def test_the_same_csr_sent_twenty_times_at_once_produces_one_certificate(transactional_db, ca, bob):
+    csr, _key = make_csr()
+    outcomes = issue_all_at_once(bob, [csr] * REQUESTS)
+
+    assert not [outcome for outcome in outcomes if isinstance(outcome, CertificateRefused)]
+    assert sum(outcome.created for outcome in outcomes) == 1
+    assert {outcome.certificate.pk for outcome in outcomes} == {Certificate.objects.get(owner=bob).pk}
+    assert AuditEntry.objects.filter(action=AuditEntry.Action.CERTIFICATE_ISSUED, subject=bob).count() == 1
