@@ -1,0 +1,42 @@
+"""`manage.py check --deploy` stays clean with production settings."""
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def production_env(**overrides: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("CERTPORTAL_", "DJANGO_"))}
+    env.update(
+        CERTPORTAL_DEBUG="false",
+        CERTPORTAL_SECRET_KEY=secrets.token_urlsafe(50),
+        CERTPORTAL_CA_PASSPHRASE=secrets.token_urlsafe(24),
+        CERTPORTAL_ALLOWED_HOSTS="portal.bank.example",
+        CERTPORTAL_PUBLIC_BASE_URL="https://portal.bank.example",
+        CERTPORTAL_TRUSTED_PROXIES="10.0.0.5",
+        **overrides,
+    )
+    return env
+
+
+def check_deploy(env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )
+
+
+def test_check_deploy_is_clean_with_production_settings():
+    result = check_deploy(production_env())
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_check_deploy_catches_insecure_cookies():
+    result = check_deploy(production_env(CERTPORTAL_SECURE_COOKIES="false"))
+    assert result.returncode != 0
+    assert "SESSION_COOKIE_SECURE" in result.stdout + result.stderr
