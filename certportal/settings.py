@@ -156,6 +156,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Before any view or redirect: reads the client certificate, ends sessions bound to another one.
+    "certificates.client_cert.ClientCertificateMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -216,6 +218,8 @@ SESSION_COOKIE_SAMESITE = "Strict"
 SESSION_COOKIE_AGE = env_int("CERTPORTAL_IDLE_TIMEOUT_MINUTES", 15, minimum=1, maximum=240) * 60
 SESSION_SAVE_EVERY_REQUEST = True  # the age above is then an idle timeout
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+LOGIN_URL = "login"  # the certificate-and-password login screen at "/"
+LOGIN_REDIRECT_URL = "important-notices"
 SECURE_HSTS_SECONDS = 0 if DEBUG else 31536000
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = not DEBUG

@@ -6,4 +6,6 @@ urlpatterns = [
     path("pki/", include("certificates.pki_urls")),
     path("certificate/", include("certificates.enrollment_urls")),
     path("operator/", admin.site.urls),
+    path("notices/", include("notices.urls")),
+    path("", include("certificates.urls")),
 ]

@@ -1,0 +1,169 @@
+"""The client certificate of a request, read in one place, and the session bound to it.
+
+Two ways a certificate reaches Django, and only these two:
+
+- gunicorn terminated TLS itself (`make run`): the verified peer certificate is on the
+  connection, `request.META["gunicorn.socket"].getpeercert(binary_form=True)`;
+- nginx terminated TLS in front of gunicorn (production): nginx passes the certificate it
+  verified, URL-escaped PEM in settings.CLIENT_CERT_HEADER with settings.CLIENT_VERIFY_HEADER
+  "SUCCESS". Those headers are believed only from settings.TRUSTED_PROXY_ADDRESSES; anyone
+  else sending them is trying to pose as a certificate holder, so the request is refused
+  and audited.
+
+The middleware sets `request.client_certificate_der` (bytes or None), `request.client_certificate`
+(the portal's Certificate with that fingerprint, or None) and `request.client_address` (the
+customer's address, not the proxy's). It also keeps a customer's session bound to the
+certificate used at login: another certificate, or none, on a later request ends the session.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+from urllib.parse import unquote
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from django.conf import settings
+from django.contrib import auth, messages
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from accounts import audit
+from accounts.models import AuditEntry
+
+from .models import Certificate
+
+logger = logging.getLogger(__name__)
+
+# The session key holding the SHA-256 fingerprint of the certificate used to log in.
+SESSION_CERTIFICATE_KEY = "certportal_certificate_sha256"
+# nginx sets this to $remote_addr, the customer's address as nginx saw it.
+REAL_IP_HEADER = "HTTP_X_REAL_IP"
+
+
+class UntrustedProxyHeader(Exception):
+    """A client-certificate header arrived from an address that is not the trusted proxy."""
+
+
+class MalformedProxyHeader(Exception):
+    """The trusted proxy sent a client-certificate header that is not a certificate."""
+
+
+def fingerprint(der: bytes) -> str:
+    return hashlib.sha256(der).hexdigest()
+
+
+def _from_trusted_proxy(request: HttpRequest) -> bool:
+    return request.META.get("REMOTE_ADDR") in settings.TRUSTED_PROXY_ADDRESSES
+
+
+def _carries_certificate_headers(request: HttpRequest) -> bool:
+    return bool(request.META.get(settings.CLIENT_CERT_HEADER) or request.META.get(settings.CLIENT_VERIFY_HEADER))
+
+
+def client_address(request: HttpRequest) -> str | None:
+    """The customer's IP address: the proxy's X-Real-IP when behind it, else the peer's."""
+    if _from_trusted_proxy(request) and request.META.get(REAL_IP_HEADER):
+        return request.META[REAL_IP_HEADER]
+    return request.META.get("REMOTE_ADDR")
+
+
+def read_client_certificate(request: HttpRequest) -> bytes | None:
+    """The DER of the client certificate presented in this request's TLS connection, if any.
+
+    Raises UntrustedProxyHeader for certificate headers from anyone but the trusted proxy.
+    """
+    if _from_trusted_proxy(request):
+        if request.META.get(settings.CLIENT_VERIFY_HEADER) != "SUCCESS":
+            return None  # NONE (no certificate) or FAILED:reason; nginx let it through as optional
+        escaped = request.META.get(settings.CLIENT_CERT_HEADER, "")
+        try:
+            return x509.load_pem_x509_certificate(unquote(escaped).encode()).public_bytes(
+                serialization.Encoding.DER
+            )
+        except ValueError:
+            raise MalformedProxyHeader(escaped[:80]) from None
+    if _carries_certificate_headers(request):
+        raise UntrustedProxyHeader(request.META.get("REMOTE_ADDR"))
+    connection = request.META.get("gunicorn.socket")
+    getpeercert = getattr(connection, "getpeercert", None)  # a plain socket when TLS is not gunicorn's
+    if getpeercert is None:
+        return None
+    return getpeercert(binary_form=True) or None
+
+
+class ClientCertificateMiddleware:
+    """Goes after AuthenticationMiddleware (it reads request.user) and before the views."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        request.client_address = client_address(request)
+        try:
+            der = read_client_certificate(request)
+        except UntrustedProxyHeader:
+            audit.record(
+                AuditEntry.Action.UNTRUSTED_PROXY_HEADER,
+                remote_addr=request.META.get("REMOTE_ADDR"),
+                path=request.path[:200],
+                user_agent=request.META.get("HTTP_USER_AGENT", "")[:200],
+            )
+            logger.warning("refused a client-certificate header from %s", request.META.get("REMOTE_ADDR"))
+            return HttpResponseBadRequest(
+                "Client-certificate headers are accepted only from the portal's TLS proxy.",
+                content_type="text/plain; charset=utf-8",
+            )
+        except MalformedProxyHeader:
+            logger.error("the trusted proxy sent an unreadable client certificate")
+            return HttpResponseBadRequest("Unreadable client certificate.", content_type="text/plain; charset=utf-8")
+        request.client_certificate_der = der
+        # Looked up now rather than lazily so that `request.client_certificate is None` is a
+        # plain test; it is one query on a unique index, and only when a certificate came.
+        request.client_certificate = (
+            Certificate.objects.select_related("owner").filter(fingerprint_sha256=fingerprint(der)).first()
+            if der is not None
+            else None
+        )
+        ended = self._end_session_not_bound_to(request)
+        if ended is not None:
+            return ended
+        return self.get_response(request)
+
+    def _end_session_not_bound_to(self, request: HttpRequest) -> HttpResponse | None:
+        """Log out a certificate-bound session whose connection no longer has that certificate.
+
+        Only sessions opened by the certificate login carry the binding; operators' sessions
+        (the bank's admin site, password only) carry none and are left alone.
+        """
+        bound = request.session.get(SESSION_CERTIFICATE_KEY)
+        if bound is None:
+            return None
+        certificate = request.client_certificate
+        if (
+            certificate is not None
+            and certificate.fingerprint_sha256 == bound
+            and certificate.is_valid_at(timezone.now())
+        ):
+            return None
+        user = request.user if request.user.is_authenticated else None
+        if certificate is None:
+            reason = "certificate_missing" if request.client_certificate_der is None else "certificate_foreign"
+        elif certificate.fingerprint_sha256 != bound:
+            reason = "certificate_changed"
+        else:
+            reason = "certificate_no_longer_valid"
+        audit.record(
+            AuditEntry.Action.LOGOUT, subject=user, remote_addr=request.client_address, reason=reason,
+            certificate_serial=certificate.serial_number if certificate else "",
+        )
+        auth.logout(request)
+        messages.warning(
+            request,
+            _("You were logged out because the certificate of this connection is not the one used to log in."),
+        )
+        return HttpResponseRedirect(reverse("login"))

@@ -1,0 +1,49 @@
+"""When an ID's certificate is due for renewal, as the important-notices screen tells it.
+
+The window is counted in calendar days in Japan time, as the customer reads the date: from
+the day that is RENEWAL_WINDOW_DAYS before the expiry date until the certificate expires.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.utils import timezone
+
+from accounts.models import User
+
+from .models import Certificate
+
+JAPAN = ZoneInfo("Asia/Tokyo")
+
+
+@dataclass(frozen=True)
+class RenewalDue:
+    certificate: Certificate
+    expires_at: datetime  # in Japan time
+    days_left: int  # calendar days in Japan time; 0 on the expiry date itself
+
+
+def current_certificate(user: User, *, now: datetime) -> Certificate | None:
+    """The ID's newest certificate that is valid at `now` (a renewed one once issued)."""
+    return user.certificates.valid(now).order_by("-not_after").first()
+
+
+def days_left(certificate: Certificate, *, now: datetime) -> int:
+    return (certificate.not_after.astimezone(JAPAN).date() - now.astimezone(JAPAN).date()).days
+
+
+def renewal_due(user: User, *, now: datetime | None = None, window_days: int | None = None) -> RenewalDue | None:
+    """The ID's current certificate with its days left, if it is inside the renewal window at `now`."""
+    now = now or timezone.now()
+    window_days = settings.RENEWAL_WINDOW_DAYS if window_days is None else window_days
+    certificate = current_certificate(user, now=now)
+    if certificate is None:
+        return None
+    left = days_left(certificate, now=now)
+    if left > window_days:
+        return None
+    return RenewalDue(certificate=certificate, expires_at=certificate.not_after.astimezone(JAPAN), days_left=left)

@@ -1,0 +1,162 @@
+"""Certificate-and-password login (the login screen at "/") and logout.
+
+Login needs both halves: the client certificate presented in this TLS connection must be
+the ID's own valid certificate from the portal's CA, and the password must be the ID's.
+Every refusal says which half is wrong, opens no session and is audited; wrong passwords
+count toward the lock (accounts.services.verify_password). A certificate problem is reported
+whatever the password was, so that a visitor without the certificate learns nothing about it.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from django import forms
+from django.contrib import auth, messages
+from django.contrib.auth.hashers import make_password
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_http_methods, require_POST
+
+from accounts import audit
+from accounts.models import AuditEntry, User
+from accounts.services import PasswordCheck, verify_password
+
+from .client_cert import SESSION_CERTIFICATE_KEY
+from .models import Certificate
+from .services import supersede_older_certificates
+
+
+class LoginForm(forms.Form):
+    login_id = forms.CharField(label=gettext_lazy("Login ID"), max_length=32, strip=True,
+                               widget=forms.TextInput(attrs={"autocomplete": "username", "autofocus": True}))
+    password = forms.CharField(label=gettext_lazy("Password"), max_length=128, strip=False,
+                               widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
+
+
+class CertificateProblem(enum.Enum):
+    MISSING = "certificate_missing"
+    FOREIGN = "certificate_foreign"
+    EXPIRED = "certificate_expired"
+    REVOKED = "certificate_revoked"
+    NOT_YET_VALID = "certificate_not_yet_valid"
+    ANOTHER_ID = "certificate_of_another_id"
+
+    @property
+    def message(self) -> str:
+        return {
+            CertificateProblem.MISSING: _(
+                "No electronic certificate was presented. Restart your browser, open this page again and "
+                "choose the certificate of your login ID when the browser asks."
+            ),
+            CertificateProblem.FOREIGN: _(
+                "The electronic certificate presented was not issued by this service. Restart your browser "
+                "and choose the certificate of your login ID."
+            ),
+            CertificateProblem.EXPIRED: _(
+                "The electronic certificate presented has expired. Obtain a new one with 「電子証明書取得」 below."
+            ),
+            CertificateProblem.REVOKED: _(
+                "The electronic certificate presented is no longer valid. If you have renewed it, restart your "
+                "browser and choose the new certificate; otherwise obtain one with 「電子証明書取得」 below."
+            ),
+            CertificateProblem.NOT_YET_VALID: _("The electronic certificate presented is not valid yet."),
+            CertificateProblem.ANOTHER_ID: _(
+                "The electronic certificate presented belongs to another login ID. Restart your browser and "
+                "choose the certificate of the login ID you entered."
+            ),
+        }[self]
+
+
+def certificate_problem(request: HttpRequest, *, user: User | None, now: datetime) -> CertificateProblem | None:
+    """What is wrong with this connection's certificate for logging in as `user`, if anything."""
+    if request.client_certificate_der is None:
+        return CertificateProblem.MISSING
+    certificate: Certificate | None = request.client_certificate
+    if certificate is None:
+        return CertificateProblem.FOREIGN
+    state = certificate.state_at(now)
+    if state == Certificate.State.REVOKED:
+        return CertificateProblem.REVOKED
+    if state == Certificate.State.EXPIRED:
+        return CertificateProblem.EXPIRED
+    if state == Certificate.State.NOT_YET_VALID:
+        return CertificateProblem.NOT_YET_VALID
+    if user is not None and certificate.owner_id != user.pk:
+        return CertificateProblem.ANOTHER_ID
+    return None
+
+
+def _refuse(request: HttpRequest, form: LoginForm, message: str) -> HttpResponse:
+    form.add_error(None, message)
+    return render(request, "certificates/login.html", {"form": form}, status=200)
+
+
+@never_cache
+@csrf_protect
+@sensitive_post_parameters("password")
+@require_http_methods(["GET", "HEAD", "POST"])
+def login(request: HttpRequest) -> HttpResponse:
+    form = LoginForm(request.POST if request.method == "POST" else None)
+    if request.method != "POST" or not form.is_valid():
+        return render(request, "certificates/login.html", {"form": form})
+    now = timezone.now()
+    address = request.client_address
+    login_id, password = form.cleaned_data["login_id"], form.cleaned_data["password"]
+    # Customers' IDs only: the bank's operators sign in to their own site.
+    user = User.objects.filter(login_id=login_id, contract__isnull=False).first()
+    if user is None:
+        make_password(password)  # as slow as a real check, so that timing does not tell which IDs exist
+        problem = certificate_problem(request, user=None, now=now)
+        audit.record(AuditEntry.Action.LOGIN_FAILED, remote_addr=address, reason="unknown_id",
+                     login_id=login_id[:32], certificate=problem.value if problem else None)
+        return _refuse(request, form, problem.message if problem else _("The login ID or password is incorrect."))
+
+    check = verify_password(user=user, password=password, remote_addr=address)  # audits and counts a failure
+    if check in (PasswordCheck.ID_NOT_ACTIVE, PasswordCheck.LOCKED_NOW):
+        user.refresh_from_db(fields=["state"])
+        if user.state == User.State.SUSPENDED:
+            return _refuse(request, form, _("This ID is suspended. Please contact your contract administrator."))
+        return _refuse(request, form, _(
+            "This ID is locked after too many failed attempts. Ask your contract administrator or the bank to "
+            "unlock it."
+        ))
+    problem = certificate_problem(request, user=user, now=now)
+    if problem is not None:
+        if check == PasswordCheck.ACCEPTED:  # otherwise verify_password has already recorded the failure
+            audit.record(
+                AuditEntry.Action.LOGIN_FAILED, subject=user, remote_addr=address, reason=problem.value,
+                certificate_serial=request.client_certificate.serial_number if request.client_certificate else "",
+            )
+        return _refuse(request, form, problem.message)
+    if check != PasswordCheck.ACCEPTED:
+        return _refuse(request, form, _("The login ID or password is incorrect."))
+
+    certificate: Certificate = request.client_certificate
+    with transaction.atomic():
+        auth.login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        request.session[SESSION_CERTIFICATE_KEY] = certificate.fingerprint_sha256
+        audit.record(AuditEntry.Action.LOGIN_SUCCEEDED, subject=user, remote_addr=address,
+                     certificate_serial=certificate.serial_number)
+        # The first login with a renewed certificate retires the ID's older ones.
+        supersede_older_certificates(newer=certificate, now=now)
+    return redirect("important-notices")
+
+
+@require_POST
+@csrf_protect
+def logout(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        audit.record(AuditEntry.Action.LOGOUT, subject=request.user, remote_addr=request.client_address,
+                     reason="logout")
+    auth.logout(request)
+    messages.info(request, _("You have logged out. Close the browser to finish."))
+    return redirect("login")

@@ -1,0 +1,25 @@
+"""The important-notices screen (重要なお知らせ), the first screen after login."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+
+from certificates.expiry import current_certificate, renewal_due
+
+from .models import Notice
+
+
+@login_required
+def important_notices(request: HttpRequest) -> HttpResponse:
+    now = timezone.now()
+    current = current_certificate(request.user, now=now)
+    used = request.client_certificate
+    return render(request, "notices/important.html", {
+        "renewal": renewal_due(request.user, now=now),
+        # Renewed but still logged in with the older one: the browser must be restarted to pick the new one.
+        "newer_certificate": current if current is not None and used is not None and current.pk != used.pk else None,
+        "notices": list(Notice.objects.published(now)),  # evaluated here, not while rendering
+    })
