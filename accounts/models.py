@@ -127,6 +127,7 @@ class AuditEntry(models.Model):
         LOGIN_FAILED = "login_failed", _("login failed")
         LOGOUT = "logout", _("logout")
         ID_CREATED = "id_created", _("ID created")
+        ID_CHANGED = "id_changed", _("ID details changed")
         ID_LOCKED = "id_locked", _("ID locked")
         ID_UNLOCKED = "id_unlocked", _("ID unlocked")
         ID_SUSPENDED = "id_suspended", _("ID suspended")
@@ -167,3 +168,24 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.get_action_display()}"
+
+
+class PasswordHistory(models.Model):
+    """The hashes of an ID's recent passwords, newest first, so that none is chosen again.
+
+    Written by accounts.passwords.PasswordReuseValidator.password_changed whenever a
+    password is set, whatever the path (services, operators' admin, createsuperuser).
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="password_history")
+    password = models.CharField(_("password hash"), max_length=128)
+    set_at = models.DateTimeField(_("set at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("previous password")
+        verbose_name_plural = _("previous passwords")
+        ordering = ["-set_at", "-id"]
+        indexes = [models.Index(fields=["user", "-set_at"], name="password_history_newest")]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.set_at:%Y-%m-%d %H:%M}"

@@ -1,14 +1,18 @@
-"""Workflows on IDs: password checks with lock-out, unlocking, suspending and resuming."""
+"""Workflows on IDs: password checks with lock-out, unlocking, suspending and resuming,
+creating user IDs, resetting and changing passwords."""
 
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 
 from django.conf import settings
+from django.contrib.auth import password_validation
 from django.db import transaction
 
 from . import audit
-from .models import AuditEntry, User
+from .models import AuditEntry, Contract, User
+from .passwords import temporary_password
 
 
 class PasswordCheck(enum.Enum):
@@ -83,3 +87,77 @@ def resume_id(*, user: User, by: User | None) -> User:
     return _change_state(
         user=user, by=by, expected=User.State.SUSPENDED, new=User.State.ACTIVE, action=AuditEntry.Action.ID_RESUMED
     )
+
+
+@dataclass(frozen=True)
+class NewID:
+    user: User
+    temporary_password: str  # shown once to the administrator, never stored in clear
+
+
+def create_user_id(
+    *, contract: Contract, login_id: str, email: str, language: str, by: User | None
+) -> NewID:
+    """Register a user ID (利用者ID) in `contract` with a temporary password to change at first login.
+
+    Raises django.core.exceptions.ValidationError for a taken or malformed login ID or address.
+    """
+    password = temporary_password()
+    with transaction.atomic():
+        user = User.objects.create_user(
+            login_id, email, password, contract=contract, role=User.Role.USER, language=language,
+            must_change_password=True,
+        )
+        audit.record(AuditEntry.Action.ID_CREATED, subject=user, actor=by, role=user.role)
+    return NewID(user=user, temporary_password=password)
+
+
+def update_id_details(*, user: User, email: str, language: str, by: User | None) -> User:
+    """Change an ID's registered e-mail address (where reminders go) and language."""
+    with transaction.atomic():
+        user = User.objects.select_for_update().get(pk=user.pk)
+        changed = {}
+        if user.email != email:
+            changed["email"] = {"old": user.email, "new": email}
+        if user.language != language:
+            changed["language"] = {"old": user.language, "new": language}
+        if not changed:
+            return user
+        user.email, user.language = email, language
+        user.full_clean(exclude=["password"])
+        user.save(update_fields=["email", "language"])
+        audit.record(AuditEntry.Action.ID_CHANGED, subject=user, actor=by, changed=changed)
+    return user
+
+
+def reset_password(*, user: User, by: User | None) -> str:
+    """Give `user` a temporary password that must be changed at the next login; returns it once.
+
+    The ID's sessions end (the session hash follows the password); its state is unchanged,
+    so a locked ID stays locked until it is unlocked.
+    """
+    password = temporary_password()
+    with transaction.atomic():
+        user = User.objects.select_for_update().get(pk=user.pk)
+        user.set_password(password)
+        user.must_change_password = True
+        user.save(update_fields=["password", "must_change_password"])
+        audit.record(AuditEntry.Action.PASSWORD_RESET, subject=user, actor=by)
+    return password
+
+
+def change_password(*, user: User, new_password: str) -> User:
+    """The ID's own password change, checked against the password rules.
+
+    Raises django.core.exceptions.ValidationError listing every rule the password breaks.
+    """
+    with transaction.atomic():
+        locked = User.objects.select_for_update().get(pk=user.pk)
+        password_validation.validate_password(new_password, locked)
+        locked.set_password(new_password)
+        locked.must_change_password = False
+        locked.save(update_fields=["password", "must_change_password"])
+        audit.record(AuditEntry.Action.PASSWORD_CHANGED, subject=locked, actor=locked)
+    # The caller's object follows, so that update_session_auth_hash() keeps the session.
+    user.password, user.must_change_password = locked.password, False
+    return user
