@@ -158,6 +158,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     # Before any view or redirect: reads the client certificate, ends sessions bound to another one.
     "certificates.client_cert.ClientCertificateMiddleware",
+    "accounts.middleware.PasswordChangeRequiredMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -194,6 +195,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    {"NAME": "accounts.passwords.NotLoginIDValidator"},
+    {"NAME": "accounts.passwords.PasswordReuseValidator", "OPTIONS": {"remember": 5}},
 ]
 
 # --- language and time ----------------------------------------------------------------

@@ -1,11 +1,15 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from . import contract_admin
+
 urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("pki/", include("certificates.pki_urls")),
     path("certificate/", include("certificates.enrollment_urls")),
     path("operator/", admin.site.urls),
+    path("manage/", contract_admin.site.urls),
+    path("", include("accounts.urls")),
     path("notices/", include("notices.urls")),
     path("", include("certificates.urls")),
 ]
