@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
@@ -40,3 +40,15 @@ class CertificateQuerySet(QuerySet):
 
     def awaiting_first_use(self) -> CertificateQuerySet:
         return self.not_revoked().filter(first_used_at__isnull=True)
+
+    def due_for_reminder(self, threshold_days: int, today: date, now: datetime | None = None) -> CertificateQuerySet:
+        """Current certificates that expire within `threshold_days` Japan-time calendar days of
+        `today` (days left = expiry date - today, 0..threshold) and are still unexpired at `now`.
+
+        "Within", not "exactly": a day the reminder job missed is caught up the next day.
+        """
+        now = now or timezone.now()
+        last_day_end = datetime.combine(today + timedelta(days=threshold_days + 1), time.min)
+        return self.current().filter(
+            not_after__gt=now, not_after__lt=timezone.make_aware(last_day_end, timezone.get_default_timezone())
+        )

@@ -263,6 +263,16 @@ CRL_VALIDITY_HOURS = env_int("CERTPORTAL_CRL_VALIDITY_HOURS", 24, minimum=1, max
 CRL_REFRESH_MARGIN_HOURS = env_int("CERTPORTAL_CRL_REFRESH_MARGIN_HOURS", 6, minimum=1, maximum=72)
 RENEWAL_WINDOW_DAYS = 30
 REMINDER_THRESHOLDS_DAYS = (30, 10)
+# Contract administrators get one e-mail a day listing their contract's IDs that must renew.
+ADMIN_DIGEST_ENABLED = env_bool("CERTPORTAL_ADMIN_DIGEST", True)
+# A reminder whose provider keeps failing is retried with exponential backoff (base doubling up to
+# the cap) and given up, as failed, only this long after it was recorded: a provider down for a day
+# still delivers.
+REMINDER_RETRY_BASE_SECONDS = env_int("CERTPORTAL_REMINDER_RETRY_BASE_SECONDS", 60, minimum=1, maximum=3600)
+REMINDER_RETRY_MAX_SECONDS = env_int("CERTPORTAL_REMINDER_RETRY_MAX_SECONDS", 3600, minimum=1, maximum=86400)
+REMINDER_GIVE_UP_HOURS = env_int("CERTPORTAL_REMINDER_GIVE_UP_HOURS", 72, minimum=1, maximum=720)
+# A reminder left "sending" this long belongs to a worker that died mid-send: it is sent again.
+REMINDER_SENDING_LEASE_SECONDS = env_int("CERTPORTAL_REMINDER_SENDING_LEASE_SECONDS", 600, minimum=1, maximum=86400)
 
 # --- e-mail ---------------------------------------------------------------------------
 
@@ -295,6 +305,8 @@ if CELERY_BROKER_URL.startswith("filesystem"):
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+# One queue name per deployment (or per test run) when several share a Redis server.
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "celery")
 CELERY_TASK_ACKS_LATE = True  # a worker killed mid-task leaves the message to be redelivered
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

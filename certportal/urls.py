@@ -8,6 +8,8 @@ urlpatterns = [
     path("pki/", include("certificates.pki_urls")),
     path("certificate/", include("certificates.enrollment_urls")),
     path("operator/", admin.site.urls),
+    # E-mail providers' delivery-tracking webhooks (anymail), refused without ANYMAIL_WEBHOOK_SECRET.
+    path("anymail/", include("notices.webhooks")),
     path("manage/", contract_admin.site.urls),
     path("", include("accounts.urls")),
     path("notices/", include("notices.urls")),

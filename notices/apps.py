@@ -5,3 +5,6 @@ from django.utils.translation import gettext_lazy as _
 class NoticesConfig(AppConfig):
     name = "notices"
     verbose_name = _("Notices and reminders")
+
+    def ready(self) -> None:
+        from . import webhooks  # noqa: F401 (connects the anymail tracking receiver)

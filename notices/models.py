@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -48,3 +49,96 @@ class Notice(models.Model):
     @property
     def body(self) -> str:
         return self.body_en if get_language() == "en" else self.body_ja
+
+
+class ReminderQuerySet(models.QuerySet):
+    def for_message_id(self, message_id: str) -> ReminderQuerySet:
+        return self.filter(message_id=message_id).exclude(message_id="")
+
+    def failed(self) -> ReminderQuerySet:
+        return self.filter(state=Reminder.State.FAILED)
+
+    def stranded(self, *, older_than: datetime) -> ReminderQuerySet:
+        """Queued and due for an attempt since before `older_than`: its task was lost (the broker
+        was down when it was recorded, or lost the message)."""
+        return self.filter(state=Reminder.State.QUEUED, next_attempt_at__lt=older_than)
+
+
+class Reminder(models.Model):
+    """One e-mail the portal owes someone: a certificate's 30- or 10-day expiry reminder, or a
+    contract administrator's daily digest. Recorded before it is sent; the unique constraints make
+    a second one for the same certificate and threshold, or administrator and day, impossible."""
+
+    class Kind(models.TextChoices):
+        EXPIRY = "expiry", _("expiry reminder")
+        DIGEST = "digest", _("administrator digest")
+
+    class State(models.TextChoices):
+        QUEUED = "queued", _("queued")
+        SENDING = "sending", _("sending")
+        SENT = "sent", _("sent")
+        DELIVERED = "delivered", _("delivered")
+        BOUNCED = "bounced", _("bounced")
+        FAILED = "failed", _("failed")
+        # The 30-day reminder of a certificate first seen inside 10 days: only the 10-day one goes out.
+        SKIPPED = "skipped", _("skipped (the 10-day reminder was sent instead)")
+
+    kind = models.CharField(_("kind"), max_length=8, choices=Kind.choices)
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reminders", verbose_name=_("ID")
+    )
+    certificate = models.ForeignKey(
+        "certificates.Certificate", on_delete=models.PROTECT, null=True, blank=True,
+        related_name="reminders", verbose_name=_("certificate"),
+    )
+    threshold_days = models.PositiveSmallIntegerField(_("threshold (days)"), null=True, blank=True)
+    digest_date = models.DateField(_("digest date (Japan)"), null=True, blank=True)
+    # The digest's list as it stood when recorded: [{"login_id", "not_after", "days_left"}].
+    items = models.JSONField(_("listed IDs"), default=list, blank=True)
+    state = models.CharField(_("state"), max_length=10, choices=State.choices, default=State.QUEUED)
+    run = models.UUIDField(_("recorded by run"), db_index=True)
+    created_at = models.DateTimeField(_("recorded at"), default=timezone.now, editable=False)
+    queued_at = models.DateTimeField(_("queued at"), default=timezone.now)
+    # When its task should next run; a queued reminder long past this lost its task and is re-queued.
+    next_attempt_at = models.DateTimeField(_("next attempt at"), default=timezone.now)
+    sending_since = models.DateTimeField(_("sending since"), null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(_("send attempts"), default=0)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+    sent_to = models.EmailField(_("sent to"), blank=True)
+    message_id = models.CharField(_("provider message ID"), max_length=255, blank=True)
+    tracked_at = models.DateTimeField(_("last tracking event at"), null=True, blank=True)
+    last_error = models.TextField(_("last error"), blank=True)
+
+    objects = ReminderQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("reminder e-mail")
+        verbose_name_plural = _("reminder e-mails")
+        ordering = ["-queued_at", "-id"]
+        indexes = [
+            # The tracking webhook finds a reminder by the provider's message id.
+            models.Index(fields=["message_id"], name="reminder_by_message_id", condition=~Q(message_id="")),
+            # The daily job re-queues reminders whose task was lost.
+            models.Index(fields=["next_attempt_at"], name="reminder_queued", condition=Q(state="queued")),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["certificate", "threshold_days"], name="one_reminder_per_certificate_and_threshold",
+                condition=Q(kind="expiry"),
+            ),
+            models.UniqueConstraint(
+                fields=["recipient", "digest_date"], name="one_digest_per_administrator_and_day",
+                condition=Q(kind="digest"),
+            ),
+            models.CheckConstraint(
+                name="reminder_kind_has_its_fields",
+                condition=Q(kind="expiry", certificate__isnull=False, threshold_days__isnull=False,
+                            digest_date__isnull=True)
+                | Q(kind="digest", certificate__isnull=True, threshold_days__isnull=True, digest_date__isnull=False),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        if self.kind == self.Kind.DIGEST:
+            return f"digest {self.digest_date} → {self.recipient_id}"
+        return f"{self.threshold_days}-day reminder for certificate {self.certificate_id}"

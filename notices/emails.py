@@ -1,0 +1,83 @@
+"""Rendering reminder e-mails: a subject, a plain-text and an HTML template per kind and language.
+
+The e-mails are written per language (templates/emails/<language>/<kind>-subject.txt,
+-body.txt, -body.html) rather than translated string by string: a bank's customer
+notices are worded as a whole by the people who answer for them, and the Japanese screen
+labels the customer must look for (重要なお知らせ, 「電子証明書の更新はこちら」,
+「電子証明書取得」) appear verbatim in both languages' e-mails. Formatting (dates in
+Japan time, days left) happens here, not in the templates.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.template.loader import render_to_string
+from django.utils import timezone, translation
+
+from .models import Reminder
+
+LANGUAGES = ("ja", "en")
+
+
+def format_expiry(moment: datetime, language: str) -> str:
+    """The expiry in Japan time: 2027年1月10日 09:59 (日本時間) / 10 January 2027, 09:59 (Japan time)."""
+    local = timezone.localtime(moment)
+    if language == "ja":
+        return f"{local.year}年{local.month}月{local.day}日 {local:%H:%M}（日本時間）"
+    return f"{local.day} {local:%B} {local.year}, {local:%H:%M} (Japan time)"
+
+
+def days_left(moment: datetime, today: date) -> int:
+    """Japan-time calendar days from `today` to the expiry date (0 on the day it expires)."""
+    return (timezone.localtime(moment).date() - today).days
+
+
+def reminder_message(reminder: Reminder, *, now: datetime) -> EmailMultiAlternatives:
+    """The e-mail for `reminder` as of `now`, to the ID's address and in its language."""
+    user = reminder.recipient
+    language = user.language if user.language in LANGUAGES else settings.LANGUAGE_CODE
+    today = timezone.localdate(now)
+    context = {
+        "login_id": user.login_id,
+        "portal_url": settings.PUBLIC_BASE_URL + "/",
+    }
+    if reminder.kind == Reminder.Kind.DIGEST:
+        template = "digest"
+        rows = []
+        for item in reminder.items:
+            not_after = datetime.fromisoformat(item["not_after"])
+            rows.append({
+                "login_id": item["login_id"],
+                "expires": format_expiry(not_after, language),
+                "days_left": days_left(not_after, today),
+                "expired": not_after <= now,
+            })
+        context.update(rows=rows, count=len(rows), date=reminder.digest_date)
+    else:
+        template = "expiry_reminder"
+        not_after = reminder.certificate.not_after
+        context.update(
+            expires=format_expiry(not_after, language),
+            days_left=days_left(not_after, today),
+            expired=not_after <= now,
+            serial_number=reminder.certificate.serial_number,
+            threshold_days=reminder.threshold_days,
+        )
+    with translation.override(language):
+        subject = render_to_string(f"emails/{language}/{template}-subject.txt", context)
+        text = render_to_string(f"emails/{language}/{template}-body.txt", context)
+        html = render_to_string(f"emails/{language}/{template}-body.html", context)
+    message = EmailMultiAlternatives(
+        subject=" ".join(subject.split()),  # one line, whatever the template's whitespace
+        body=text,
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[user.email],
+    )
+    message.attach_alternative(html, "text/html")
+    # anymail passes these to the provider; they come back in tracking events.
+    message.tags = [f"expiry-{reminder.threshold_days}" if reminder.threshold_days else "admin-digest"]
+    message.metadata = {"reminder_id": str(reminder.pk)}
+    return message

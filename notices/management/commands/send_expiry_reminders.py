@@ -1,0 +1,62 @@
+"""Twin of the daily beat task: record the reminders due today (or on --date) and queue them."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from notices.emails import days_left
+from notices.models import Reminder
+from notices.reminders import READ_BATCH, japan_day_start, run_reminder_job
+
+
+class Command(BaseCommand):
+    help = "Record and queue the expiry reminders and administrator digests due today (Japan time)."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--date", help="Run as on this Japan-time date (YYYY-MM-DD) instead of today, e.g. to catch up."
+        )
+
+    def handle(self, *args, date: str | None = None, **options) -> None:
+        now = timezone.now()
+        today = timezone.localdate(now)
+        if date is not None:
+            today = self._parse_date(date)
+            # A certificate already expired gets no reminder, whatever day the run pretends to be.
+            now = max(now, japan_day_start(today))
+        result = run_reminder_job(today=today, now=now)
+        queued = (
+            Reminder.objects.filter(pk__in=result.queued)
+            .select_related("recipient", "certificate")
+            .order_by("kind", "pk")
+        )
+        for reminder in queued.iterator(chunk_size=READ_BATCH):
+            self.stdout.write(self._describe(reminder, today))
+        self.stdout.write(
+            f"{today.isoformat()}: {len(result.queued)} e-mail(s) queued, {result.skipped} 30-day reminder(s) "
+            f"skipped (already inside 10 days: the 10-day one is sent), {len(result.requeued)} stranded "
+            f"reminder(s) re-queued; run {result.run}"
+        )
+
+    @staticmethod
+    def _parse_date(value: str) -> date:
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise CommandError(f"--date must be a date as YYYY-MM-DD, not {value!r}") from None
+
+    @staticmethod
+    def _describe(reminder: Reminder, today: date) -> str:
+        user = reminder.recipient
+        if reminder.kind == Reminder.Kind.DIGEST:
+            return f"queued digest #{reminder.pk} to {user.login_id} <{user.email}>: {len(reminder.items)} ID(s)"
+        certificate = reminder.certificate
+        expires = timezone.localtime(certificate.not_after)
+        return (
+            f"queued {reminder.threshold_days}-day reminder #{reminder.pk} to {user.login_id} <{user.email}>: "
+            f"certificate {certificate.serial_number} expires {expires:%Y-%m-%d %H:%M} JST "
+            f"({days_left(certificate.not_after, today)} days left)"
+        )
