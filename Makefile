@@ -3,7 +3,7 @@ PY := .venv/bin/python
 MANAGE := $(PY) manage.py
 PORT ?= 8443
 
-.PHONY: run test lint bench venv lock messages clean
+.PHONY: run test lint bench venv lock messages clean js
 
 venv: .venv/.installed
 
@@ -25,6 +25,13 @@ messages: venv
 	for po in */locale/ja/LC_MESSAGES/django.po locale/ja/LC_MESSAGES/django.po; do \
 	  $(PY) tools/fill_po.py $$po locale/ja.tsv; done
 	$(MANAGE) compilemessages --ignore=.venv -v0
+
+# The enrollment page's script: PKI.js + asn1js from frontend/package-lock.json, bundled by esbuild.
+# The bundle is committed, so `make run` works without npm; rebuild it after changing frontend/.
+js:
+	npm ci --prefix frontend
+	npx --prefix frontend esbuild frontend/src/enroll.js --bundle --minify --format=iife --target=es2020 \
+	  --outfile=static/certportal/enroll.js
 
 run: venv
 	mkdir -p var
