@@ -1,0 +1,255 @@
+"""The operators' command twins: init_ca, export_ca, issue_certificate, revoke_certificate, seed_demo."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import NameOID
+from django.conf import settings
+from django.core.management import CommandError, call_command
+from django.utils import translation
+
+from accounts.models import AuditEntry, Contract, User
+from certificates.models import Certificate, CertificateAuthority, RevocationList, RevocationReason
+
+from .conftest import make_csr
+
+pytestmark = pytest.mark.django_db
+
+ENCRYPTED_HEADER = "-----BEGIN ENCRYPTED PRIVATE KEY-----"
+
+
+def run(*args, **options) -> tuple[str, str]:
+    stdout, stderr = io.StringIO(), io.StringIO()
+    call_command(*args, stdout=stdout, stderr=stderr, **options)
+    return stdout.getvalue(), stderr.getvalue()
+
+
+def ca_rows() -> list[tuple]:
+    return list(
+        CertificateAuthority.objects.order_by("kind").values_list(
+            "pk", "kind", "subject", "certificate_pem", "encrypted_key_pem", "created_at"
+        )
+    )
+
+
+# --- init_ca and export_ca ----------------------------------------------------------------
+
+
+def test_init_ca_creates_the_two_tier_ca_once_and_then_says_nothing_changed(db):
+    created, _ = run("init_ca")
+    rows = ca_rows()
+    again, _ = run("init_ca")
+
+    assert "Created the CA" in created
+    assert [row[1] for row in rows] == ["issuing", "root"]
+    assert "nothing changed" in again
+    assert ca_rows() == rows
+    assert AuditEntry.objects.filter(action=AuditEntry.Action.CA_CREATED).count() == 1
+
+
+def test_ca_keys_are_stored_encrypted_and_open_only_with_the_passphrase(db):
+    run("init_ca")
+
+    for authority in CertificateAuthority.objects.all():
+        assert authority.encrypted_key_pem.startswith(ENCRYPTED_HEADER)
+        assert "-----BEGIN PRIVATE KEY-----" not in authority.encrypted_key_pem
+        key = serialization.load_pem_private_key(
+            authority.encrypted_key_pem.encode(), settings.CA_KEY_PASSPHRASE.encode()
+        )
+        assert key.public_key() == authority.certificate.public_key()
+        with pytest.raises(TypeError):  # no passphrase, no key
+            serialization.load_pem_private_key(authority.encrypted_key_pem.encode(), None)
+        with pytest.raises(ValueError):
+            serialization.load_pem_private_key(authority.encrypted_key_pem.encode(), b"not-the-passphrase-at-all")
+
+
+def test_export_ca_prints_the_issuing_ca_then_the_root_in_pem(db):
+    run("init_ca")
+    out, _ = run("export_ca")
+
+    assert out.count("-----BEGIN CERTIFICATE-----") == 2
+    issuing, root = x509.load_pem_x509_certificates(out.encode())
+    assert issuing.subject.rfc4514_string() == CertificateAuthority.objects.get(kind="issuing").subject
+    assert root.subject == root.issuer
+    issuing.verify_directly_issued_by(root)
+    assert issuing.extensions.get_extension_for_class(x509.BasicConstraints).value.path_length == 0
+    assert "PRIVATE KEY" not in out
+
+
+def test_export_ca_before_init_ca_is_a_clear_error(db):
+    with pytest.raises(CommandError, match="init_ca"):
+        run("export_ca")
+
+
+def manage(*args: str, env: dict[str, str], timeout: int = 120) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=settings.BASE_DIR, env=env, capture_output=True, text=True,
+        timeout=timeout,
+    )
+    assert result.returncode == 0, f"manage.py {' '.join(args)} failed:\n{result.stderr}"
+    return result
+
+
+def test_no_plain_ca_key_is_written_to_disk_or_printed(tmp_path):
+    """Create the CA in a fresh embedded installation and search every file and output for its keys."""
+    var = tmp_path / "var"
+    env = {
+        **{key: value for key, value in os.environ.items() if not key.startswith(("CERTPORTAL_", "DATABASE_URL"))},
+        "CERTPORTAL_VAR_DIR": str(var),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'portal.sqlite3'}",
+        "CERTPORTAL_CA_PASSPHRASE": "a-test-passphrase-of-some-length",
+        "CELERY_BROKER_URL": "filesystem://",
+    }
+    outputs = [manage("migrate", "--noinput", "-v0", env=env)]
+    outputs += [manage("init_ca", env=env), manage("init_ca", env=env), manage("export_ca", env=env)]
+    assert "nothing changed" in outputs[2].stdout
+
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "portal.sqlite3") as database:
+        stored = database.execute("SELECT kind, encrypted_key_pem FROM certificates_certificateauthority").fetchall()
+    assert sorted(kind for kind, _pem in stored) == ["issuing", "root"]
+    secrets: list[bytes] = []
+    for _kind, pem in stored:
+        assert pem.startswith(ENCRYPTED_HEADER)
+        key = serialization.load_pem_private_key(pem.encode(), b"a-test-passphrase-of-some-length")
+        plain_der = key.private_bytes(
+            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        scalar = key.private_numbers().private_value.to_bytes((key.curve.key_size + 7) // 8, "big")
+        secrets += [plain_der, scalar, scalar.hex().encode()]
+
+    files = [path for path in tmp_path.rglob("*") if path.is_file()]
+    assert any(path.name.startswith("portal.sqlite3") for path in files)
+    for path in files:
+        content = path.read_bytes()
+        assert b"-----BEGIN PRIVATE KEY-----" not in content, path
+        assert b"-----BEGIN EC PRIVATE KEY-----" not in content, path
+        assert not any(secret in content for secret in secrets), f"a plain CA key is in {path}"
+    for output in outputs:
+        assert "PRIVATE KEY" not in output.stdout + output.stderr
+
+
+# --- issue_certificate and revoke_certificate --------------------------------------------------
+
+
+def test_issue_certificate_prints_a_pem_certificate_for_the_login_id(ca, bob, tmp_path):
+    csr_file = tmp_path / "bob.csr"
+    csr_file.write_bytes(make_csr(common_name="someone-else")[0])
+
+    out, _ = run("issue_certificate", "bob-user", "--csr", str(csr_file))
+
+    cert = x509.load_pem_x509_certificate(out.encode())
+    assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "bob-user"
+    certificate = Certificate.objects.get(owner=bob)
+    assert certificate.issued_via == Certificate.Channel.OPERATOR
+    assert f"{cert.serial_number:X}" == certificate.serial_number
+
+
+def test_issue_certificate_with_the_same_csr_again_prints_the_same_certificate(ca, bob, tmp_path):
+    csr_file = tmp_path / "bob.csr"
+    csr_file.write_bytes(make_csr()[0])
+
+    first, _ = run("issue_certificate", "bob-user", "--csr", str(csr_file))
+    again, err = run("issue_certificate", "bob-user", "--csr", str(csr_file))
+
+    assert again == first
+    assert "already certified" in err
+    assert Certificate.objects.count() == 1
+
+
+def test_issue_certificate_for_an_unknown_id_is_a_clear_error(ca, tmp_path):
+    csr_file = tmp_path / "x.csr"
+    csr_file.write_bytes(make_csr()[0])
+
+    with pytest.raises(CommandError, match="No ID 'nobody-here'"):
+        run("issue_certificate", "nobody-here", "--csr", str(csr_file))
+
+
+def test_issue_certificate_with_an_unreadable_file_is_a_clear_error(ca, bob, tmp_path):
+    with pytest.raises(CommandError, match=r"Cannot read .*missing\.csr: No such file"):
+        run("issue_certificate", "bob-user", "--csr", str(tmp_path / "missing.csr"))
+    assert not Certificate.objects.exists()
+
+
+def test_issue_certificate_with_a_bad_csr_is_a_clear_error(ca, bob, tmp_path):
+    csr_file = tmp_path / "bad.csr"
+    csr_file.write_text("this is not a CSR\n")
+
+    with translation.override("en"), pytest.raises(CommandError, match=r"not a certificate signing request"):
+        run("issue_certificate", "bob-user", "--csr", str(csr_file))
+    assert not Certificate.objects.exists()
+
+
+def test_issue_certificate_for_an_operator_is_refused(ca, olivia, tmp_path):
+    csr_file = tmp_path / "o.csr"
+    csr_file.write_bytes(make_csr()[0])
+
+    with translation.override("en"), pytest.raises(CommandError, match="only to customers' IDs"):
+        run("issue_certificate", "olivia-operator", "--csr", str(csr_file))
+
+
+def test_revoke_certificate_revokes_by_serial_with_the_reason_and_publishes_a_crl(ca, bob, tmp_path):
+    csr_file = tmp_path / "bob.csr"
+    csr_file.write_bytes(make_csr()[0])
+    run("issue_certificate", "bob-user", "--csr", str(csr_file))
+    certificate = Certificate.objects.get()
+    # As openssl prints it: colons, lower case, a leading zero.
+    typed = ":".join(textwrap.wrap(f"0{certificate.serial_number}".lower(), 2))
+
+    out, _ = run("revoke_certificate", typed, "--reason", "key_compromise")
+
+    assert "Revoked" in out and certificate.serial_number in out
+    certificate.refresh_from_db()
+    assert certificate.revocation_reason == RevocationReason.KEY_COMPROMISE
+    crl = x509.load_der_x509_crl(bytes(RevocationList.objects.latest("number").der))
+    assert crl.get_revoked_certificate_by_serial_number(int(certificate.serial_number, 16)) is not None
+    with pytest.raises(CommandError, match="already revoked"):
+        run("revoke_certificate", certificate.serial_number, "--reason", "unspecified")
+
+
+def test_revoke_certificate_refuses_an_unknown_serial_or_reason(ca, bob):
+    with pytest.raises(CommandError, match="No certificate with serial number ABCDEF"):
+        run("revoke_certificate", "ABCDEF", "--reason", "unspecified")
+    with pytest.raises(CommandError, match="invalid choice"):
+        run("revoke_certificate", "ABCDEF", "--reason", "because")
+
+
+# --- seed_demo ---------------------------------------------------------------------------
+
+
+def test_seed_demo_creates_the_demo_contract_once_and_prints_working_passwords(db, settings):
+    settings.DEBUG = True
+    out, _ = run("seed_demo")
+
+    contract = Contract.objects.get()
+    ids = {user.login_id: user for user in User.objects.all()}
+    assert sorted((u.role, u.contract_id) for u in ids.values()) == [
+        ("", None), ("administrator", contract.pk), ("user", contract.pk), ("user", contract.pk)
+    ]
+    operators = [user for user in ids.values() if user.is_operator]
+    assert len(operators) == 1 and operators[0].is_superuser
+    for line in out.splitlines():
+        if "password:" in line:
+            login_id, password = line.split()[0], line.rsplit("password:", 1)[1].strip()
+            assert ids[login_id].check_password(password), login_id
+    assert sum("password:" in line for line in out.splitlines()) == 4
+
+    again, _ = run("seed_demo")
+    assert "nothing changed" in again
+    assert User.objects.count() == 4 and Contract.objects.count() == 1
+
+
+def test_seed_demo_refuses_outside_debug_mode(db, settings):
+    settings.DEBUG = False
+    with pytest.raises(CommandError, match="debug"):
+        run("seed_demo")
+    assert not User.objects.exists()
