@@ -12,7 +12,6 @@ from django.contrib.auth.hashers import check_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
 
 # Read off a screen and typed once: no 0/O, 1/l/I look-alikes.
 TEMPORARY_PASSWORD_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789"  # noqa: S105 (an alphabet, not a password)
@@ -64,11 +63,7 @@ class PasswordReuseValidator:
         for encoded in self._recent_hashes(user):
             if check_password(password, encoded):
                 raise ValidationError(
-                    ngettext(
-                        "The password must differ from your current password.",
-                        "The password must differ from your last %(count)d passwords.",
-                        self.remember,
-                    ) % {"count": self.remember},
+                    _("The password must not be one of your last %(count)d passwords.") % {"count": self.remember},
                     code="password_reused",
                 )
 
@@ -84,8 +79,4 @@ class PasswordReuseValidator:
             PasswordHistory.objects.filter(pk__in=list(stale)).delete()
 
     def get_help_text(self) -> str:
-        return ngettext(
-            "Your password must differ from your current password.",
-            "Your password must differ from your last %(count)d passwords.",
-            self.remember,
-        ) % {"count": self.remember}
+        return _("Your password must not be one of your last %(count)d passwords.") % {"count": self.remember}
