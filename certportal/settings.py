@@ -7,8 +7,11 @@ never a silent fallback. With no environment at all the portal runs on one machi
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from datetime import time
+from email.utils import parseaddr
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -233,6 +236,11 @@ X_FRAME_OPTIONS = "DENY"
 
 # Addresses of the TLS-terminating proxy (nginx) whose client-certificate headers are trusted.
 TRUSTED_PROXY_ADDRESSES = env_list("CERTPORTAL_TRUSTED_PROXIES", [])
+for _address in TRUSTED_PROXY_ADDRESSES:
+    try:
+        ipaddress.ip_address(_address)
+    except ValueError:
+        raise ImproperlyConfigured(f"CERTPORTAL_TRUSTED_PROXIES must list IP addresses, not {_address!r}") from None
 # nginx: proxy_set_header X-SSL-Client-Cert $ssl_client_escaped_cert; X-SSL-Client-Verify $ssl_client_verify.
 CLIENT_CERT_HEADER = "HTTP_X_SSL_CLIENT_CERT"
 CLIENT_VERIFY_HEADER = "HTTP_X_SSL_CLIENT_VERIFY"
@@ -277,8 +285,12 @@ REMINDER_SENDING_LEASE_SECONDS = env_int("CERTPORTAL_REMINDER_SENDING_LEASE_SECO
 # --- e-mail ---------------------------------------------------------------------------
 
 EMAIL_BACKEND = env_str("CERTPORTAL_EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")
+if not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+", EMAIL_BACKEND):
+    raise ImproperlyConfigured(f"CERTPORTAL_EMAIL_BACKEND must be a dotted Python path, not {EMAIL_BACKEND!r}")
 EMAIL_FILE_PATH = env_str("CERTPORTAL_EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
 DEFAULT_FROM_EMAIL = env_str("CERTPORTAL_FROM_EMAIL", "certportal@bank.example")
+if not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+", parseaddr(DEFAULT_FROM_EMAIL)[1]):
+    raise ImproperlyConfigured(f"CERTPORTAL_FROM_EMAIL must be an e-mail address, not {DEFAULT_FROM_EMAIL!r}")
 ANYMAIL = {
     key[len("ANYMAIL_"):]: value
     for key, value in os.environ.items()
@@ -329,9 +341,12 @@ CELERY_BEAT_SCHEDULE = {
 
 # --- logging --------------------------------------------------------------------------
 
+LOG_LEVEL = env_str("CERTPORTAL_LOG_LEVEL", "INFO").upper()
+if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+    raise ImproperlyConfigured(f"CERTPORTAL_LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not {LOG_LEVEL}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env_str("CERTPORTAL_LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
 }
