@@ -21,7 +21,7 @@ lock:
 messages: venv
 	for app in accounts certificates notices; do (cd $$app && ../$(PY) ../manage.py makemessages -l ja --no-wrap -v0); done
 	$(MANAGE) makemessages -l ja --no-wrap -v0 --ignore=.venv --ignore=node_modules --ignore=var \
-	  --ignore=accounts --ignore=certificates --ignore=notices
+	  --ignore='accounts/?*' --ignore='certificates/?*' --ignore='notices/?*'  # the apps' own files, not templates/<app>/
 	for po in */locale/ja/LC_MESSAGES/django.po locale/ja/LC_MESSAGES/django.po; do \
 	  $(PY) tools/fill_po.py $$po locale/ja.tsv; done
 	$(MANAGE) compilemessages --ignore=.venv -v0

@@ -1,0 +1,324 @@
+"""Certificate-and-password login, view level: the certificate arrives the way nginx passes it.
+
+The real TLS handshakes are in test_tls_login.py (gunicorn's own TLS) and test_nginx.py.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
+
+import pytest
+import time_machine
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from django.conf import settings
+from django.test import Client
+from django.urls import reverse
+
+from accounts.models import AuditEntry, User
+from accounts.services import suspend_id
+from certificates.client_cert import SESSION_CERTIFICATE_KEY
+from certificates.models import Certificate
+from certificates.services import revoke_certificate
+
+from .clients import PROXY_ADDRESS, CertificateClient, issue_for
+from .conftest import PASSWORD
+
+pytestmark = [pytest.mark.embedded, pytest.mark.usefixtures("ca", "behind_proxy")]
+
+
+def log_in(client: Client, user: User, password: str = PASSWORD, **extra):
+    return client.post(reverse("login"), {"login_id": user.login_id, "password": password}, **extra)
+
+
+def errors(response) -> str:
+    return " ".join(str(error) for error in response.context["form"].non_field_errors())
+
+
+def self_signed_headers() -> dict[str, str]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "alice-admin")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(now + timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    return {
+        "REMOTE_ADDR": PROXY_ADDRESS,
+        "HTTP_X_SSL_CLIENT_CERT": quote(cert.public_bytes(serialization.Encoding.PEM).decode(), safe=""),
+        "HTTP_X_SSL_CLIENT_VERIFY": "SUCCESS",
+        "HTTP_X_FORWARDED_PROTO": "https",
+    }
+
+
+def failures(user: User) -> list[AuditEntry]:
+    return list(AuditEntry.objects.filter(subject=user, action=AuditEntry.Action.LOGIN_FAILED))
+
+
+class TestLoginSucceeds:
+    def test_it_logs_in_with_the_ids_own_certificate_and_password(self, alice):
+        certificate, _key = issue_for(alice)
+        client = CertificateClient(certificate)
+        response = log_in(client, alice)
+        assert response.status_code == 302
+        assert response["Location"] == reverse("important-notices")
+        assert client.session[SESSION_CERTIFICATE_KEY] == certificate.fingerprint_sha256
+        assert int(client.session["_auth_user_id"]) == alice.pk
+        entry = AuditEntry.objects.get(action=AuditEntry.Action.LOGIN_SUCCEEDED)
+        assert (entry.subject, entry.certificate_serial) == (alice, certificate.serial_number)
+
+    def test_the_important_notices_screen_follows_the_login(self, alice):
+        certificate, _key = issue_for(alice)
+        client = CertificateClient(certificate)
+        response = log_in(client, alice, follow=True)
+        assert response.redirect_chain[-1][0] == reverse("important-notices")
+        assert "重要なお知らせ" in response.content.decode()
+
+    def test_the_first_login_with_a_renewed_certificate_supersedes_the_older_one(self, alice):
+        old, _ = issue_for(alice, now=datetime.now(UTC) - timedelta(days=340))
+        assert log_in(CertificateClient(old), alice).status_code == 302
+        new, _ = issue_for(alice)
+        assert log_in(CertificateClient(old), alice).status_code == 302  # the old one still works until then
+        old.refresh_from_db()
+        assert old.revoked_at is None
+        assert log_in(CertificateClient(new), alice).status_code == 302
+        old.refresh_from_db()
+        assert old.revocation_reason == "superseded"
+        response = log_in(CertificateClient(old), alice)
+        assert response.status_code == 200
+        assert "no longer valid" in errors(response) or "有効ではありません" in errors(response)
+
+    def test_a_successful_login_clears_the_count_of_failed_passwords(self, alice):
+        certificate, _key = issue_for(alice)
+        client = CertificateClient(certificate)
+        log_in(client, alice, "wrong-password-1")
+        alice.refresh_from_db()
+        assert alice.failed_password_attempts == 1
+        log_in(client, alice)
+        alice.refresh_from_db()
+        assert alice.failed_password_attempts == 0
+
+
+class TestLoginRefuses:
+    def test_it_refuses_a_login_without_a_certificate(self, alice):
+        issue_for(alice)
+        client = CertificateClient(None, HTTP_ACCEPT_LANGUAGE="en")
+        response = log_in(client, alice)
+        assert response.status_code == 200
+        assert "No electronic certificate was presented" in errors(response)
+        assert "_auth_user_id" not in client.session
+        assert [entry.detail["reason"] for entry in failures(alice)] == ["certificate_missing"]
+
+    def test_it_refuses_a_certificate_the_portal_did_not_issue(self, alice):
+        issue_for(alice)
+        client = Client(**self_signed_headers(), HTTP_ACCEPT_LANGUAGE="en")
+        response = log_in(client, alice)
+        assert "not issued by this service" in errors(response)
+        assert "_auth_user_id" not in client.session
+        assert [entry.detail["reason"] for entry in failures(alice)] == ["certificate_foreign"]
+
+    def test_it_refuses_the_certificate_of_another_id(self, alice, bob):
+        issue_for(alice)
+        bobs, _key = issue_for(bob)
+        client = CertificateClient(bobs, HTTP_ACCEPT_LANGUAGE="en")
+        response = log_in(client, alice)
+        assert "belongs to another login ID" in errors(response)
+        assert "_auth_user_id" not in client.session
+        assert failures(alice)[0].certificate_serial == bobs.serial_number
+
+    def test_it_refuses_the_certificate_of_an_id_of_another_contract(self, alice, charlie):
+        charlies, _key = issue_for(charlie)
+        response = log_in(CertificateClient(charlies, HTTP_ACCEPT_LANGUAGE="en"), alice)
+        assert "belongs to another login ID" in errors(response)
+
+    def test_it_refuses_a_wrong_password_and_counts_it(self, alice):
+        certificate, _key = issue_for(alice)
+        client = CertificateClient(certificate, HTTP_ACCEPT_LANGUAGE="en")
+        response = log_in(client, alice, "not-the-password")
+        assert "The login ID or password is incorrect." in errors(response)
+        assert "_auth_user_id" not in client.session
+        alice.refresh_from_db()
+        assert alice.failed_password_attempts == 1
+        assert failures(alice)[0].detail["reason"] == "wrong_password"
+
+    def test_a_wrong_password_counts_even_without_the_certificate(self, alice):
+        issue_for(alice)
+        response = log_in(CertificateClient(None, HTTP_ACCEPT_LANGUAGE="en"), alice, "not-the-password")
+        # The certificate is reported, whatever the password: no password oracle without the certificate.
+        assert "No electronic certificate was presented" in errors(response)
+        alice.refresh_from_db()
+        assert alice.failed_password_attempts == 1
+
+    def test_the_threshold_th_wrong_password_locks_the_id(self, alice, settings):
+        certificate, _key = issue_for(alice)
+        client = CertificateClient(certificate, HTTP_ACCEPT_LANGUAGE="en")
+        for _ in range(settings.LOCKOUT_THRESHOLD - 1):
+            assert "incorrect" in errors(log_in(client, alice, "not-the-password"))
+        response = log_in(client, alice, "not-the-password")
+        assert "locked" in errors(response)
+        alice.refresh_from_db()
+        assert alice.state == User.State.LOCKED
+        # Even the right password and certificate are refused now.
+        response = log_in(client, alice)
+        assert "locked" in errors(response)
+        assert "_auth_user_id" not in client.session
+
+    def test_it_refuses_a_suspended_id(self, alice):
+        certificate, _key = issue_for(alice)
+        suspend_id(user=alice, by=None)
+        client = CertificateClient(certificate, HTTP_ACCEPT_LANGUAGE="en")
+        response = log_in(client, alice)
+        assert "suspended" in errors(response)
+        assert "_auth_user_id" not in client.session
+
+    def test_it_refuses_an_unknown_login_id_like_a_wrong_password(self, alice):
+        certificate, _key = issue_for(alice)
+        client = CertificateClient(certificate, HTTP_ACCEPT_LANGUAGE="en")
+        response = client.post(reverse("login"), {"login_id": "nobody-here", "password": PASSWORD})
+        assert "The login ID or password is incorrect." in errors(response)
+        entry = AuditEntry.objects.get(action=AuditEntry.Action.LOGIN_FAILED)
+        assert entry.detail == {"reason": "unknown_id", "login_id": "nobody-here"}
+
+    def test_it_refuses_a_bank_operator_on_the_customers_login(self, alice, olivia):
+        certificate, _key = issue_for(alice)
+        response = log_in(CertificateClient(certificate, HTTP_ACCEPT_LANGUAGE="en"), olivia)
+        assert "The login ID or password is incorrect." in errors(response)
+
+    def test_it_refuses_a_revoked_certificate(self, alice):
+        certificate, _key = issue_for(alice)
+        revoke_certificate(certificate=certificate, reason="key_compromise", by=None)
+        response = log_in(CertificateClient(certificate, HTTP_ACCEPT_LANGUAGE="en"), alice)
+        assert "no longer valid" in errors(response)
+
+    def test_it_refuses_an_expired_certificate(self, alice):
+        certificate, _key = issue_for(alice, now=datetime.now(UTC) - timedelta(days=400))
+        response = log_in(CertificateClient(certificate, HTTP_ACCEPT_LANGUAGE="en"), alice)
+        assert "has expired" in errors(response)
+        assert "電子証明書取得" in errors(response)
+
+    def test_a_failed_verification_at_the_proxy_counts_as_no_certificate(self, alice):
+        certificate, _key = issue_for(alice)
+        client = CertificateClient(certificate, HTTP_X_SSL_CLIENT_VERIFY="FAILED:certificate revoked",
+                                   HTTP_ACCEPT_LANGUAGE="en")
+        assert "No electronic certificate was presented" in errors(log_in(client, alice))
+
+
+class TestMessagesInBothLanguages:
+    def test_the_refusal_is_in_japanese_by_default(self, alice):
+        issue_for(alice)
+        response = log_in(CertificateClient(None), alice)
+        assert "電子証明書が提示されませんでした" in errors(response)
+
+    def test_the_refusal_is_in_english_when_chosen(self, alice):
+        issue_for(alice)
+        client = CertificateClient(None)
+        client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+        assert "No electronic certificate was presented" in errors(log_in(client, alice))
+
+
+class TestLoginScreen:
+    @pytest.mark.parametrize("language", ["ja", "en"])
+    def test_it_links_to_obtaining_a_certificate_in_both_languages(self, language):
+        client = CertificateClient(None)
+        client.cookies[settings.LANGUAGE_COOKIE_NAME] = language
+        html = client.get(reverse("login")).content.decode()
+        assert f'<a href="{reverse("obtain-start")}">電子証明書取得</a>' in html
+        assert f'<html lang="{language}">' in html
+
+    def test_the_language_switch_is_remembered_in_a_cookie(self):
+        client = CertificateClient(None)
+        response = client.post(reverse("set_language"), {"language": "en", "next": reverse("login")})
+        assert response.cookies[settings.LANGUAGE_COOKIE_NAME].value == "en"
+        assert "Log in" in client.get(reverse("login")).content.decode()
+
+
+class TestSessionBinding:
+    def test_the_session_goes_on_with_the_same_certificate(self, alice):
+        certificate, _key = issue_for(alice)
+        client = CertificateClient(certificate)
+        log_in(client, alice)
+        assert client.get(reverse("important-notices")).status_code == 200
+
+    def test_a_request_with_another_certificate_is_logged_out(self, alice, bob):
+        certificate, _key = issue_for(alice)
+        bobs, _key = issue_for(bob)
+        client = CertificateClient(certificate)
+        log_in(client, alice)
+        client.defaults.update(CertificateClient(bobs).defaults)
+        response = client.get(reverse("important-notices"))
+        assert response.status_code == 302
+        assert response["Location"] == reverse("login")
+        assert "_auth_user_id" not in client.session
+        entry = AuditEntry.objects.get(action=AuditEntry.Action.LOGOUT)
+        assert (entry.subject, entry.detail["reason"]) == (alice, "certificate_changed")
+
+    def test_a_request_without_a_certificate_is_logged_out(self, alice):
+        certificate, _key = issue_for(alice)
+        client = CertificateClient(certificate)
+        log_in(client, alice)
+        client.defaults.update(CertificateClient(None).defaults)
+        client.defaults.pop("HTTP_X_SSL_CLIENT_CERT")
+        response = client.get(reverse("important-notices"))
+        assert response["Location"] == reverse("login")
+        assert client.get(reverse("important-notices"))["Location"].startswith(reverse("login"))
+
+    def test_a_session_whose_certificate_was_revoked_meanwhile_ends(self, alice):
+        certificate, _key = issue_for(alice)
+        client = CertificateClient(certificate)
+        log_in(client, alice)
+        revoke_certificate(certificate=certificate, reason="key_compromise", by=None)
+        assert client.get(reverse("important-notices"))["Location"] == reverse("login")
+
+    def test_the_session_ends_after_the_idle_timeout(self, alice):
+        certificate, _key = issue_for(alice)
+        client = CertificateClient(certificate)
+        with time_machine.travel(datetime.now(UTC), tick=False) as traveller:
+            log_in(client, alice)
+            traveller.shift(timedelta(seconds=settings.SESSION_COOKIE_AGE - 60))
+            assert client.get(reverse("important-notices")).status_code == 200  # activity renews it
+            traveller.shift(timedelta(seconds=settings.SESSION_COOKIE_AGE + 1))
+            assert client.get(reverse("important-notices"))["Location"].startswith(reverse("login"))
+
+    def test_the_idle_timeout_is_fifteen_minutes_by_default(self):
+        assert settings.SESSION_COOKIE_AGE == 15 * 60
+        assert settings.SESSION_SAVE_EVERY_REQUEST
+
+    def test_logout_ends_the_session_and_is_audited(self, alice):
+        certificate, _key = issue_for(alice)
+        client = CertificateClient(certificate)
+        log_in(client, alice)
+        response = client.post(reverse("logout"))
+        assert response["Location"] == reverse("login")
+        assert "_auth_user_id" not in client.session
+        assert AuditEntry.objects.filter(action=AuditEntry.Action.LOGOUT, subject=alice).exists()
+
+
+class TestProxyHeaders:
+    def test_a_certificate_header_from_an_untrusted_address_is_refused_and_audited(self, alice):
+        certificate, _key = issue_for(alice)
+        client = CertificateClient(certificate, REMOTE_ADDR="192.0.2.10")
+        response = log_in(client, alice)
+        assert response.status_code == 400
+        assert "_auth_user_id" not in client.session
+        entry = AuditEntry.objects.get(action=AuditEntry.Action.UNTRUSTED_PROXY_HEADER)
+        assert entry.remote_addr == "192.0.2.10"
+        assert not AuditEntry.objects.filter(action=AuditEntry.Action.LOGIN_SUCCEEDED).exists()
+
+    def test_no_address_is_trusted_unless_configured(self, alice, settings):
+        settings.TRUSTED_PROXY_ADDRESSES = []
+        certificate, _key = issue_for(alice)
+        assert log_in(CertificateClient(certificate), alice).status_code == 400
+
+    def test_the_customers_address_from_the_proxy_is_audited(self, alice):
+        certificate, _key = issue_for(alice)
+        log_in(CertificateClient(certificate, HTTP_X_REAL_IP="198.51.100.7"), alice)
+        assert AuditEntry.objects.get(action=AuditEntry.Action.LOGIN_SUCCEEDED).remote_addr == "198.51.100.7"
+
+
+def test_a_certificate_record_matches_the_presented_one_by_fingerprint(alice):
+    certificate, _key = issue_for(alice)
+    assert Certificate.objects.filter(fingerprint_sha256=certificate.fingerprint_sha256).get() == certificate
