@@ -1,0 +1,107 @@
+"""Settings are read strictly: a malformed value stops start-up and names its variable."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from django.conf import settings
+
+SETUP = "import django; django.setup()"
+PRODUCTION = {
+    "CERTPORTAL_DEBUG": "false",
+    "CERTPORTAL_SECRET_KEY": "k" * 20 + "-production-secret-key-of-fifty-chars",
+    "CERTPORTAL_ALLOWED_HOSTS": "portal.bank.example",
+    "CERTPORTAL_PUBLIC_BASE_URL": "https://portal.bank.example",
+    "CERTPORTAL_CA_PASSPHRASE": "a long production CA passphrase",
+    "DATABASE_URL": "postgres://certportal:s3cret@db.bank.internal:5433/certportal?sslmode=require",
+    "CELERY_BROKER_URL": "redis://redis.bank.internal:6379/1",
+    "CERTPORTAL_EMAIL_BACKEND": "anymail.backends.amazon_ses.EmailBackend",
+    "CERTPORTAL_FROM_EMAIL": "Demo Bank <certportal@bank.example>",
+    "CERTPORTAL_TRUSTED_PROXIES": "10.0.0.5,10.0.0.6",
+    "CERTPORTAL_REMINDER_TIME": "08:30",
+    "CERTPORTAL_LOCKOUT_THRESHOLD": "3",
+}
+
+
+def start(tmp_path, code: str = SETUP, **variables: str) -> subprocess.CompletedProcess:
+    """Set Django up in a fresh interpreter with only these variables of ours in its environment."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("CERTPORTAL_", "DATABASE_URL", "CELERY_", "ANYMAIL_", "DJANGO_"))
+    }
+    env.update(DJANGO_SETTINGS_MODULE="certportal.settings", CERTPORTAL_VAR_DIR=str(tmp_path), **variables)
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.mark.parametrize(
+    ("variables", "named"),
+    [
+        ({"CERTPORTAL_DEBUG": "maybe"}, "CERTPORTAL_DEBUG"),
+        ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
+        ({"DATABASE_URL": "sqlite://"}, "DATABASE_URL"),
+        ({"DATABASE_URL": "postgres://postgres@127.0.0.1:notaport/test"}, "DATABASE_URL"),
+        ({"DATABASE_URL": "postgres://postgres@127.0.0.1:5432/"}, "DATABASE_URL"),
+        ({"CERTPORTAL_LOCKOUT_THRESHOLD": "abc"}, "CERTPORTAL_LOCKOUT_THRESHOLD"),
+        ({"CERTPORTAL_LOCKOUT_THRESHOLD": "0"}, "CERTPORTAL_LOCKOUT_THRESHOLD"),
+        ({"CERTPORTAL_CERTIFICATE_VALIDITY_MONTHS": "13"}, "CERTPORTAL_CERTIFICATE_VALIDITY_MONTHS"),
+        ({"CELERY_BROKER_URL": "ftp://x"}, "CELERY_BROKER_URL"),
+        ({"CERTPORTAL_DEBUG": "false"}, "CERTPORTAL_SECRET_KEY"),
+        ({"CERTPORTAL_SECRET_KEY": "too-short"}, "CERTPORTAL_SECRET_KEY"),
+        ({**PRODUCTION, "CERTPORTAL_CA_PASSPHRASE": ""}, "CERTPORTAL_CA_PASSPHRASE"),
+        ({"CERTPORTAL_CA_PASSPHRASE": "short"}, "CERTPORTAL_CA_PASSPHRASE"),
+        ({**PRODUCTION, "CERTPORTAL_ALLOWED_HOSTS": ""}, "CERTPORTAL_ALLOWED_HOSTS"),
+        ({"CERTPORTAL_ALLOWED_HOSTS": "a.example,,b.example"}, "CERTPORTAL_ALLOWED_HOSTS"),
+        ({"CERTPORTAL_REMINDER_TIME": "25:99"}, "CERTPORTAL_REMINDER_TIME"),
+        ({"CERTPORTAL_CRL_URL": "ftp://portal.bank.example/crl"}, "CERTPORTAL_CRL_URL"),
+        ({"CERTPORTAL_TRUSTED_PROXIES": "proxy.internal"}, "CERTPORTAL_TRUSTED_PROXIES"),
+        ({"CERTPORTAL_EMAIL_BACKEND": "not a backend"}, "CERTPORTAL_EMAIL_BACKEND"),
+        ({"CERTPORTAL_FROM_EMAIL": "nobody"}, "CERTPORTAL_FROM_EMAIL"),
+        ({"CERTPORTAL_LOG_LEVEL": "verbose"}, "CERTPORTAL_LOG_LEVEL"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else None,
+)
+def test_a_malformed_value_stops_start_up_naming_the_variable(tmp_path, variables, named):
+    result = start(tmp_path, **variables)
+
+    assert result.returncode != 0, f"started with {variables}"
+    assert "ImproperlyConfigured" in result.stderr
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert named in last_line, result.stderr
+
+
+def test_the_production_environment_starts_with_exactly_those_values(tmp_path):
+    code = SETUP + (
+        "; from django.conf import settings as s; import json; db = s.DATABASES['default']; print(json.dumps(["
+        "s.DEBUG, db['ENGINE'], db['HOST'], db['PORT'], db['NAME'], db['USER'], db['OPTIONS'], s.CELERY_BROKER_URL,"
+        " s.EMAIL_BACKEND, s.ALLOWED_HOSTS, s.TRUSTED_PROXY_ADDRESSES, str(s.REMINDER_TIME), s.LOCKOUT_THRESHOLD,"
+        " s.SECURE_SSL_REDIRECT, s.SESSION_COOKIE_SECURE, s.CRL_URL]))"
+    )
+    result = start(tmp_path, code, **PRODUCTION)
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [
+        False, "django.db.backends.postgresql", "db.bank.internal", "5433", "certportal", "certportal",
+        {"sslmode": "require"}, "redis://redis.bank.internal:6379/1", "anymail.backends.amazon_ses.EmailBackend",
+        ["portal.bank.example"], ["10.0.0.5", "10.0.0.6"], "08:30:00", 3, True, True,
+        "https://portal.bank.example/pki/crl",
+    ]
+
+
+def test_with_no_environment_the_portal_runs_embedded_in_debug_mode(tmp_path):
+    code = SETUP + (
+        "; from django.conf import settings as s; import json; print(json.dumps([s.DEBUG,"
+        " s.DATABASES['default']['ENGINE'], s.DATABASES['default']['NAME'], s.CELERY_BROKER_URL, s.LANGUAGE_CODE]))"
+    )
+    result = start(tmp_path, code)
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [
+        True, "django.db.backends.sqlite3", str(tmp_path / "certportal.sqlite3"), "filesystem://", "ja"
+    ]
