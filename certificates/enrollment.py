@@ -1,11 +1,306 @@
-"""Obtaining (電子証明書取得) and renewing (更新) a certificate in the browser. Placeholder: being built."""
+"""Obtaining (電子証明書取得) and renewing (更新) a certificate in the browser.
 
-from django.http import Http404, HttpRequest, HttpResponse
+The page generates the key pair with WebCrypto, builds the CSR and, once the certificate
+is back, the password-protected PKCS#12 file (static/certportal/enroll.js, from frontend/).
+These views only ever receive the CSR: the private key never reaches the server.
+
+Renewal acts on request.user alone; obtaining acts on the ID proven in this session by
+its password and a one-time code e-mailed to its registered address. A certificate in a
+URL is looked up among that ID's own certificates, 404 otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts import audit
+from accounts.models import AuditEntry, User
+from accounts.services import PasswordCheck, verify_password
+
+from .csr import CertificateRefused
+from .forms import ObtainIdentifyForm, OneTimeCodeForm
+from .models import Certificate, OneTimeCode
+from .otp import CodeRefused, send_one_time_code, verify_one_time_code
+from .services import issue_certificate
+
+# The session key of an obtain in progress: {"user": pk, "code": pk, "verified_at": epoch seconds}.
+OBTAIN_SESSION_KEY = "certportal_obtain"
+# After the code is accepted, the page has this long to send its CSR.
+OBTAIN_VERIFIED_FOR = timedelta(minutes=30)
+# Password and code entries allowed per browser session in a sliding window (the ID's own
+# lock-out and the per-code limit apply as well).
+SESSION_ATTEMPT_LIMIT = 10
+SESSION_ATTEMPT_WINDOW_SECONDS = 15 * 60
+ATTEMPTS_SESSION_KEY = "certportal_obtain_attempts"
+PASSWORD_REFUSALS = {
+    PasswordCheck.REFUSED: gettext_lazy("The login ID or the password is not correct."),
+    PasswordCheck.LOCKED_NOW: gettext_lazy(
+        "Too many wrong passwords: this ID is now locked. Ask your administrator to unlock it."
+    ),
+    PasswordCheck.ID_NOT_ACTIVE: gettext_lazy("This ID is locked or suspended. Ask your administrator to unlock it."),
+}
+# The page 電子証明書更新前処理中 moves on by itself after this many seconds.
+PREPARE_SECONDS = 2
 
 
+def _remote_addr(request: HttpRequest) -> str | None:
+    return getattr(request, "client_address", None) or request.META.get("REMOTE_ADDR")
+
+
+def _customer(request: HttpRequest) -> User:
+    """The logged-in customer's ID; bank operators have no certificates to renew here."""
+    if request.user.contract_id is None:
+        raise Http404
+    return request.user
+
+
+def _older_certificates(certificate: Certificate) -> list[Certificate]:
+    """The ID's earlier certificates, newest first, which the customer may delete from the browser."""
+    return list(
+        certificate.owner.certificates.filter(not_before__lt=certificate.not_before).exclude(pk=certificate.pk)[:5]
+    )
+
+
+def _issue(request: HttpRequest, *, user: User, via: Certificate.Channel, done_url_name: str) -> JsonResponse:
+    """Issue from the page's CSR; the page needs the certificate, the file name and where to go next."""
+    try:
+        csr = json.loads(request.body)["csr"]
+        if not isinstance(csr, str):
+            raise TypeError
+    except (ValueError, KeyError, TypeError):
+        return JsonResponse({"error": _("The request from the page could not be read. Reload it and try again.")},
+                            status=400)
+    try:
+        issuance = issue_certificate(user=user, csr=csr, via=via)
+    except CertificateRefused as refusal:
+        status = 409 if refusal.code == "issuance_in_progress" else 400
+        return JsonResponse({"error": str(refusal.message), "code": refusal.code}, status=status)
+    certificate = issuance.certificate
+    return JsonResponse({
+        "certificate": certificate.pem,
+        "serial": certificate.serial_number,
+        "filename": f"certportal-{user.login_id}-{certificate.serial_number}.p12",
+        "friendly_name": f"{user.login_id} ({certificate.serial_number})",
+        "next": reverse(done_url_name, args=[certificate.serial_number]),
+        "created": issuance.created,
+    }, status=201 if issuance.created else 200)
+
+
+def _start_context(user: User, *, now: datetime) -> dict:
+    """The certificate being renewed, and one issued moments ago that still holds the ID's slot."""
+    hold = timedelta(minutes=settings.PENDING_CERTIFICATE_HOLD_MINUTES)
+    pending = user.certificates.awaiting_first_use().filter(not_before__gt=now - hold, not_after__gt=now).first()
+    current = user.certificates.valid(now).filter(first_used_at__isnull=False).first()
+    return {
+        "login_id": user.login_id,
+        "current": current,
+        "pending": pending,
+        "pending_until": pending.not_before + hold if pending else None,
+    }
+
+
+# --- renewal (電子証明書の更新) --------------------------------------------------------------
+
+
+@never_cache
+@login_required
+@require_GET
 def renewal_prepare(request: HttpRequest) -> HttpResponse:
-    raise Http404
+    """電子証明書更新前処理中: shown briefly, then the browser moves on to 電子証明書更新開始."""
+    _customer(request)
+    return render(request, "certificates/enroll/renewal_prepare.html", {
+        "next_url": reverse("renewal-start"), "seconds": PREPARE_SECONDS,
+    })
 
 
+@never_cache
+@login_required
+@require_GET
+def renewal_start(request: HttpRequest) -> HttpResponse:
+    """電子証明書更新開始 with the button 更新; the page's script does the rest."""
+    user = _customer(request)
+    context = _start_context(user, now=timezone.now())
+    context.update(mode="renewal", issue_url=reverse("renewal-issue"))
+    return render(request, "certificates/enroll/start.html", context)
+
+
+@login_required
+@require_POST
+def renewal_issue(request: HttpRequest) -> JsonResponse:
+    user = _customer(request)
+    return _issue(request, user=user, via=Certificate.Channel.RENEWAL, done_url_name="renewal-done")
+
+
+@never_cache
+@login_required
+@require_GET
+def renewal_done(request: HttpRequest, serial: str) -> HttpResponse:
+    """電子証明書発行 発行完了: the new certificate, how to import it, and what may be deleted."""
+    user = _customer(request)
+    certificate = get_object_or_404(user.certificates, serial_number=serial)
+    return render(request, "certificates/enroll/done.html", {
+        "mode": "renewal", "certificate": certificate, "older": _older_certificates(certificate),
+    })
+
+
+# --- obtaining (電子証明書取得) from the login screen ---------------------------------------
+
+
+def _count_session_attempt(request: HttpRequest) -> bool:
+    """Record one attempt in this session; False once the session has used up its attempts."""
+    now = time.time()
+    since = now - SESSION_ATTEMPT_WINDOW_SECONDS
+    recent = [at for at in request.session.get(ATTEMPTS_SESSION_KEY, []) if at > since]
+    if len(recent) >= SESSION_ATTEMPT_LIMIT:
+        request.session[ATTEMPTS_SESSION_KEY] = recent
+        return False
+    request.session[ATTEMPTS_SESSION_KEY] = [*recent, now]
+    return True
+
+
+def _too_many_attempts(request: HttpRequest, template: str, form, *, user: User | None = None) -> HttpResponse:
+    audit.record(
+        AuditEntry.Action.ONE_TIME_CODE_FAILED if user else AuditEntry.Action.LOGIN_FAILED,
+        subject=user, remote_addr=_remote_addr(request), reason="session_rate_limited", via="obtain",
+    )
+    form.add_error(None, _("Too many attempts from this browser. Please wait 15 minutes and try again."))
+    return render(request, template, {"form": form}, status=429)
+
+
+def _obtain_state(request: HttpRequest) -> dict | None:
+    return request.session.get(OBTAIN_SESSION_KEY)
+
+
+def _obtain_user(request: HttpRequest, *, verified: bool) -> User | None:
+    """The ID proven in this session (by its password, and by the code too when `verified`)."""
+    state = _obtain_state(request)
+    if not state:
+        return None
+    if verified:
+        verified_at = state.get("verified_at")
+        if verified_at is None or time.time() - verified_at > OBTAIN_VERIFIED_FOR.total_seconds():
+            return None
+    return User.objects.filter(pk=state["user"], contract__isnull=False).first()
+
+
+def _has_usable_certificate(user: User, now: datetime) -> bool:
+    """A valid certificate already used to log in: the ID should log in and renew instead.
+
+    One issued but never used (a file lost half-way through obtaining) does not count;
+    issuing a new one revokes it.
+    """
+    return user.certificates.valid(now).filter(first_used_at__isnull=False).exists()
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
 def obtain_start(request: HttpRequest) -> HttpResponse:
-    raise Http404
+    """電子証明書取得: the login ID and password, then a code to the registered address."""
+    template = "certificates/enroll/obtain_identify.html"
+    form = ObtainIdentifyForm(request.POST or None)
+    if request.method == "GET" or not form.is_valid():
+        return render(request, template, {"form": form})
+    if not _count_session_attempt(request):
+        return _too_many_attempts(request, template, form)
+    remote_addr = _remote_addr(request)
+    login_id = form.cleaned_data["login_id"]
+    user = User.objects.filter(login_id=login_id, contract__isnull=False).first()
+    if user is None:
+        audit.record(AuditEntry.Action.LOGIN_FAILED, remote_addr=remote_addr, reason="unknown_id",
+                     login_id=login_id[:32], via="obtain")
+        form.add_error(None, _("The login ID or the password is not correct."))
+        return render(request, template, {"form": form})
+    check = verify_password(user=user, password=form.cleaned_data["password"], remote_addr=remote_addr)
+    if check != PasswordCheck.ACCEPTED:
+        form.add_error(None, PASSWORD_REFUSALS[check])
+        return render(request, template, {"form": form})
+    if _has_usable_certificate(user, timezone.now()):
+        audit.record(AuditEntry.Action.ISSUANCE_REFUSED, subject=user, remote_addr=remote_addr,
+                     reason="has_valid_certificate", via=str(Certificate.Channel.OBTAIN))
+        return render(request, "certificates/enroll/obtain_renew_instead.html", {"login_id": user.login_id})
+    try:
+        code = send_one_time_code(user=user, purpose=OneTimeCode.Purpose.OBTAIN, remote_addr=remote_addr)
+    except CodeRefused as refusal:
+        form.add_error(None, str(refusal.message))
+        return render(request, template, {"form": form}, status=429)
+    request.session.cycle_key()
+    request.session[OBTAIN_SESSION_KEY] = {"user": user.pk, "code": code.pk, "verified_at": None}
+    return redirect("obtain-code")
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def obtain_code(request: HttpRequest) -> HttpResponse:
+    """The six-digit code from the e-mail."""
+    template = "certificates/enroll/obtain_code.html"
+    state = _obtain_state(request)
+    user = _obtain_user(request, verified=False)
+    if user is None or not state.get("code"):
+        return redirect("obtain-start")
+    form = OneTimeCodeForm(request.POST or None)
+    context = {"form": form, "email": _masked(user.email)}
+    if request.method == "GET" or not form.is_valid():
+        return render(request, template, context)
+    if not _count_session_attempt(request):
+        return _too_many_attempts(request, template, form, user=user)
+    try:
+        verify_one_time_code(code_id=state["code"], user=user, entered=form.cleaned_data["code"],
+                             remote_addr=_remote_addr(request))
+    except CodeRefused as refusal:
+        form.add_error("code", str(refusal.message))
+        return render(request, template, context)
+    request.session.cycle_key()
+    request.session[OBTAIN_SESSION_KEY] = {"user": user.pk, "code": None, "verified_at": time.time()}
+    return redirect("obtain-enroll")
+
+
+def _masked(email: str) -> str:
+    """a****@example.com: enough for the customer to recognise, not enough to harvest."""
+    local, _at, domain = email.partition("@")
+    return f"{local[:1]}{'*' * max(len(local) - 1, 3)}@{domain}"
+
+
+@never_cache
+@require_GET
+def obtain_enroll(request: HttpRequest) -> HttpResponse:
+    user = _obtain_user(request, verified=True)
+    if user is None:
+        messages.warning(request, _("Please confirm your ID again to obtain a certificate."))
+        return redirect("obtain-start")
+    context = _start_context(user, now=timezone.now())
+    context.update(mode="obtain", issue_url=reverse("obtain-issue"))
+    return render(request, "certificates/enroll/start.html", context)
+
+
+@require_POST
+def obtain_issue(request: HttpRequest) -> JsonResponse:
+    user = _obtain_user(request, verified=True)
+    if user is None:
+        return JsonResponse({"error": _("Please confirm your ID again to obtain a certificate.")}, status=403)
+    return _issue(request, user=user, via=Certificate.Channel.OBTAIN, done_url_name="obtain-done")
+
+
+@never_cache
+@require_GET
+def obtain_done(request: HttpRequest, serial: str) -> HttpResponse:
+    user = _obtain_user(request, verified=False)
+    if user is None:
+        raise Http404
+    certificate = get_object_or_404(user.certificates, serial_number=serial)
+    return render(request, "certificates/enroll/done.html", {
+        "mode": "obtain", "certificate": certificate, "older": _older_certificates(certificate),
+    })

@@ -161,3 +161,37 @@ class RevocationList(models.Model):
 
     def __str__(self) -> str:
         return f"CRL #{self.number}"
+
+
+class OneTimeCode(models.Model):
+    """A six-digit code e-mailed to an ID's registered address to prove it before obtaining a certificate.
+
+    Only a keyed hash of the code is stored (a six-digit code alone is guessed in a million tries,
+    so a plain hash of it would protect nothing once the table leaked).
+    """
+
+    class Purpose(models.TextChoices):
+        OBTAIN = "obtain", _("obtaining a certificate")
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="one_time_codes", verbose_name=_("ID")
+    )
+    purpose = models.CharField(_("purpose"), max_length=16, choices=Purpose.choices)
+    salt = models.CharField(_("salt"), max_length=32)
+    code_hash = models.CharField(_("code hash"), max_length=64)
+    created_at = models.DateTimeField(_("created at"))
+    expires_at = models.DateTimeField(_("expires at"))
+    failed_attempts = models.PositiveSmallIntegerField(_("failed attempts"), default=0)
+    used_at = models.DateTimeField(_("used at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("one-time code")
+        verbose_name_plural = _("one-time codes")
+        ordering = ["-created_at"]
+        indexes = [
+            # The per-ID rate limit counts an ID's codes of the last hour.
+            models.Index(fields=["user", "-created_at"], name="otp_user_newest"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.created_at:%Y-%m-%d %H:%M}"

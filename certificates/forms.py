@@ -1,0 +1,29 @@
+"""Forms of the in-browser enrollment: proving an ID before obtaining a certificate."""
+
+from __future__ import annotations
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from .otp import CODE_DIGITS
+
+
+class ObtainIdentifyForm(forms.Form):
+    login_id = forms.CharField(label=_("Login ID"), max_length=32, strip=True)
+    password = forms.CharField(label=_("Password"), max_length=128, strip=False, widget=forms.PasswordInput)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["login_id"].widget.attrs.update(autocomplete="username", autocapitalize="none")
+        self.fields["password"].widget.attrs.update(autocomplete="current-password")
+
+
+class OneTimeCodeForm(forms.Form):
+    # Any text is passed on: a malformed entry counts as a wrong one and is audited like it.
+    code = forms.CharField(label=_("Confirmation code"), max_length=16)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["code"].widget.attrs.update(
+            autocomplete="one-time-code", inputmode="numeric", maxlength=str(CODE_DIGITS + 2)
+        )

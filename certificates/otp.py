@@ -1,0 +1,155 @@
+"""One-time codes e-mailed to an ID's registered address (電子証明書取得 proves the ID with one).
+
+Six digits from `secrets`, stored as a keyed hash, valid ten minutes, five wrong entries and
+it is spent, usable once. An ID gets at most CODES_PER_HOUR codes an hour, so the mailbox of
+a customer is not flooded by someone who knows the password.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.utils import timezone, translation
+from django.utils.crypto import constant_time_compare, salted_hmac
+from django.utils.translation import gettext_lazy as _
+
+from accounts import audit
+from accounts.models import AuditEntry, User
+
+from .models import OneTimeCode
+
+CODE_DIGITS = 6
+CODE_LIFETIME = timedelta(minutes=10)
+MAX_FAILED_ATTEMPTS = 5
+CODES_PER_HOUR = 5
+
+
+class CodeRefused(Exception):
+    """The code was not accepted; `message` says why in the active language."""
+
+    def __init__(self, code: str, message) -> None:
+        super().__init__(str(message))
+        self.code = code
+        self.message = message
+
+
+def _hash(salt: str, code: str) -> str:
+    return salted_hmac("certportal.one-time-code", f"{salt}:{code}", algorithm="sha256").hexdigest()
+
+
+def send_one_time_code(
+    *, user: User, purpose: OneTimeCode.Purpose, remote_addr: str | None = None, now: datetime | None = None
+) -> OneTimeCode:
+    """Create a code for `user` and e-mail it once the transaction commits; earlier live codes stop working."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        user = User.objects.select_for_update().get(pk=user.pk)
+        sent_last_hour = user.one_time_codes.filter(created_at__gt=now - timedelta(hours=1)).count()
+        if sent_last_hour >= CODES_PER_HOUR:
+            audit.record(
+                AuditEntry.Action.ONE_TIME_CODE_FAILED, subject=user, remote_addr=remote_addr,
+                reason="too_many_codes", purpose=str(purpose),
+            )
+            refused = CodeRefused(
+                "too_many_codes",
+                _("Too many confirmation codes were sent for this ID in the last hour. Please try again later."),
+            )
+        else:
+            refused = None
+            user.one_time_codes.filter(used_at__isnull=True, expires_at__gt=now).update(expires_at=now)
+            code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+            salt = secrets.token_hex(16)
+            record = OneTimeCode.objects.create(
+                user=user, purpose=purpose, salt=salt, code_hash=_hash(salt, code),
+                created_at=now, expires_at=now + CODE_LIFETIME,
+            )
+            audit.record(
+                AuditEntry.Action.ONE_TIME_CODE_SENT, subject=user, remote_addr=remote_addr,
+                purpose=str(purpose), code_id=record.pk,
+            )
+            transaction.on_commit(lambda: _mail_code(user=user, code=code, expires_at=record.expires_at))
+    # Raised outside the block so that the audit entry of the refusal is kept.
+    if refused is not None:
+        raise refused
+    return record
+
+
+def _mail_code(*, user: User, code: str, expires_at: datetime) -> None:
+    with translation.override(user.language):
+        context = {
+            "user": user,
+            "code": code,
+            "minutes": int(CODE_LIFETIME.total_seconds() // 60),
+            "expires_at": timezone.localtime(expires_at),
+        }
+        subject = render_to_string("certificates/enroll/email/one_time_code_subject.txt", context).strip()
+        text = render_to_string("certificates/enroll/email/one_time_code_body.txt", context)
+        html = render_to_string("certificates/enroll/email/one_time_code_body.html", context)
+    message = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL, [user.email])
+    message.attach_alternative(html, "text/html")
+    message.send()
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    refusal: CodeRefused | None
+
+
+def verify_one_time_code(
+    *, code_id: int, user: User, entered: str, remote_addr: str | None = None, now: datetime | None = None
+) -> OneTimeCode:
+    """Accept `entered` for the code `code_id` of `user` once, or raise CodeRefused (every failure audited)."""
+    now = now or timezone.now()
+    entered = entered.strip()
+    with transaction.atomic():
+        record = OneTimeCode.objects.select_for_update().filter(pk=code_id, user=user).first()
+        outcome = _check(record, entered=entered, now=now)
+        if outcome.refusal is None:
+            record.used_at = now
+            record.save(update_fields=["used_at"])
+        else:
+            if outcome.refusal.code == "wrong_code":
+                record.failed_attempts += 1
+                record.save(update_fields=["failed_attempts"])
+            audit.record(
+                AuditEntry.Action.ONE_TIME_CODE_FAILED, subject=user, remote_addr=remote_addr,
+                reason=outcome.refusal.code, code_id=code_id,
+                failed_attempts=record.failed_attempts if record else None,
+            )
+    if outcome.refusal is not None:
+        raise outcome.refusal
+    return record
+
+
+def _check(record: OneTimeCode | None, *, entered: str, now: datetime) -> _Outcome:
+    if record is None or record.used_at is not None:
+        return _Outcome(CodeRefused("no_code", _("This confirmation code can no longer be used. Please start again.")))
+    if record.failed_attempts >= MAX_FAILED_ATTEMPTS:
+        return _Outcome(CodeRefused(
+            "too_many_attempts",
+            _("The confirmation code was entered wrongly too many times. Please start again to receive a new code."),
+        ))
+    if now >= record.expires_at:
+        return _Outcome(CodeRefused(
+            "expired", _("The confirmation code has expired. Please start again to receive a new code.")
+        ))
+    if not (entered.isdigit() and len(entered) == CODE_DIGITS) or not constant_time_compare(
+        _hash(record.salt, entered), record.code_hash
+    ):
+        left = MAX_FAILED_ATTEMPTS - record.failed_attempts - 1
+        if left <= 0:
+            return _Outcome(CodeRefused(
+                "wrong_code",
+                _("The confirmation code is not correct. It can no longer be used; please start again."),
+            ))
+        return _Outcome(CodeRefused(
+            "wrong_code",
+            _("The confirmation code is not correct. You can try %(left)s more time(s).") % {"left": left},
+        ))
+    return _Outcome(None)
