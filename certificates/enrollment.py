@@ -271,7 +271,7 @@ def obtain_code(request: HttpRequest) -> HttpResponse:
 def _masked(email: str) -> str:
     """a****@example.com: enough for the customer to recognise, not enough to harvest."""
     local, _at, domain = email.partition("@")
-    return f"{local[:1]}{'*' * max(len(local) - 1, 3)}@{domain}"
+    return f"{local[:1]}***@{domain}"
 
 
 @never_cache

@@ -1,0 +1,302 @@
+"""電子証明書取得 from the login screen: login ID and password, a one-time code by e-mail, then issuance.
+
+The code is read from the e-mail actually sent (django.core.mail.outbox); e-mails leave only
+after the transaction commits, so requests that send one run inside
+django_capture_on_commit_callbacks(execute=True).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.core import mail
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import AuditEntry, User
+from certificates import otp
+from certificates.enrollment import SESSION_ATTEMPT_LIMIT
+from certificates.models import Certificate, OneTimeCode
+from certificates.services import supersede_older_certificates
+
+from .clients import CertificateClient, issue_for
+from .conftest import PASSWORD, make_csr
+
+pytestmark = pytest.mark.embedded
+
+
+@pytest.fixture
+def browser(ca, behind_proxy) -> CertificateClient:
+    """A browser without any certificate, on the login screen's side of the portal."""
+    return CertificateClient(None)
+
+
+def h1(response) -> str:
+    return re.search(r"<h1>(.*?)</h1>", response.content.decode(), re.S).group(1).strip()
+
+
+def errors(response) -> str:
+    return " ".join(re.findall(r'<ul class="errorlist[^"]*"[^>]*>(.*?)</ul>', response.content.decode(), re.S))
+
+
+def identify(client, login_id, password=PASSWORD, *, capture):
+    with capture(execute=True):
+        return client.post(reverse("obtain-start"), {"login_id": login_id, "password": password})
+
+
+def code_from_mail(message) -> str:
+    return re.search(r"\b(\d{6})\b", message.body).group(1)
+
+
+def enter_code(client, code):
+    return client.post(reverse("obtain-code"), {"code": code})
+
+
+def post_csr(client, pem=None):
+    pem = pem or make_csr()[0]
+    return client.post(reverse("obtain-issue"), data=json.dumps({"csr": pem.decode()}),
+                       content_type="application/json")
+
+
+# --- the whole way, in both languages ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("language", "title", "button", "dialog", "yes", "issued"),
+    [
+        ("ja", "電子証明書取得", "取得", "Web アクセスの確認", "はい", "電子証明書発行 発行完了"),
+        ("en", "Obtain certificate", "Obtain", "Confirm web access", "Yes", "Certificate issued"),
+    ],
+)
+def test_an_id_without_a_certificate_obtains_one_with_the_code_from_the_email(
+    browser, charlie, django_capture_on_commit_callbacks, language, title, button, dialog, yes, issued
+):
+    browser.cookies["django_language"] = language
+    User.objects.filter(pk=charlie.pk).update(language=language)  # the e-mail goes in the ID's language
+    start = browser.get(reverse("obtain-start"))
+    assert start.status_code == 200 and h1(start) == title
+
+    response = identify(browser, "charlie-admin", capture=django_capture_on_commit_callbacks)
+    assert response.status_code == 302 and response["Location"] == reverse("obtain-code")
+    assert len(mail.outbox) == 1
+    message = mail.outbox[0]
+    assert message.to == ["charlie@beta.example"]
+    assert ("確認コード" if language == "ja" else "confirmation code") in message.subject
+    code = code_from_mail(message)
+    assert code in message.alternatives[0][0]  # the HTML part says the same
+
+    code_page = browser.get(reverse("obtain-code"))
+    assert "c***@beta.example" in code_page.content.decode()  # the address, masked
+    response = enter_code(browser, code)
+    assert response.status_code == 302 and response["Location"] == reverse("obtain-enroll")
+
+    enroll = browser.get(reverse("obtain-enroll"))
+    html = enroll.content.decode()
+    assert h1(enroll) == title
+    assert f'id="enroll-start">{button}</button>' in html
+    assert len(re.findall(rf'<h2 id="confirm-(key|install)-title">{dialog}</h2>', html)) == 2
+    assert len(re.findall(rf'data-answer="yes" autofocus>{yes}</button>', html)) == 2
+    assert f'data-issue-url="{reverse("obtain-issue")}"' in html and 'data-common-name="charlie-admin"' in html
+
+    created = post_csr(browser)
+    assert created.status_code == 201
+    certificate = Certificate.objects.get(serial_number=created.json()["serial"])
+    assert certificate.owner == charlie and certificate.issued_via == Certificate.Channel.OBTAIN
+
+    done = browser.get(created.json()["next"])
+    assert done.status_code == 200 and h1(done) == issued
+    assert certificate.fingerprint_display in done.content.decode()
+    actions = set(AuditEntry.objects.filter(subject=charlie).values_list("action", flat=True))
+    assert {AuditEntry.Action.ONE_TIME_CODE_SENT, AuditEntry.Action.CERTIFICATE_ISSUED} <= actions
+
+
+def test_an_id_whose_certificate_expired_obtains_a_new_one(browser, charlie, django_capture_on_commit_callbacks):
+    expired, _key = issue_for(charlie, now=timezone.now() - timedelta(days=400))
+    supersede_older_certificates(newer=expired, now=timezone.now() - timedelta(days=399))
+    identify(browser, "charlie-admin", capture=django_capture_on_commit_callbacks)
+    enter_code(browser, code_from_mail(mail.outbox[0]))
+    created = post_csr(browser)
+    assert created.status_code == 201
+    done = browser.get(created.json()["next"]).content.decode()
+    older = re.search(r'<section class="older-certificates">(.*?)</section>', done, re.S).group(1)
+    assert expired.serial_number in older
+
+
+def test_the_code_is_stored_only_as_a_keyed_hash(browser, charlie, django_capture_on_commit_callbacks):
+    identify(browser, "charlie-admin", capture=django_capture_on_commit_callbacks)
+    code = code_from_mail(mail.outbox[0])
+    record = OneTimeCode.objects.get(user=charlie)
+    assert code not in (record.code_hash, record.salt)
+    assert len(record.code_hash) == 64
+    assert record.expires_at - record.created_at == timedelta(minutes=10)
+
+
+def test_the_email_is_sent_only_when_the_code_is_committed(browser, charlie, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        browser.post(reverse("obtain-start"), {"login_id": "charlie-admin", "password": PASSWORD})
+    assert mail.outbox == [] and len(callbacks) == 1
+
+
+# --- wrong, expired and used-up codes ---------------------------------------------------------
+
+
+def test_a_wrong_code_is_refused_counted_and_audited(browser, charlie, django_capture_on_commit_callbacks):
+    identify(browser, "charlie-admin", capture=django_capture_on_commit_callbacks)
+    right = code_from_mail(mail.outbox[0])
+    wrong = f"{(int(right) + 1) % 1_000_000:06d}"
+    response = enter_code(browser, wrong)
+    assert response.status_code == 200
+    assert "確認コードが正しくありません。あと 4 回入力できます。" in errors(response)
+    assert OneTimeCode.objects.get(user=charlie).failed_attempts == 1
+    assert AuditEntry.objects.filter(action=AuditEntry.Action.ONE_TIME_CODE_FAILED, subject=charlie,
+                                     detail__reason="wrong_code").count() == 1
+    assert enter_code(browser, right)["Location"] == reverse("obtain-enroll")
+
+
+def test_after_five_wrong_codes_even_the_right_one_is_refused(browser, charlie, django_capture_on_commit_callbacks):
+    identify(browser, "charlie-admin", capture=django_capture_on_commit_callbacks)
+    right = code_from_mail(mail.outbox[0])
+    wrong = f"{(int(right) + 1) % 1_000_000:06d}"
+    for _ in range(otp.MAX_FAILED_ATTEMPTS):
+        enter_code(browser, wrong)
+    response = enter_code(browser, right)
+    assert response.status_code == 200
+    assert "確認コードの入力誤りが上限に達しました" in errors(response)
+    assert browser.get(reverse("obtain-enroll"))["Location"] == reverse("obtain-start")
+    assert post_csr(browser).status_code == 403
+    assert not charlie.certificates.exists()
+
+
+def test_an_expired_code_is_refused(browser, charlie, django_capture_on_commit_callbacks):
+    identify(browser, "charlie-admin", capture=django_capture_on_commit_callbacks)
+    code = code_from_mail(mail.outbox[0])
+    with time_machine.travel(timezone.now() + timedelta(minutes=10, seconds=1)):
+        response = enter_code(browser, code)
+    assert "確認コードの有効期限が切れました" in errors(response)
+    assert AuditEntry.objects.filter(action=AuditEntry.Action.ONE_TIME_CODE_FAILED, detail__reason="expired").exists()
+
+
+def test_a_code_works_only_once(browser, charlie, django_capture_on_commit_callbacks):
+    identify(browser, "charlie-admin", capture=django_capture_on_commit_callbacks)
+    code = code_from_mail(mail.outbox[0])
+    record = OneTimeCode.objects.get(user=charlie)
+    otp.verify_one_time_code(code_id=record.pk, user=charlie, entered=code)
+    with pytest.raises(otp.CodeRefused) as refused:
+        otp.verify_one_time_code(code_id=record.pk, user=charlie, entered=code)
+    assert refused.value.code == "no_code"
+
+
+def test_a_new_code_replaces_the_previous_one(browser, charlie, django_capture_on_commit_callbacks):
+    identify(browser, "charlie-admin", capture=django_capture_on_commit_callbacks)
+    first = code_from_mail(mail.outbox[0])
+    identify(browser, "charlie-admin", capture=django_capture_on_commit_callbacks)
+    second = code_from_mail(mail.outbox[1])
+    older = OneTimeCode.objects.filter(user=charlie).order_by("created_at").first()
+    with pytest.raises(otp.CodeRefused):
+        otp.verify_one_time_code(code_id=older.pk, user=charlie, entered=first)
+    assert enter_code(browser, second)["Location"] == reverse("obtain-enroll")
+
+
+def test_a_code_of_another_id_is_useless(charlie, bob, ca):
+    with pytest.raises(otp.CodeRefused) as refused:
+        # Bob's session can never point at Charlie's code: the lookup is scoped to the ID.
+        record = otp.send_one_time_code(user=charlie, purpose=OneTimeCode.Purpose.OBTAIN)
+        otp.verify_one_time_code(code_id=record.pk, user=bob, entered="000000")
+    assert refused.value.code == "no_code"
+
+
+# --- who is refused ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("language", ["ja", "en"])
+def test_an_id_with_a_valid_certificate_is_told_to_log_in_and_renew(
+    browser, charlie, django_capture_on_commit_callbacks, language
+):
+    certificate, _key = issue_for(charlie, now=timezone.now() - timedelta(days=100))
+    supersede_older_certificates(newer=certificate, now=timezone.now() - timedelta(days=99))
+    browser.cookies["django_language"] = language
+    response = identify(browser, "charlie-admin", capture=django_capture_on_commit_callbacks)
+    assert response.status_code == 200
+    expected = {
+        "ja": "重要なお知らせ画面から更新してください",
+        "en": "renew it from the important-notices screen",
+    }[language]
+    assert expected in response.content.decode()
+    assert mail.outbox == [] and not OneTimeCode.objects.exists()
+    assert AuditEntry.objects.filter(action=AuditEntry.Action.ISSUANCE_REFUSED, subject=charlie,
+                                     detail__reason="has_valid_certificate").exists()
+
+
+def test_a_wrong_password_sends_no_code_and_counts_toward_the_lock(
+    browser, charlie, django_capture_on_commit_callbacks
+):
+    response = identify(browser, "charlie-admin", "not-the-password", capture=django_capture_on_commit_callbacks)
+    assert "ログインIDまたはパスワードが正しくありません。" in errors(response)
+    assert mail.outbox == []
+    charlie.refresh_from_db()
+    assert charlie.failed_password_attempts == 1
+
+
+def test_an_unknown_id_gets_the_same_answer_as_a_wrong_password(browser, django_capture_on_commit_callbacks):
+    response = identify(browser, "nobody-here", capture=django_capture_on_commit_callbacks)
+    assert "ログインIDまたはパスワードが正しくありません。" in errors(response)
+    assert AuditEntry.objects.filter(action=AuditEntry.Action.LOGIN_FAILED, detail__reason="unknown_id").exists()
+
+
+def test_a_locked_id_gets_no_code(browser, charlie, django_capture_on_commit_callbacks):
+    User.objects.filter(pk=charlie.pk).update(state=User.State.LOCKED)
+    response = identify(browser, "charlie-admin", capture=django_capture_on_commit_callbacks)
+    assert "ロックまたは利用停止されています" in errors(response)
+    assert mail.outbox == []
+
+
+def test_a_bank_operator_cannot_obtain_a_certificate(browser, olivia, django_capture_on_commit_callbacks):
+    response = identify(browser, "olivia-operator", capture=django_capture_on_commit_callbacks)
+    assert "ログインIDまたはパスワードが正しくありません。" in errors(response)
+    assert mail.outbox == []
+
+
+def test_the_later_steps_need_the_earlier_ones(browser):
+    assert browser.get(reverse("obtain-code"))["Location"] == reverse("obtain-start")
+    assert browser.get(reverse("obtain-enroll"))["Location"] == reverse("obtain-start")
+    assert post_csr(browser).status_code == 403
+    assert browser.get(reverse("obtain-done", args=["ABCDEF"])).status_code == 404
+
+
+def test_a_session_never_sees_another_ids_certificate(browser, charlie, bob, django_capture_on_commit_callbacks):
+    bobs, _key = issue_for(bob)
+    identify(browser, "charlie-admin", capture=django_capture_on_commit_callbacks)
+    enter_code(browser, code_from_mail(mail.outbox[0]))
+    assert browser.get(reverse("obtain-done", args=[bobs.serial_number])).status_code == 404
+
+
+# --- attempt limits ---------------------------------------------------------------------------
+
+
+def test_an_id_gets_at_most_five_codes_an_hour(ca, behind_proxy, charlie, django_capture_on_commit_callbacks):
+    for _ in range(otp.CODES_PER_HOUR):
+        response = identify(CertificateClient(None), "charlie-admin", capture=django_capture_on_commit_callbacks)
+        assert response.status_code == 302
+    refused = identify(CertificateClient(None), "charlie-admin", capture=django_capture_on_commit_callbacks)
+    assert refused.status_code == 429
+    assert "確認コードの上限に達しました" in errors(refused)
+    assert len(mail.outbox) == otp.CODES_PER_HOUR
+    assert AuditEntry.objects.filter(action=AuditEntry.Action.ONE_TIME_CODE_FAILED,
+                                     detail__reason="too_many_codes").exists()
+    with time_machine.travel(timezone.now() + timedelta(hours=1, seconds=1)):
+        again = identify(CertificateClient(None), "charlie-admin", capture=django_capture_on_commit_callbacks)
+    assert again.status_code == 302
+
+
+def test_a_browser_session_gets_a_limited_number_of_attempts(browser, charlie, django_capture_on_commit_callbacks):
+    # Attempts against IDs that do not exist: the ID lock-out cannot stop these, the session limit does.
+    for number in range(SESSION_ATTEMPT_LIMIT):
+        assert identify(browser, f"guess-{number}", capture=django_capture_on_commit_callbacks).status_code == 200
+    refused = identify(browser, "charlie-admin", capture=django_capture_on_commit_callbacks)
+    assert refused.status_code == 429
+    assert "試行回数が上限に達しました" in errors(refused)
+    assert mail.outbox == []
