@@ -1,0 +1,354 @@
+"""Expiry reminders in one process: selection by Japan-time days, exactly-once recording and
+sending, the e-mails' content per language, the administrators' digest, retries and the
+operators' resend. The real worker, broker and faults are in test_reminder_worker.py."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from io import StringIO
+from zoneinfo import ZoneInfo
+
+import pytest
+import time_machine
+from dateutil.relativedelta import relativedelta
+from django.core import mail
+from django.core.management import CommandError, call_command
+from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from accounts.models import AuditEntry, User
+from certificates.models import Certificate, RevocationReason
+from certificates.services import revoke_certificate
+from certportal.celery import app as celery_app
+from notices.models import Reminder
+from notices.reminders import Outcome, TryLater, deliver_reminder, run_reminder_job
+
+from .clients import issue_for
+from .esp_standin import PostmarkStandIn
+
+JST = ZoneInfo("Asia/Tokyo")
+TODAY = date(2026, 12, 1)
+NOW = datetime(2026, 12, 1, 9, 0, tzinfo=JST)  # the job's default time on TODAY
+
+
+def expiring(user: User, *, days_left: int, today: date = TODAY, hour: int = 9) -> Certificate:
+    """Issue a real certificate for `user` whose expiry date (JST) is `days_left` days after `today`."""
+    expires = datetime(today.year, today.month, today.day, hour, 0, tzinfo=JST) + timedelta(days=days_left)
+    return expiring_at(user, expires)
+
+
+def expiring_at(user: User, expires: datetime) -> Certificate:
+    # issue_certificate makes not_after = not_before + 12 months - 1 second
+    certificate, _key = issue_for(user, now=expires + timedelta(seconds=1) - relativedelta(months=12))
+    assert certificate.not_after == expires
+    return certificate
+
+
+def reminders_of(certificate: Certificate) -> dict[int, str]:
+    return dict(certificate.reminders.values_list("threshold_days", "state"))
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """The personas' passwords are not what these tests are about."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def use_postmark(settings):
+    """anymail's real Postmark backend, talking to a local stand-in of Postmark's API."""
+    standin = PostmarkStandIn().start()
+    settings.EMAIL_BACKEND = "anymail.backends.postmark.EmailBackend"
+    settings.ANYMAIL = standin.anymail_settings()
+    yield standin
+    standin.stop()
+
+
+@pytest.fixture
+def eager_tasks():
+    """Run queued tasks in this process (on commit), instead of writing to the real broker."""
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = False
+
+
+def run_job(*, today: date = TODAY, now: datetime | None = None, capture, execute: bool = True):
+    """The daily job at 09:00 JST on `today`, its tasks run (eagerly) at that time too."""
+    now = now or datetime(today.year, today.month, today.day, 9, tzinfo=JST)
+    with time_machine.travel(now, tick=False), capture(execute=execute):
+        return run_reminder_job(today=today, now=now)
+
+
+# --- selection -----------------------------------------------------------------------------
+
+
+def test_a_certificate_inside_30_days_gets_the_30_day_reminder_once(ca, bob, eager_tasks,
+                                                                       django_capture_on_commit_callbacks):
+    certificate = expiring(bob, days_left=30)
+    first = run_job(capture=django_capture_on_commit_callbacks)
+    second = run_job(capture=django_capture_on_commit_callbacks)
+    assert reminders_of(certificate) == {30: Reminder.State.SENT}
+    assert [m.to for m in mail.outbox if "bob" in m.to[0]] == [["bob@alpha.example"]]
+    assert len(second.queued) == 0 < len(first.queued)
+
+
+def test_a_certificate_31_days_from_expiry_gets_nothing_yet(ca, bob, django_capture_on_commit_callbacks):
+    certificate = expiring(bob, days_left=31)
+    run_job(capture=django_capture_on_commit_callbacks, execute=False)
+    assert reminders_of(certificate) == {}
+
+
+def test_days_are_japan_time_calendar_days(ca, bob, charlie, django_capture_on_commit_callbacks):
+    # 00:30 JST on 31 December is still 30 December in UTC: 30 Japan-time days from 1 December.
+    inside = expiring_at(bob, datetime(2026, 12, 31, 0, 30, tzinfo=JST))
+    # 00:30 JST on 1 January is 31 December in UTC, but 31 Japan-time days away: not yet.
+    outside = expiring_at(charlie, datetime(2027, 1, 1, 0, 30, tzinfo=JST))
+    run_job(capture=django_capture_on_commit_callbacks, execute=False)
+    assert reminders_of(inside) == {30: Reminder.State.QUEUED}
+    assert reminders_of(outside) == {}
+
+
+def test_a_missed_day_is_caught_up(ca, bob, django_capture_on_commit_callbacks):
+    certificate = expiring(bob, days_left=30)
+    # The job did not run for five days: on day 25 the 30-day reminder is still owed.
+    run_job(today=TODAY + timedelta(days=5), capture=django_capture_on_commit_callbacks, execute=False)
+    assert reminders_of(certificate) == {30: Reminder.State.QUEUED}
+
+
+def test_a_certificate_already_inside_10_days_gets_only_the_10_day_email(ca, bob, eager_tasks,
+                                                                        django_capture_on_commit_callbacks):
+    certificate = expiring(bob, days_left=8)
+    result = run_job(capture=django_capture_on_commit_callbacks)
+    assert reminders_of(certificate) == {10: Reminder.State.SENT, 30: Reminder.State.SKIPPED}
+    assert result.skipped == 1
+    assert len([m for m in mail.outbox if m.to == ["bob@alpha.example"]]) == 1
+
+
+def test_the_10_day_reminder_follows_the_30_day_one(ca, bob, eager_tasks, django_capture_on_commit_callbacks):
+    certificate = expiring(bob, days_left=30)
+    run_job(capture=django_capture_on_commit_callbacks)
+    for day in range(1, 21):  # every day until 10 days are left
+        run_job(today=TODAY + timedelta(days=day), capture=django_capture_on_commit_callbacks)
+    assert reminders_of(certificate) == {30: Reminder.State.SENT, 10: Reminder.State.SENT}
+    subjects = [m.subject for m in mail.outbox if m.to == ["bob@alpha.example"]]
+    assert len(subjects) == 2
+    assert "あと30日" in subjects[0] and "あと10日" in subjects[1]
+
+
+def test_revoked_renewed_and_expired_certificates_get_no_reminder(ca, alice, bob, charlie,
+                                                                   django_capture_on_commit_callbacks):
+    revoked = expiring(alice, days_left=20)
+    revoke_certificate(certificate=revoked, reason=RevocationReason.KEY_COMPROMISE, by=None)
+    renewed = expiring(bob, days_left=20)
+    issue_for(bob, now=NOW - timedelta(days=1))  # renewed yesterday, not used yet: a newer certificate
+    expired = expiring_at(charlie, NOW - timedelta(hours=1))
+    run_job(capture=django_capture_on_commit_callbacks, execute=False)
+    assert Reminder.objects.filter(kind=Reminder.Kind.EXPIRY).count() == 0
+    assert reminders_of(revoked) == reminders_of(renewed) == reminders_of(expired) == {}
+
+
+def test_the_database_refuses_a_second_reminder_for_the_same_certificate_and_threshold(ca, bob):
+    certificate = expiring(bob, days_left=20)
+    fields = {"kind": Reminder.Kind.EXPIRY, "recipient": bob, "certificate": certificate, "threshold_days": 30,
+              "run": "00000000-0000-0000-0000-000000000001"}
+    Reminder.objects.create(**fields)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Reminder.objects.create(**fields)
+
+
+def test_selecting_and_recording_takes_the_same_queries_for_3_or_30_due_certificates(
+    ca, contract_a, django_capture_on_commit_callbacks
+):
+    def queries_for(count: int, today: date) -> int:
+        users = User.objects.bulk_create(
+            User(login_id=f"user-{today:%m%d}-{n:03}", email=f"u{n}@alpha.example", password="!",
+                 contract=contract_a, role=User.Role.USER)
+            for n in range(count)
+        )
+        for n, user in enumerate(users):
+            expiring(user, days_left=5 + n % 20, today=today)
+        with CaptureQueriesContext(connection) as queries:
+            result = run_job(today=today, capture=django_capture_on_commit_callbacks, execute=False)
+        assert len(result.queued) >= count
+        return len(queries)
+
+    assert queries_for(3, TODAY) == queries_for(30, TODAY + timedelta(days=60))
+
+
+# --- the e-mails ---------------------------------------------------------------------------
+
+
+def test_the_japanese_email_says_when_how_many_days_and_how_to_renew(ca, bob, eager_tasks,
+                                                                     django_capture_on_commit_callbacks):
+    expiring(bob, days_left=20)
+    run_job(capture=django_capture_on_commit_callbacks)
+    [message] = [m for m in mail.outbox if m.to == ["bob@alpha.example"]]
+    assert message.subject == "【重要】電子証明書の有効期限まであと20日です（bob-user）"
+    for text in (message.body, message.alternatives[0].content):
+        assert "2026年12月21日 09:00（日本時間）" in text
+        assert "残り20日" in text
+        assert "「重要なお知らせ」" in text and "「電子証明書の更新はこちら」" in text and "「電子証明書取得」" in text
+    assert message.alternatives[0].mimetype == "text/html"
+
+
+def test_an_english_speaking_id_gets_the_email_in_english(ca, bob, eager_tasks, django_capture_on_commit_callbacks):
+    bob.language = User.Language.ENGLISH
+    bob.save()
+    expiring(bob, days_left=1)
+    run_job(capture=django_capture_on_commit_callbacks)
+    [message] = [m for m in mail.outbox if m.to == ["bob@alpha.example"]]
+    assert message.subject == "Important: the electronic certificate of bob-user expires in 1 day"
+    assert "2 December 2026, 09:00 (Japan time)" in message.body
+    assert "(1 day left)" in message.body
+    # The screen labels the customer must find are shown as the screens show them.
+    assert "「重要なお知らせ」" in message.body and "「電子証明書の更新はこちら」" in message.body
+    assert "<html lang=\"en\">" in message.alternatives[0].content
+
+
+def test_the_embedded_default_writes_the_email_to_a_file(ca, bob, settings, tmp_path, eager_tasks,
+                                                         django_capture_on_commit_callbacks):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    settings.EMAIL_FILE_PATH = str(tmp_path)
+    certificate = expiring(bob, days_left=20)
+    run_job(capture=django_capture_on_commit_callbacks)
+    written = "".join(path.read_text() for path in tmp_path.iterdir())
+    assert "To: bob@alpha.example" in written
+    assert reminders_of(certificate) == {30: Reminder.State.SENT}
+
+
+def test_sending_through_postmark_records_its_message_id(ca, bob, use_postmark, eager_tasks,
+                                                         django_capture_on_commit_callbacks):
+    certificate = expiring(bob, days_left=20)
+    run_job(capture=django_capture_on_commit_callbacks)
+    reminder = certificate.reminders.get()
+    [accepted] = use_postmark.accepted_for(reminder.pk)
+    assert reminder.state == Reminder.State.SENT
+    assert reminder.message_id == accepted.message_id
+    assert accepted.to == "bob@alpha.example" and accepted.tag == "expiry-30"
+    assert "あと20日" in accepted.subject and "「電子証明書の更新はこちら」" in accepted.html
+
+
+# --- exactly once, retries -----------------------------------------------------------------
+
+
+def queued_reminder(bob, days_left: int = 20) -> Reminder:
+    certificate = expiring(bob, days_left=days_left)
+    run_reminder_job(today=TODAY, now=NOW)  # in the test's transaction: nothing is queued to a broker
+    return certificate.reminders.get(threshold_days=30)
+
+
+def test_a_task_delivered_twice_sends_once(ca, bob):
+    reminder = queued_reminder(bob)
+    assert deliver_reminder(reminder_id=reminder.pk, now=NOW) == Outcome.SENT
+    assert deliver_reminder(reminder_id=reminder.pk, now=NOW) == Outcome.ALREADY_DONE
+    assert len(mail.outbox) == 1
+
+
+def test_a_reminder_being_sent_elsewhere_is_left_alone_until_its_lease_ends(ca, bob, settings):
+    reminder = queued_reminder(bob)
+    Reminder.objects.filter(pk=reminder.pk).update(state=Reminder.State.SENDING, sending_since=NOW)
+    with pytest.raises(TryLater):
+        deliver_reminder(reminder_id=reminder.pk, now=NOW + timedelta(seconds=5))
+    assert len(mail.outbox) == 0
+    # The worker sending it died: after the lease it goes out (this once, maybe twice).
+    later = NOW + timedelta(seconds=settings.REMINDER_SENDING_LEASE_SECONDS + 1)
+    assert deliver_reminder(reminder_id=reminder.pk, now=later) == Outcome.SENT
+    assert len(mail.outbox) == 1
+
+
+def test_a_provider_down_for_a_day_is_retried_with_backoff_and_sent_once_when_back(ca, bob, use_postmark):
+    reminder = queued_reminder(bob)
+    use_postmark.outage_status = 503
+    now, delays = NOW, []
+    while now < NOW + timedelta(days=1):
+        with pytest.raises(TryLater) as later:
+            deliver_reminder(reminder_id=reminder.pk, now=now)
+        delays.append(later.value.seconds)
+        now += timedelta(seconds=later.value.seconds)
+    assert delays[:4] == [60, 120, 240, 480] and max(delays) == 3600
+    reminder.refresh_from_db()
+    assert reminder.state == Reminder.State.QUEUED and "503" in reminder.last_error
+    use_postmark.outage_status = None
+    assert deliver_reminder(reminder_id=reminder.pk, now=now) == Outcome.SENT
+    assert deliver_reminder(reminder_id=reminder.pk, now=now) == Outcome.ALREADY_DONE
+    assert len(use_postmark.accepted_for(reminder.pk)) == 1
+
+
+def test_a_reminder_is_given_up_as_failed_after_the_give_up_window(ca, bob, use_postmark, settings):
+    reminder = queued_reminder(bob)
+    use_postmark.outage_status = 500
+    after = NOW + timedelta(hours=settings.REMINDER_GIVE_UP_HOURS, seconds=1)
+    assert deliver_reminder(reminder_id=reminder.pk, now=after) == Outcome.FAILED
+    reminder.refresh_from_db()
+    assert reminder.state == Reminder.State.FAILED
+
+
+# --- the administrators' digest ------------------------------------------------------------
+
+
+def test_a_contract_administrator_gets_one_digest_a_day_listing_ids_not_yet_renewed(
+    ca, alice, bob, charlie, eager_tasks, django_capture_on_commit_callbacks
+):
+    expiring(bob, days_left=20)
+    expiring(charlie, days_left=5)  # another contract: not on alice's list
+    run_job(capture=django_capture_on_commit_callbacks)
+    run_job(capture=django_capture_on_commit_callbacks)  # again the same day: no second digest
+    [digest] = [m for m in mail.outbox if m.to == ["alice@alpha.example"]]
+    assert "1件" in digest.subject
+    assert "bob-user" in digest.body and "残り20日" in digest.body and "charlie" not in digest.body
+    # The next day brings the next digest.
+    run_job(today=TODAY + timedelta(days=1), capture=django_capture_on_commit_callbacks)
+    assert len([m for m in mail.outbox if m.to == ["alice@alpha.example"]]) == 2
+    assert Reminder.objects.filter(kind=Reminder.Kind.DIGEST, recipient=alice).count() == 2
+
+
+def test_the_digest_setting_turns_the_digest_off(ca, alice, bob, settings, django_capture_on_commit_callbacks):
+    settings.ADMIN_DIGEST_ENABLED = False
+    expiring(bob, days_left=20)
+    run_job(capture=django_capture_on_commit_callbacks, execute=False)
+    assert not Reminder.objects.filter(kind=Reminder.Kind.DIGEST).exists()
+    assert Reminder.objects.filter(kind=Reminder.Kind.EXPIRY).count() == 1
+
+
+# --- the command twin ----------------------------------------------------------------------
+
+
+def test_the_command_prints_what_it_queued(ca, alice, bob, django_capture_on_commit_callbacks, eager_tasks):
+    expiring(bob, days_left=20, today=date(2027, 3, 1))
+    out = StringIO()
+    with time_machine.travel(datetime(2027, 3, 1, 9, tzinfo=JST), tick=False), \
+            django_capture_on_commit_callbacks(execute=True):
+        call_command("send_expiry_reminders", stdout=out)
+    assert "queued 30-day reminder" in out.getvalue() and "bob-user <bob@alpha.example>" in out.getvalue()
+    assert "(20 days left)" in out.getvalue()
+    assert "queued digest" in out.getvalue() and "to alice-admin <alice@alpha.example>: 1 ID(s)" in out.getvalue()
+    assert "2027-03-01: 2 e-mail(s) queued" in out.getvalue()
+
+
+def test_the_command_refuses_a_malformed_date(db):
+    with pytest.raises(CommandError, match="YYYY-MM-DD"):
+        call_command("send_expiry_reminders", "--date", "1/3/2027")
+
+
+# --- operators -----------------------------------------------------------------------------
+
+
+def test_operators_filter_failed_reminders_and_resend_one_through_the_admin(
+    ca, bob, olivia, client, eager_tasks, django_capture_on_commit_callbacks
+):
+    reminder = queued_reminder(bob)
+    Reminder.objects.filter(pk=reminder.pk).update(state=Reminder.State.FAILED, last_error="550 no such user")
+    client.force_login(olivia)
+    listing = client.get("/operator/notices/reminder/", {"state__exact": "failed"})
+    assert listing.status_code == 200 and "bob-user" in listing.content.decode()
+    assert "bob-user" not in client.get("/operator/notices/reminder/", {"state__exact": "sent"}).content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            "/operator/notices/reminder/", {"action": "resend", "_selected_action": [reminder.pk]}, follow=True
+        )
+    assert response.status_code == 200
+    reminder.refresh_from_db()
+    assert reminder.state == Reminder.State.SENT
+    entry = AuditEntry.objects.get(action=AuditEntry.Action.REMINDER_RESENT)
+    assert entry.actor == olivia and entry.subject == bob and entry.detail["previous_state"] == "failed"
+    assert len(mail.outbox) == 1
