@@ -154,6 +154,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "accounts.idle.IdleTimeoutMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -222,7 +223,8 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Strict"
 SESSION_COOKIE_AGE = env_int("CERTPORTAL_IDLE_TIMEOUT_MINUTES", 15, minimum=1, maximum=240) * 60
-SESSION_SAVE_EVERY_REQUEST = True  # the age above is then an idle timeout
+# The age above is an idle timeout: accounts.idle refreshes the session at most this often.
+SESSION_REFRESH_SECONDS = 60
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 LOGIN_URL = "login"  # the certificate-and-password login screen at "/"
 LOGIN_REDIRECT_URL = "important-notices"

@@ -285,7 +285,8 @@ class TestSessionBinding:
 
     def test_the_idle_timeout_is_fifteen_minutes_by_default(self):
         assert settings.SESSION_COOKIE_AGE == 15 * 60
-        assert settings.SESSION_SAVE_EVERY_REQUEST
+        assert settings.SESSION_REFRESH_SECONDS <= 60
+        assert "accounts.idle.IdleTimeoutMiddleware" in settings.MIDDLEWARE
 
     def test_logout_ends_the_session_and_is_audited(self, alice):
         certificate, _key = issue_for(alice)

@@ -1,0 +1,12 @@
+from django.urls import include, path
+
+from . import views
+
+urlpatterns = [
+    path("bench/hello", views.hello),
+    path("bench/plain-login", views.plain_login),
+    path("bench/plain-page", views.plain_page),
+    path("bench/write-row", views.write_row),
+    path("bench/issue", views.issue),
+    path("", include("certportal.urls")),
+]
