@@ -61,7 +61,8 @@ export function fromPem(pem) {
 // A PKCS#10 request signed by the new key. The portal takes only its public key: the
 // subject of the issued certificate is decided by the server from the logged-in ID.
 export async function buildCsr(keys, commonName) {
-  const request = new pkijs.CertificationRequest();
+  // An empty attributes set [0] is required by RFC 2986; strict parsers refuse a CSR without it.
+  const request = new pkijs.CertificationRequest({ attributes: [] });
   request.subject.typesAndValues.push(
     new pkijs.AttributeTypeAndValue({ type: OID.commonName, value: new asn1js.Utf8String({ value: commonName }) }),
   );
