@@ -20,6 +20,14 @@ def main(po_path: str, tsv_path: str) -> None:
             msgid, msgstr = line.split("\t", 1)
             pairs[msgid] = msgstr
     po = Path(po_path).read_text()
+    # A fuzzy entry holds makemessages' guess from a similar msgid: drop the guess (the TSV fills it,
+    # or it is reported untranslated) and the flag, keeping other flags such as python-format.
+    po = re.sub(
+        r'^#, fuzzy(?:, (.*))?\n((?:#\|.*\n)*)msgid "(.+)"\nmsgstr ".*"$',
+        lambda m: (f"#, {m[1]}\n" if m[1] else "") + f'msgid "{m[3]}"\nmsgstr ""',
+        po,
+        flags=re.M,
+    )
     po = re.sub(r"#, fuzzy\n", "", po)
     po = re.sub(r'#\| msgid ".*"\n', "", po)
 
