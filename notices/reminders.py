@@ -284,7 +284,9 @@ def resend_reminder(*, reminder: Reminder, by: User, now: datetime | None = None
     """Queue a reminder again (after a bounce or a failure, once the address is corrected)."""
     now = now or timezone.now()
     with transaction.atomic():
-        reminder = Reminder.objects.select_for_update().select_related("recipient", "certificate").get(pk=reminder.pk)
+        reminder = Reminder.objects.select_for_update(of=("self",)).select_related("recipient", "certificate").get(
+            pk=reminder.pk
+        )
         if reminder.state in (Reminder.State.QUEUED, Reminder.State.SENDING):
             raise ResendRefused(f"Reminder {reminder.pk} is already {reminder.get_state_display()}.")
         previous_state, previous_message_id = reminder.state, reminder.message_id
