@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
@@ -104,6 +105,17 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def __str__(self) -> str:
         return self.login_id
+
+    def clean(self) -> None:
+        # The check constraint above, in Python: forms that lack one of its fields (the admin's add
+        # form and the contract's inline have no is_staff) skip it and would hit the database error.
+        super().clean()
+        if self.contract_id is None and self.role:
+            raise ValidationError(_("An administrator or user ID must belong to a contract."))
+        if self.contract_id is not None and not self.role:
+            raise ValidationError(_("An ID of a contract is either an administrator ID or a user ID."))
+        if self.contract_id is not None and self.is_staff:
+            raise ValidationError(_("A bank operator belongs to no contract."))
 
     @property
     def is_active(self) -> bool:

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.utils import timezone
 
@@ -131,7 +132,13 @@ def create_ca(*, now: datetime | None = None) -> tuple[CertificateAuthority, boo
 @functools.lru_cache(maxsize=4)
 def _decrypt(encrypted_key_pem: str, passphrase: str):
     # Decrypting PKCS#8 runs a deliberately slow KDF; do it once per process.
-    return serialization.load_pem_private_key(encrypted_key_pem.encode(), passphrase.encode())
+    try:
+        return serialization.load_pem_private_key(encrypted_key_pem.encode(), passphrase.encode())
+    except (ValueError, TypeError):
+        raise ImproperlyConfigured(
+            "CERTPORTAL_CA_PASSPHRASE does not decrypt the CA's private key; it must be the passphrase "
+            "the CA was created with."
+        ) from None
 
 
 def unlock(kind: str = CertificateAuthority.Kind.ISSUING) -> UnlockedCA:

@@ -93,7 +93,9 @@ def _issue(*, user, request, via, actor, now) -> Issuance:
             raise IssuanceRefused("id_suspended", _("This ID is suspended; certificates cannot be issued for it."))
         existing = Certificate.objects.filter(public_key_sha256=key_hash).first()
         if existing is not None:
-            if existing.owner_id == user.pk and existing.revoked_at is None:
+            # A double submit gets its certificate back; a key whose certificate was revoked or has
+            # expired must be replaced, never certified again.
+            if existing.owner_id == user.pk and existing.is_valid_at(now):
                 return Issuance(certificate=existing, created=False)
             raise CsrRejected(
                 "key_reused", _("This public key already has a certificate. Create a new key and try again.")

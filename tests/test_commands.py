@@ -89,6 +89,27 @@ def test_export_ca_before_init_ca_is_a_clear_error(db):
         run("export_ca")
 
 
+def test_init_ca_on_an_existing_ca_with_another_passphrase_says_the_passphrase_is_wrong(db, settings):
+    run("init_ca")
+    rows = ca_rows()
+    settings.CA_KEY_PASSPHRASE = "not-the-passphrase-it-was-created-with"
+
+    with pytest.raises(CommandError, match="CERTPORTAL_CA_PASSPHRASE does not decrypt"):
+        run("init_ca")
+    assert ca_rows() == rows
+
+
+def test_issue_certificate_and_refresh_crl_before_init_ca_are_clear_errors(bob, tmp_path):
+    csr_file = tmp_path / "bob.csr"
+    csr_file.write_bytes(make_csr()[0])
+
+    with pytest.raises(CommandError, match="run `manage.py init_ca`"):
+        run("issue_certificate", "bob-user", "--csr", str(csr_file))
+    with pytest.raises(CommandError, match="run `manage.py init_ca`"):
+        run("refresh_crl")
+    assert not Certificate.objects.exists()
+
+
 def manage(*args: str, env: dict[str, str], timeout: int = 120) -> subprocess.CompletedProcess:
     result = subprocess.run(
         [sys.executable, "manage.py", *args], cwd=settings.BASE_DIR, env=env, capture_output=True, text=True,

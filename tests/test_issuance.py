@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,7 +15,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from django.conf import settings
 from django.db import transaction
 from django.utils import translation
 
@@ -30,7 +30,7 @@ from .conftest import make_csr
 
 pytestmark = pytest.mark.django_db
 
-LINT_PKIX_CERT = Path(settings.BASE_DIR) / ".venv" / "bin" / "lint_pkix_cert"
+LINT_PKIX_CERT = Path(sys.executable).parent / "lint_pkix_cert"  # installed with the dev dependencies
 
 
 def issue(user, csr=None, **kwargs) -> Certificate:
@@ -240,6 +240,17 @@ def test_an_operator_gets_no_certificate(ca, olivia):
 
     assert caught.value.code == "not_a_customer_id"
     assert not Certificate.objects.exists()
+
+
+def test_the_same_csr_after_its_certificate_expired_is_refused_not_answered_with_the_expired_one(ca, bob):
+    csr, _key = make_csr()
+    issued_at = datetime(2026, 11, 26, 1, 0, tzinfo=UTC)
+    expired = issue(bob, csr, now=issued_at)
+    with pytest.raises(CsrRejected) as caught:
+        issue(bob, csr, now=expired.not_after + timedelta(days=1))
+
+    assert caught.value.code == "key_reused"
+    assert list(Certificate.objects.all()) == [expired]
 
 
 def test_a_public_key_certified_for_another_id_is_refused(ca, bob, charlie):

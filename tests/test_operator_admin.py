@@ -58,6 +58,46 @@ def test_ids_are_searchable_by_login_id_and_by_e_mail(operator_client, alice, bo
     assert listed(get(operator_client, "/operator/accounts/user/?q=alpha.example")) == ["alice-admin", "bob-user"]
 
 
+def test_an_operator_adds_an_id_with_a_password(operator_client, contract_a):
+    response = operator_client.post("/operator/accounts/user/add/", {
+        "login_id": "dave-user", "contract": contract_a.pk, "role": "user", "email": "dave@alpha.example",
+        "language": "en", "password1": "Another-horse-2026", "password2": "Another-horse-2026",
+    }, secure=True)
+
+    assert response.status_code == 302
+    dave = User.objects.get(login_id="dave-user")
+    assert (dave.contract, dave.role, dave.language) == (contract_a, User.Role.USER, "en")
+    assert dave.check_password("Another-horse-2026")
+
+
+def test_a_user_id_without_a_contract_is_a_form_error_not_a_server_error(operator_client):
+    response = operator_client.post("/operator/accounts/user/add/", {
+        "login_id": "eve-user", "contract": "", "role": "user", "email": "eve@example.com",
+        "language": "ja", "password1": "Another-horse-2026", "password2": "Another-horse-2026",
+    }, secure=True)
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.non_field_errors()
+    assert not User.objects.filter(login_id="eve-user").exists()
+
+
+def test_an_id_added_inline_to_a_contract_needs_a_role(operator_client, alice):
+    contract = alice.contract
+    prefix = "ids"
+    response = operator_client.post(f"/operator/accounts/contract/{contract.pk}/change/", {
+        "number": contract.number, "name": contract.name,
+        f"{prefix}-TOTAL_FORMS": "2", f"{prefix}-INITIAL_FORMS": "1", f"{prefix}-MIN_NUM_FORMS": "0",
+        f"{prefix}-MAX_NUM_FORMS": "1000",
+        f"{prefix}-0-id": alice.pk, f"{prefix}-0-contract": contract.pk, f"{prefix}-0-login_id": alice.login_id,
+        f"{prefix}-0-role": alice.role, f"{prefix}-0-email": alice.email, f"{prefix}-0-language": alice.language,
+        f"{prefix}-1-contract": contract.pk, f"{prefix}-1-login_id": "frank-user", f"{prefix}-1-role": "",
+        f"{prefix}-1-email": "frank@alpha.example", f"{prefix}-1-language": "ja",
+    }, secure=True)
+
+    assert response.status_code == 200
+    assert not User.objects.filter(login_id="frank-user").exists()
+
+
 @pytest.fixture
 def certificate_states(ca, contract_a, charlie, olivia):
     """One ID per certificate state, as of NOW."""

@@ -1,6 +1,8 @@
-from django.core.management.base import BaseCommand
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import BaseCommand, CommandError
 
-from certificates.ca import create_ca
+from certificates.ca import create_ca, unlock
+from certificates.models import CertificateAuthority
 
 
 class Command(BaseCommand):
@@ -11,4 +13,10 @@ class Command(BaseCommand):
         if created:
             self.stdout.write(self.style.SUCCESS(f"Created the CA: {issuing.subject}"))
         else:
+            # An existing CA is only usable if this passphrase opens its keys: say so now, not at first issuance.
+            try:
+                for kind in CertificateAuthority.Kind.values:
+                    unlock(kind)
+            except ImproperlyConfigured as error:
+                raise CommandError(str(error)) from None
             self.stdout.write(f"The CA already exists ({issuing.subject}); nothing changed.")

@@ -1,8 +1,10 @@
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import User
+from certificates.ca import CANotInitialised
 from certificates.csr import CertificateRefused
 from certificates.models import Certificate
 from certificates.services import issue_certificate
@@ -28,6 +30,8 @@ class Command(BaseCommand):
             issuance = issue_certificate(user=user, csr=data, via=Certificate.Channel.OPERATOR)
         except CertificateRefused as refusal:
             raise CommandError(str(refusal.message)) from None
+        except (CANotInitialised, ImproperlyConfigured) as error:
+            raise CommandError(str(error)) from None
         if not issuance.created:
             self.stderr.write("This CSR was already certified; printing that certificate.")
         self.stdout.write(issuance.certificate.pem, ending="")

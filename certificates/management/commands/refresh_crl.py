@@ -1,5 +1,6 @@
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
+from certificates.ca import CANotInitialised
 from certificates.crl import current_crl
 
 
@@ -7,5 +8,8 @@ class Command(BaseCommand):
     help = "Re-sign the CRL if its nextUpdate is near (twin of the hourly task)."
 
     def handle(self, *args, **options) -> None:
-        crl = current_crl()
+        try:
+            crl = current_crl()
+        except CANotInitialised as error:
+            raise CommandError(str(error)) from None
         self.stdout.write(f"CRL #{crl.number}, next update {crl.next_update:%Y-%m-%d %H:%M %Z}")
