@@ -87,9 +87,15 @@ function setUpEnrollment(form) {
           "X-CSRFToken": form.querySelector("input[name=csrfmiddlewaretoken]").value,
         },
         body: JSON.stringify({ csr }),
+        // A redirect here is to the login screen: the session ended (idle timeout, logout).
+        redirect: "manual",
       });
+      if (response.type === "opaqueredirect") {
+        state.keys = null;
+        return fail(text.msgSessionEnded);
+      }
       const body = await response.json().catch(() => ({}));
-      if (!response.ok) {
+      if (!response.ok || !body.certificate) {
         state.keys = null;
         return fail(body.error || text.msgFailed);
       }
