@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from datetime import timedelta
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.serialization import pkcs12
+from django.core import mail
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -28,6 +30,7 @@ from certificates.models import Certificate
 from certificates.services import supersede_older_certificates
 
 from .clients import certificate_headers, issue_for
+from .conftest import PASSWORD
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -199,3 +202,49 @@ def test_the_page_makes_the_key_and_csr_and_saves_a_pkcs12_that_openssl_and_nss_
         keys = subprocess.run(["certutil", "-K", "-d", f"sql:{nssdb}"], capture_output=True, text=True, timeout=30)
         assert "ec " in keys.stdout and new.serial_number in keys.stdout
 
+
+
+def test_an_id_without_a_certificate_obtains_one_in_english_with_the_emailed_code(
+    chromium, portal, charlie, ca, tmp_path
+):
+    context = chromium.new_context(accept_downloads=True, extra_http_headers={"X-SSL-Client-Verify": "NONE"})
+    context.add_cookies([{"name": "django_language", "value": "en", "url": portal.url}])
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(error))
+
+    page.goto(portal.url + reverse("obtain-start"))
+    assert page.locator("h1").inner_text() == "Obtain certificate"
+    page.get_by_label("Login ID").fill("charlie-admin")
+    page.get_by_label("Password").fill(PASSWORD)
+    shot(page, "11-obtain-identify")
+    page.get_by_role("button", name="Send confirmation code").click()
+    page.wait_for_url(f"**{reverse('obtain-code')}")
+    shot(page, "12-obtain-code")
+    code = re.search(r"\b(\d{6})\b", mail.outbox[-1].body).group(1)
+    page.get_by_label("Confirmation code").fill(code)
+    page.get_by_role("button", name="Confirm").click()
+
+    page.wait_for_url(f"**{reverse('obtain-enroll')}")
+    assert page.locator("h1").inner_text() == "Obtain certificate"
+    page.locator("#p12-password").fill(FILE_PASSWORD)
+    page.locator("#p12-password-again").fill(FILE_PASSWORD)
+    shot(page, "13-obtain-enroll")
+    page.get_by_role("button", name="Obtain", exact=True).click()
+    page.get_by_role("dialog", name="Confirm web access").get_by_role("button", name="Yes").click()
+    install = page.locator("#confirm-install")
+    install.wait_for(state="visible", timeout=15_000)
+    with page.expect_download(timeout=15_000) as download_info:
+        install.get_by_role("button", name="Yes").click()
+    p12_path = tmp_path / "obtained.p12"
+    download_info.value.save_as(p12_path)
+    page.wait_for_url("**/certificate/obtain/done/**", timeout=10_000)
+    assert page.locator("h1").inner_text() == "Certificate issued"
+    shot(page, "14-obtain-issued")
+    context.close()
+    assert errors == []
+
+    new = charlie.certificates.get()
+    assert new.issued_via == Certificate.Channel.OBTAIN
+    key, certificate, _chain = pkcs12.load_key_and_certificates(p12_path.read_bytes(), FILE_PASSWORD.encode())
+    assert portal_ca.spki_sha256(key.public_key()) == new.public_key_sha256
