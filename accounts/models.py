@@ -131,6 +131,15 @@ class User(AbstractBaseUser, PermissionsMixin):
         return self.contract_id is not None and self.role == self.Role.ADMINISTRATOR
 
 
+class UserID(User):
+    """A contract's user IDs (利用者ID), as the contract administrators' site names them."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("user ID")
+        verbose_name_plural = _("user IDs")
+
+
 class AuditEntry(models.Model):
     """An append-only record of who did what to which ID or certificate."""
 

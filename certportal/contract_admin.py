@@ -32,7 +32,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 
 from accounts import services as id_services
-from accounts.models import AuditEntry, User
+from accounts.models import AuditEntry, User, UserID
 from accounts.views import portal_login_url
 from certificates.admin import CertificateStateFilter
 from certificates.client_cert import SESSION_CERTIFICATE_KEY
@@ -216,13 +216,13 @@ def certificate_state_label(user: User, now) -> str:
 
 class UserIDForm(forms.ModelForm):
     class Meta:
-        model = User
+        model = UserID
         fields = ["login_id", "email", "language"]
 
 
 class UserIDChangeForm(forms.ModelForm):
     class Meta:
-        model = User
+        model = UserID
         fields = ["email", "language"]
 
 
@@ -298,7 +298,7 @@ class UserIDAdmin(ContractScopedAdmin):
             contract=request.user.contract, login_id=obj.login_id, email=obj.email, language=obj.language,
             by=request.user,
         )
-        for field in User._meta.concrete_fields:
+        for field in UserID._meta.concrete_fields:
             setattr(obj, field.attname, getattr(new.user, field.attname))
         obj._state.adding = False
         request.temporary_password = new.temporary_password
@@ -341,7 +341,7 @@ class UserIDAdmin(ContractScopedAdmin):
             self.message_user(request, str(refusal), messages.WARNING)
         else:
             self.message_user(request, done % {"login_id": user.login_id}, messages.SUCCESS)
-        return redirect(f"{self.admin_site.name}:accounts_user_change", user.pk)
+        return redirect(f"{self.admin_site.name}:accounts_userid_change", user.pk)
 
     def suspend_view(self, request, object_id):
         return self._state_change_view(
@@ -434,7 +434,8 @@ class RevocationForm(forms.Form):
     # Superseding is the portal's own doing at renewal, not a customer's choice.
     reason = forms.ChoiceField(
         label=gettext_lazy("revocation reason"),
-        choices=[(value, label) for value, label in RevocationReason.choices if value != RevocationReason.SUPERSEDED],
+        choices=[("", "---------")]
+        + [(value, label) for value, label in RevocationReason.choices if value != RevocationReason.SUPERSEDED],
     )
 
 
@@ -521,6 +522,6 @@ class AuditEntryAdmin(ContractScopedAdmin):
         return _("the bank") if entry.actor.is_staff else entry.actor.login_id
 
 
-site.register(User, UserIDAdmin)
+site.register(UserID, UserIDAdmin)
 site.register(Certificate, CertificateAdmin)
 site.register(AuditEntry, AuditEntryAdmin)

@@ -155,16 +155,16 @@ contract_admin:password_change                                 login     403    
 contract_admin:password_change_done                            login     403       ->/password/ ->/password/ 403
 contract_admin:autocomplete                                    login     403       403       403       403
 contract_admin:jsi18n                                          login     403       200       200       403
-contract_admin:accounts_user_suspend                           login     403       404       200       403
-contract_admin:accounts_user_resume                            login     403       404       200       403
-contract_admin:accounts_user_unlock                            login     403       404       200       403
-contract_admin:accounts_user_reset_password                    login     403       404       200       403
-contract_admin:accounts_user_changelist                        login     403       200       200       403
-contract_admin:accounts_user_add                               login     403       200       200       403
-contract_admin:accounts_user_history                           login     403       404       404       403
-contract_admin:accounts_user_delete                            login     403       404       403       403
-contract_admin:accounts_user_change                            login     403       404       200       403
-/manage/accounts/user/<path:object_id>/                        login     403       ->change/ ->change/ 403
+contract_admin:accounts_userid_suspend                         login     403       404       200       403
+contract_admin:accounts_userid_resume                          login     403       404       200       403
+contract_admin:accounts_userid_unlock                          login     403       404       200       403
+contract_admin:accounts_userid_reset_password                  login     403       404       200       403
+contract_admin:accounts_userid_changelist                      login     403       200       200       403
+contract_admin:accounts_userid_add                             login     403       200       200       403
+contract_admin:accounts_userid_history                         login     403       404       404       403
+contract_admin:accounts_userid_delete                          login     403       404       403       403
+contract_admin:accounts_userid_change                          login     403       404       200       403
+/manage/accounts/userid/<path:object_id>/                      login     403       ->change/ ->change/ 403
 contract_admin:certificates_certificate_revoke                 login     403       404       200       403
 contract_admin:certificates_certificate_changelist             login     403       200       200       403
 contract_admin:certificates_certificate_add                    login     403       403       403       403
@@ -301,6 +301,7 @@ def object_of_contract_b(model, world):
     dave = world["dave"]
     objects = {
         "accounts.user": lambda: dave,
+        "accounts.userid": lambda: dave,
         "accounts.contract": lambda: world["contract_b"],
         "accounts.auditentry": lambda: AuditEntry.objects.filter(contract=world["contract_b"]).first(),
         "certificates.certificate": lambda: world["certificates"][dave.login_id],
@@ -431,7 +432,7 @@ def test_every_url_answers_every_persona_as_the_table_says_and_leaks_nothing_of_
 
 def test_the_url_walk_finds_both_admin_sites_and_the_portal(db):
     keys = {route.key for route in routes()}
-    assert {"login", "admin:index", "contract_admin:index", "contract_admin:accounts_user_change",
+    assert {"login", "admin:index", "contract_admin:index", "contract_admin:accounts_userid_change",
             "admin:accounts_user_change", "password-change"} <= keys
 
 
@@ -443,5 +444,5 @@ def test_a_url_missing_from_the_table_is_reported(db):
 def test_the_contract_administrators_site_is_scoped_even_for_an_id_that_exists(world):
     """A sanity check of the fill: the object IDs used above are real, visible to their own administrator."""
     charlie = signed_in(world["charlie"], world["certificates"]["charlie-admin"])
-    assert charlie.get(f"/manage/accounts/user/{world['dave'].pk}/change/").status_code == 200
+    assert charlie.get(f"/manage/accounts/userid/{world['dave'].pk}/change/").status_code == 200
     assert Contract.objects.count() == 2 and Certificate.objects.count() == 4

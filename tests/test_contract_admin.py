@@ -54,7 +54,7 @@ def alice_client(ca, behind_proxy, alice) -> CertificateClient:
 
 
 def user_url(name: str, user: User) -> str:
-    return f"/manage/accounts/user/{user.pk}/{name}/"
+    return f"/manage/accounts/userid/{user.pk}/{name}/"
 
 
 def test_an_administrator_sees_its_contracts_user_ids_with_certificate_expiry_and_nothing_else(
@@ -62,7 +62,7 @@ def test_an_administrator_sees_its_contracts_user_ids_with_certificate_expiry_an
 ):
     certificate, _key = issue_for(bob)
     issue_for(dave)
-    response = alice_client.get("/manage/accounts/user/")
+    response = alice_client.get("/manage/accounts/userid/")
     assert response.status_code == 200
     page = response.content.decode()
     assert "bob-user" in page
@@ -76,15 +76,15 @@ def test_an_administrator_sees_its_contracts_user_ids_with_certificate_expiry_an
 
 def test_the_id_list_costs_the_same_queries_for_one_id_as_for_six(alice_client, contract_a, bob):
     issue_for(bob)
-    alice_client.get("/manage/accounts/user/")  # warm caches (content types, the session's first save)
+    alice_client.get("/manage/accounts/userid/")  # warm caches (content types, the session's first save)
     with CaptureQueriesContext(connection) as one:
-        assert alice_client.get("/manage/accounts/user/").status_code == 200
+        assert alice_client.get("/manage/accounts/userid/").status_code == 200
     for number in range(5):
         user = User.objects.create_user(f"user-{number}", f"u{number}@alpha.example", PASSWORD,
                                         contract=contract_a, role=User.Role.USER)
         issue_for(user)
     with CaptureQueriesContext(connection) as six:
-        response = alice_client.get("/manage/accounts/user/")
+        response = alice_client.get("/manage/accounts/userid/")
     assert len(response.context["cl"].result_list) == 6
     assert len(six.captured_queries) == len(one.captured_queries)
 
@@ -92,7 +92,7 @@ def test_the_id_list_costs_the_same_queries_for_one_id_as_for_six(alice_client, 
 def test_adding_a_user_id_forces_the_role_and_contract_and_shows_a_temporary_password_once(
     alice_client, alice, contract_b
 ):
-    response = alice_client.post("/manage/accounts/user/add/", {
+    response = alice_client.post("/manage/accounts/userid/add/", {
         "login_id": "erin-user", "email": "erin@alpha.example", "language": "en",
         # Fields the form does not offer are ignored, whatever is sent.
         "contract": contract_b.pk, "role": "administrator", "is_staff": "on", "is_superuser": "on",
@@ -112,7 +112,7 @@ def test_adding_a_user_id_forces_the_role_and_contract_and_shows_a_temporary_pas
 
 
 def test_adding_a_login_id_that_is_taken_in_another_contract_is_refused(alice_client, dave):
-    response = alice_client.post("/manage/accounts/user/add/", {
+    response = alice_client.post("/manage/accounts/userid/add/", {
         "login_id": "dave-user", "email": "x@alpha.example", "language": "ja",
     })
     assert response.status_code == 200
@@ -148,7 +148,7 @@ def test_an_id_locked_by_failed_passwords_is_unlocked_by_its_administrator(alice
 
 def test_suspending_several_ids_from_the_list_uses_the_service(alice_client, alice, bob, contract_a):
     frank = User.objects.create_user("frank-user", "f@alpha.example", PASSWORD, contract=contract_a, role="user")
-    response = alice_client.post("/manage/accounts/user/", {
+    response = alice_client.post("/manage/accounts/userid/", {
         "action": "suspend", "_selected_action": [bob.pk, frank.pk],
     })
     assert response.status_code == 302
@@ -227,7 +227,7 @@ def test_another_contracts_certificate_is_not_found_and_not_revoked(alice_client
 
 
 def test_bulk_actions_ignore_ids_of_another_contract(alice_client, dave):
-    alice_client.post("/manage/accounts/user/", {"action": "suspend", "_selected_action": [dave.pk]})
+    alice_client.post("/manage/accounts/userid/", {"action": "suspend", "_selected_action": [dave.pk]})
     dave.refresh_from_db()
     assert dave.state == User.State.ACTIVE
 
@@ -240,7 +240,7 @@ def test_no_operator_only_field_or_action_is_offered(alice_client, bob):
     for field in ("is_staff", "is_superuser", "groups", "user_permissions", "contract", "role", "password"):
         assert f'name="{field}"' not in page
     assert "/delete/" not in page
-    actions = alice_client.get("/manage/accounts/user/").context["action_form"].fields["action"].choices
+    actions = alice_client.get("/manage/accounts/userid/").context["action_form"].fields["action"].choices
     assert {value for value, _label in actions} == {"", "suspend", "resume", "unlock"}
     assert alice_client.get(user_url("delete", bob)).status_code == 403
     assert alice_client.get(user_url("history", bob)).status_code == 404
@@ -272,8 +272,8 @@ def test_there_is_no_password_only_login_on_the_contract_administrators_site(cli
     assert response.status_code == 302
     assert response["Location"].startswith("/?next=")
     assert "_auth_user_id" not in client.session
-    anonymous = client.get("/manage/accounts/user/")
-    assert anonymous.status_code == 302 and anonymous["Location"].startswith("/?next=/manage/accounts/user/")
+    anonymous = client.get("/manage/accounts/userid/")
+    assert anonymous.status_code == 302 and anonymous["Location"].startswith("/?next=/manage/accounts/userid/")
 
 
 def test_an_administrators_session_not_opened_by_the_certificate_login_is_refused(ca, behind_proxy, alice):
@@ -295,7 +295,7 @@ def test_an_administrator_is_logged_out_when_the_certificate_changes(ca, behind_
 def test_a_user_id_reaches_neither_admin_site(ca, behind_proxy, bob):
     client = signed_in(bob)
     assert client.get("/manage/").status_code == 403
-    assert client.get("/manage/accounts/user/").status_code == 403
+    assert client.get("/manage/accounts/userid/").status_code == 403
     operators = client.get("/operator/")
     assert operators.status_code == 302 and operators["Location"].startswith("/operator/login/")
     assert client.get("/operator/accounts/user/").status_code == 302
@@ -316,9 +316,9 @@ def test_logging_out_of_the_contract_site_is_the_portals_audited_logout(alice_cl
 
 
 def test_the_site_speaks_japanese_by_default_and_english_on_request(alice_client, bob):
-    japanese = alice_client.get("/manage/accounts/user/").content.decode()
+    japanese = alice_client.get("/manage/accounts/userid/").content.decode()
     assert 'lang="ja"' in japanese and "契約管理" in japanese
-    english = alice_client.get("/manage/accounts/user/", headers={"accept-language": "en"}).content.decode()
+    english = alice_client.get("/manage/accounts/userid/", headers={"accept-language": "en"}).content.decode()
     assert "Contract administration" in english
 
 

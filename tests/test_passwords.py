@@ -97,7 +97,7 @@ def test_an_id_with_a_temporary_password_is_sent_to_the_change_page_from_anywher
     client = signed_in(alice)
     alice.must_change_password = True
     alice.save(update_fields=["must_change_password"])
-    for path in ("/manage/", "/manage/accounts/user/", "/notices/"):
+    for path in ("/manage/", "/manage/accounts/userid/", "/notices/"):
         response = client.get(path)
         assert response.status_code == 302, path
         assert response["Location"].startswith("/password/?next="), path
