@@ -34,13 +34,9 @@ class PasswordChangeForm(forms.Form):
         return password
 
     def clean(self) -> dict:
+        # The password rules are applied once, by accounts.services.change_password (each costs hashing).
         cleaned = super().clean()
         new, again = cleaned.get("new_password"), cleaned.get("new_password_again")
         if new and again and new != again:
             self.add_error("new_password_again", _("The two new passwords differ."))
-        elif new:
-            try:
-                password_validation.validate_password(new, self.user)
-            except ValidationError as error:
-                self.add_error("new_password", error)
         return cleaned

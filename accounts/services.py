@@ -151,9 +151,10 @@ def change_password(*, user: User, new_password: str) -> User:
 
     Raises django.core.exceptions.ValidationError listing every rule the password breaks.
     """
+    # Checked before taking the row lock: comparing with the remembered hashes takes a second.
+    password_validation.validate_password(new_password, User.objects.get(pk=user.pk))
     with transaction.atomic():
         locked = User.objects.select_for_update().get(pk=user.pk)
-        password_validation.validate_password(new_password, locked)
         locked.set_password(new_password)
         locked.must_change_password = False
         locked.save(update_fields=["password", "must_change_password"])

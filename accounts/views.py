@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
 from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
@@ -39,10 +40,14 @@ def password_change(request: HttpRequest) -> HttpResponse:
         return redirect_to_login(request.get_full_path(), portal_login_url())
     form = PasswordChangeForm(request.user, request.POST or None)
     if request.method == "POST" and form.is_valid():
-        user = services.change_password(user=request.user, new_password=form.cleaned_data["new_password"])
-        update_session_auth_hash(request, user)  # stay logged in: the session hash follows the password
-        messages.success(request, _("Your password has been changed."))
-        return redirect(_safe_next(request) or reverse("password-change"))
+        try:
+            user = services.change_password(user=request.user, new_password=form.cleaned_data["new_password"])
+        except ValidationError as refusal:
+            form.add_error("new_password", refusal)
+        else:
+            update_session_auth_hash(request, user)  # stay logged in: the session hash follows the password
+            messages.success(request, _("Your password has been changed."))
+            return redirect(_safe_next(request) or reverse("password-change"))
     return render(request, "accounts/password_change.html", {
         "form": form,
         "next": _safe_next(request) or "",
