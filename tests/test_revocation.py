@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import io
+import json
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import time_machine
@@ -219,3 +223,25 @@ def test_first_use_of_a_newer_certificate_supersedes_the_older_ones(client, ca, 
         assert supersede_older_certificates(newer=newer) == []
     newer.refresh_from_db()
     assert newer.first_used_at == used_at
+
+
+def test_pkilint_finds_no_error_in_the_published_crl(client, ca, bob, charlie, olivia, tmp_path):
+    lint_crl = Path(sys.executable).parent / "lint_crl"
+    if not lint_crl.exists():
+        pytest.skip(f"pkilint is not installed at {lint_crl}")
+    revoke_certificate(certificate=issue(bob), reason=RevocationReason.KEY_COMPROMISE, by=olivia)
+    revoke_certificate(certificate=issue(charlie), reason=RevocationReason.UNSPECIFIED, by=olivia)
+    response = client.get("/pki/crl", secure=True)
+    (tmp_path / "portal.crl").write_bytes(response.content)
+
+    result = subprocess.run(
+        [str(lint_crl), "lint", "-t", "CRL", "-p", "PKIX", "-s", "ALL", "-f", "JSON", str(tmp_path / "portal.crl")],
+        capture_output=True, text=True, timeout=120,
+    )
+    report = json.loads(result.stdout)
+    assert report["results"], result.stderr
+    errors = [
+        finding for entry in report["results"] for finding in entry["finding_descriptions"]
+        if finding["severity"] in ("FATAL", "ERROR", "CRITICAL")
+    ]
+    assert errors == []
