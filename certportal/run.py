@@ -13,15 +13,22 @@ import os
 import signal
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import django
+from cryptography.exceptions import InvalidSignature
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "certportal.settings")
 
 
-def prepare_tls(hostnames: list[str]) -> tuple[Path, Path, Path]:
-    """Write the CA chain and a server certificate (key unencrypted, mode 0600) under var/tls."""
+def prepare_tls(hostnames: list[str], directory: Path | None = None) -> tuple[Path, Path, Path]:
+    """Write the CA chain and a server certificate (key unencrypted, mode 0600); var/tls by default.
+
+    The server certificate is kept across runs unless the CA changed (a new database) or it
+    is about to expire; then a new one is issued.
+    """
+    from cryptography import x509
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from django.conf import settings
@@ -29,35 +36,53 @@ def prepare_tls(hostnames: list[str]) -> tuple[Path, Path, Path]:
 
     from certificates import ca
 
-    tls = Path(settings.VAR_DIR) / "tls"
+    tls = directory or Path(settings.VAR_DIR) / "tls"
     tls.mkdir(parents=True, exist_ok=True)
     chain, cert_path, key_path = tls / "ca-chain.pem", tls / "server.pem", tls / "server.key"
     chain.write_text(ca.chain_pem())
-    if not cert_path.exists() or not key_path.exists():
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = ca.sign_server_certificate(
-            ca=ca.unlock(), public_key=key.public_key(), hostnames=hostnames, now=timezone.now()
-        )
-        key_path.touch(mode=0o600)
-        key_path.write_bytes(key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        ))
-        cert_path.write_bytes(
-            cert.public_bytes(serialization.Encoding.PEM) + ca.unlock().certificate.public_bytes(
-                serialization.Encoding.PEM
-            )
-        )
+    issuer = ca.unlock()
+    now = timezone.now()
+    if cert_path.exists() and key_path.exists():
+        existing = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        if existing.issuer == issuer.certificate.subject and existing.not_valid_after_utc > now + timedelta(days=7):
+            try:
+                existing.verify_directly_issued_by(issuer.certificate)
+                return chain, cert_path, key_path
+            except (ValueError, TypeError, InvalidSignature):
+                pass  # same name, another CA: issue a new one
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = ca.sign_server_certificate(ca=issuer, public_key=key.public_key(), hostnames=hostnames, now=now)
+    key_path.unlink(missing_ok=True)
+    key_path.touch(mode=0o600)
+    key_path.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ))
+    cert_path.write_bytes(
+        cert.public_bytes(serialization.Encoding.PEM) + issuer.certificate.public_bytes(serialization.Encoding.PEM)
+    )
     return chain, cert_path, key_path
 
 
-def gunicorn_command(*, bind: str, chain: Path, cert: Path, key: Path, workers: int = 2) -> list[str]:
-    return [
+def gunicorn_command(
+    *, bind: str, chain: Path | None = None, cert: Path | None = None, key: Path | None = None, workers: int = 2,
+    access_log: bool = True,
+) -> list[str]:
+    """gunicorn serving the portal: its own TLS when given a certificate, plain HTTP behind nginx otherwise.
+
+    `bind` is host:port, or fd://N for a socket the caller already listens on.
+    """
+    command = [
         sys.executable, "-m", "gunicorn", "certportal.wsgi:application",
         "--bind", bind, "--workers", str(workers),
-        "--certfile", str(cert), "--keyfile", str(key),
-        "--ca-certs", str(chain), "--cert-reqs", "1",  # ssl.CERT_OPTIONAL
-        "--access-logfile", "-",
     ]
+    if cert is not None:
+        command += [
+            "--certfile", str(cert), "--keyfile", str(key),
+            "--ca-certs", str(chain), "--cert-reqs", "1",  # ssl.CERT_OPTIONAL: login screen works without one
+        ]
+    if access_log:
+        command += ["--access-logfile", "-"]
+    return command
 
 
 def main() -> None:

@@ -20,6 +20,8 @@ from cryptography.x509.oid import NameOID
 from accounts.models import Contract, User
 from certificates.ca import create_ca
 
+pytest_plugins = ["tests.servers"]  # real gunicorn and nginx subprocesses
+
 PASSWORD = "Correct-horse-2026"
 
 

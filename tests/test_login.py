@@ -30,6 +30,12 @@ from .conftest import PASSWORD
 pytestmark = [pytest.mark.embedded, pytest.mark.usefixtures("ca", "behind_proxy")]
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Password hashing costs 0.35 s by design; these view-level tests do not measure it."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 def log_in(client: Client, user: User, password: str = PASSWORD, **extra):
     return client.post(reverse("login"), {"login_id": user.login_id, "password": password}, **extra)
 

@@ -18,6 +18,12 @@ from .conftest import PASSWORD
 
 pytestmark = [pytest.mark.embedded, pytest.mark.usefixtures("ca", "behind_proxy")]
 
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Password hashing costs 0.35 s by design; these view-level tests do not measure it."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
 JST = ZoneInfo("Asia/Tokyo")
 # 20:00 UTC is 05:00 the next day in Japan: the expiry shown must be the Japanese date.
 ISSUED = datetime(2026, 3, 10, 20, 0, tzinfo=UTC)

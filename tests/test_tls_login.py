@@ -1,0 +1,119 @@
+"""Login over a real TLS handshake, on the embedded default: gunicorn terminating TLS itself (`make run`).
+
+The client certificate is the one presented in the handshake and read from gunicorn's socket.
+"""
+
+from __future__ import annotations
+
+import ssl
+from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from accounts.models import AuditEntry
+
+from .clients import issue_for
+from .conftest import PASSWORD
+from .servers import Browser, write_client_files
+
+pytestmark = pytest.mark.embedded
+
+
+@pytest.fixture
+def alice_files(alice, tmp_path):
+    certificate, key = issue_for(alice)
+    return write_client_files(tmp_path / "alice", certificate, key)
+
+
+@pytest.fixture
+def bob_files(bob, tmp_path):
+    certificate, key = issue_for(bob)
+    return write_client_files(tmp_path / "bob", certificate, key)
+
+
+def test_login_works_with_the_ids_certificate_in_the_handshake_and_its_password(tls_portal, alice, alice_files):
+    browser = Browser(tls_portal, alice_files)
+    response = browser.log_in(alice.login_id, PASSWORD)
+    assert response.status == 302, tls_portal.logs()
+    assert response.location == "/notices/"
+    assert "Secure" in response.headers["Set-Cookie"]
+    page = browser.get("/notices/")
+    assert page.status == 200
+    assert "重要なお知らせ" in page.text
+    assert AuditEntry.objects.filter(action=AuditEntry.Action.LOGIN_SUCCEEDED, subject=alice).exists()
+
+
+def test_without_a_certificate_the_login_screen_opens_but_login_is_refused(tls_portal, alice, alice_files):
+    browser = Browser(tls_portal)
+    screen = browser.get("/")
+    assert screen.status == 200
+    assert "電子証明書取得" in screen.text
+    response = browser.log_in(alice.login_id, PASSWORD)
+    assert response.status == 200
+    assert "電子証明書が提示されませんでした" in response.text
+    assert "sessionid" not in browser.cookies
+    assert AuditEntry.objects.filter(action=AuditEntry.Action.LOGIN_FAILED, subject=alice).exists()
+
+
+def test_the_certificate_of_another_id_is_refused(tls_portal, alice, bob_files):
+    browser = Browser(tls_portal, bob_files, language="en")
+    response = browser.log_in(alice.login_id, PASSWORD)
+    assert response.status == 200
+    assert "belongs to another login ID" in response.text
+    assert "sessionid" not in browser.cookies
+
+
+def test_a_session_used_over_a_connection_with_another_certificate_is_logged_out(
+    tls_portal, alice, alice_files, bob_files
+):
+    browser = Browser(tls_portal, alice_files)
+    assert browser.log_in(alice.login_id, PASSWORD).status == 302
+    assert browser.get("/notices/").status == 200
+    # The session cookie carried over a connection that presents Bob's certificate.
+    thief = Browser(tls_portal, bob_files, cookies=browser.cookies)
+    response = thief.get("/notices/")
+    assert (response.status, response.location) == (302, "/")
+    # The session is gone for its owner too.
+    assert browser.get("/notices/").status == 302
+    assert AuditEntry.objects.filter(action=AuditEntry.Action.LOGOUT, subject=alice).get().detail == {
+        "reason": "certificate_changed"
+    }
+
+
+def test_a_session_used_over_a_connection_without_a_certificate_is_logged_out(tls_portal, alice, alice_files):
+    browser = Browser(tls_portal, alice_files)
+    assert browser.log_in(alice.login_id, PASSWORD).status == 302
+    response = Browser(tls_portal, cookies=browser.cookies).get("/notices/")
+    assert (response.status, response.location) == (302, "/")
+
+
+def test_a_certificate_from_another_ca_is_refused_in_the_handshake(tls_portal, tmp_path):
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "alice-admin")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(now + timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    (tmp_path / "foreign.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "foreign.key").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ))
+    browser = Browser(tls_portal, (tmp_path / "foreign.pem", tmp_path / "foreign.key"))
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        browser.get("/")
+
+
+def test_certificate_headers_sent_straight_to_gunicorn_are_refused_and_audited(tls_portal, alice, alice_files):
+    certificate = alice.certificates.get()
+    forged = {"X-SSL-Client-Cert": quote(certificate.pem, safe=""), "X-SSL-Client-Verify": "SUCCESS"}
+    response = Browser(tls_portal).get("/", headers=forged)
+    assert response.status == 400
+    entry = AuditEntry.objects.get(action=AuditEntry.Action.UNTRUSTED_PROXY_HEADER)
+    assert entry.remote_addr == "127.0.0.1"
