@@ -105,6 +105,8 @@ def _refuse(request: HttpRequest, form: LoginForm, message: str) -> HttpResponse
 @sensitive_post_parameters("password")
 @require_http_methods(["GET", "HEAD", "POST"])
 def login(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST" and request.user.is_authenticated and not request.user.is_staff:
+        return redirect("important-notices")  # still logged in, with this certificate (the middleware checked)
     form = LoginForm(request.POST if request.method == "POST" else None)
     if request.method != "POST" or not form.is_valid():
         return render(request, "certificates/login.html", {"form": form})

@@ -235,6 +235,12 @@ class TestLoginScreen:
         assert f'<a href="{reverse("obtain-start")}">電子証明書取得</a>' in html
         assert f'<html lang="{language}">' in html
 
+    def test_a_logged_in_customer_opening_the_login_screen_gets_the_important_notices(self, alice):
+        certificate, _key = issue_for(alice)
+        client = CertificateClient(certificate)
+        log_in(client, alice)
+        assert client.get(reverse("login"))["Location"] == reverse("important-notices")
+
     def test_the_language_switch_is_remembered_in_a_cookie(self):
         client = CertificateClient(None)
         response = client.post(reverse("set_language"), {"language": "en", "next": reverse("login")})
