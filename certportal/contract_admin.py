@@ -26,6 +26,7 @@ from django.urls import NoReverseMatch, path, resolve, reverse
 from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
@@ -113,7 +114,10 @@ class ContractAdminSite(admin.AdminSite):
             return redirect(f"{self.name}:index")
         if request.user.is_authenticated:
             raise PermissionDenied
-        return redirect_to_login(request.GET.get("next") or reverse(f"{self.name}:index"), portal_login_url())
+        target = request.GET.get("next", "")
+        if not url_has_allowed_host_and_scheme(target, {request.get_host()}, require_https=request.is_secure()):
+            target = reverse(f"{self.name}:index")
+        return redirect_to_login(target, portal_login_url())
 
     def logout(self, request: HttpRequest, extra_context=None) -> HttpResponse:
         """The portal's logout, which audits it."""

@@ -185,7 +185,7 @@ contract_admin:app_list[certificates]                          login     403    
 # The portal's own pages after login
 password-change                                                login     200       200       200       200
 important-notices                                              login     200       200       200       200
-login                                                          200       200       200       200       200
+login                                                          200       ->/notices/ ->/notices/ ->/notices/ 200
 logout                                                         405       405       405       405       405
 """
 
