@@ -194,7 +194,8 @@ def _obtain_user(request: HttpRequest, *, verified: bool) -> User | None:
         verified_at = state.get("verified_at")
         if verified_at is None or time.time() - verified_at > OBTAIN_VERIFIED_FOR.total_seconds():
             return None
-    return User.objects.filter(pk=state["user"], contract__isnull=False).first()
+    # An ID locked or suspended since it was proven gets no further.
+    return User.objects.filter(pk=state["user"], contract__isnull=False, state=User.State.ACTIVE).first()
 
 
 def _has_usable_certificate(user: User, now: datetime) -> bool:

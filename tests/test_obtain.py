@@ -300,3 +300,13 @@ def test_a_browser_session_gets_a_limited_number_of_attempts(browser, charlie, d
     assert refused.status_code == 429
     assert "試行回数が上限に達しました" in errors(refused)
     assert mail.outbox == []
+
+
+def test_an_id_suspended_after_its_code_was_accepted_gets_no_certificate(
+    browser, charlie, django_capture_on_commit_callbacks
+):
+    identify(browser, "charlie-admin", capture=django_capture_on_commit_callbacks)
+    enter_code(browser, code_from_mail(mail.outbox[0]))
+    User.objects.filter(pk=charlie.pk).update(state=User.State.SUSPENDED)
+    assert post_csr(browser).status_code == 403
+    assert not charlie.certificates.exists()
