@@ -325,3 +325,21 @@ def test_the_site_speaks_japanese_by_default_and_english_on_request(alice_client
 def test_the_site_header_names_the_administrators_contract(alice_client):
     page = alice_client.get("/manage/").content.decode()
     assert Contract.objects.get(number="2000001").name in page
+
+
+def test_a_suspended_user_id_is_logged_out_at_its_next_request(alice_client, bob):
+    certificate, _key = issue_for(bob)
+    bob_client = signed_in(bob, certificate)
+    assert bob_client.get("/password/").status_code == 200
+    alice_client.post(user_url("suspend", bob))
+    response = bob_client.get("/password/")
+    assert response.status_code == 302 and response["Location"].startswith("/?next=")
+
+
+def test_a_user_whose_certificate_is_revoked_is_logged_out_at_its_next_request(alice_client, bob):
+    certificate, _key = issue_for(bob)
+    bob_client = signed_in(bob, certificate)
+    assert bob_client.get("/password/").status_code == 200
+    alice_client.post(f"/manage/certificates/certificate/{certificate.pk}/revoke/", {"reason": "affiliation_changed"})
+    bob_client.get("/password/")
+    assert "_auth_user_id" not in bob_client.session
