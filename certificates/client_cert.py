@@ -10,10 +10,11 @@ Two ways a certificate reaches Django, and only these two:
   else sending them is trying to pose as a certificate holder, so the request is refused
   and audited.
 
-The middleware sets `request.client_certificate_der` (bytes or None), `request.client_certificate`
-(the portal's Certificate with that fingerprint, or None) and `request.client_address` (the
-customer's address, not the proxy's). It also keeps a customer's session bound to the
-certificate used at login: another certificate, or none, on a later request ends the session.
+ClientCertificateMiddleware (first in MIDDLEWARE) sets `request.client_certificate_der`
+(bytes or None), `request.client_certificate` (the portal's Certificate with that
+fingerprint, or None) and `request.client_address` (the customer's address, not the
+proxy's). CertificateSessionMiddleware keeps a customer's session bound to the certificate
+used at login: another certificate, or none, on a later request ends the session.
 """
 
 from __future__ import annotations
@@ -97,7 +98,10 @@ def read_client_certificate(request: HttpRequest) -> bytes | None:
 
 
 class ClientCertificateMiddleware:
-    """Goes after AuthenticationMiddleware (it reads request.user) and before the views."""
+    """First in MIDDLEWARE: a forged certificate header is refused before anything else answers.
+
+    (SecurityMiddleware's HTTPS redirect, for one, would otherwise answer it unaudited.)
+    """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -129,6 +133,16 @@ class ClientCertificateMiddleware:
             if der is not None
             else None
         )
+        return self.get_response(request)
+
+
+class CertificateSessionMiddleware:
+    """After AuthenticationMiddleware and MessageMiddleware: ends sessions bound to another certificate."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
         ended = self._end_session_not_bound_to(request)
         if ended is not None:
             return ended

@@ -152,6 +152,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: reads the client certificate (gunicorn's TLS or the trusted proxy's header) and
+    # refuses, audited, a certificate header from any other address before anything answers.
+    "certificates.client_cert.ClientCertificateMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "accounts.idle.IdleTimeoutMiddleware",
@@ -160,8 +163,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    # Before any view or redirect: reads the client certificate, ends sessions bound to another one.
-    "certificates.client_cert.ClientCertificateMiddleware",
+    # Ends a session when this connection's certificate is not the one it logged in with.
+    "certificates.client_cert.CertificateSessionMiddleware",
     "accounts.middleware.PasswordChangeRequiredMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -232,6 +235,8 @@ SECURE_HSTS_SECONDS = 0 if DEBUG else 31536000
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = not DEBUG
 SECURE_SSL_REDIRECT = env_bool("CERTPORTAL_SSL_REDIRECT", not DEBUG)
+# The CRL distribution point and the CA chain are fetched over plain HTTP (deploy/nginx.conf).
+SECURE_REDIRECT_EXEMPT = [r"^pki/"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"

@@ -125,8 +125,19 @@ def wait_until_serving(server: Server, probe) -> None:
             time.sleep(0.1)
 
 
+def production_environment() -> dict[str, str]:
+    """Settings as deploy/README.md sets them: debug off, nginx on 127.0.0.1 trusted."""
+    return {
+        "CERTPORTAL_DEBUG": "false",
+        "CERTPORTAL_SECRET_KEY": "test-only-secret-key-for-the-nginx-tests-0123456789",
+        "CERTPORTAL_CA_PASSPHRASE": settings.CA_KEY_PASSPHRASE,  # the test process's CA keys
+        "CERTPORTAL_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "CERTPORTAL_TRUSTED_PROXIES": "127.0.0.1",
+    }
+
+
 def start_gunicorn(
-    tmp_path: Path, *, tls: bool, trusted_proxies: str = "", name: str = "gunicorn"
+    tmp_path: Path, *, tls: bool, name: str = "gunicorn", environment: dict[str, str] | None = None
 ) -> tuple[Server, int, tuple[Path, Path, Path]]:
     """gunicorn on 127.0.0.1, on a socket this process already listens on (no port race)."""
     tls_files = prepare_tls(["localhost", "127.0.0.1"], tmp_path / f"{name}-tls")
@@ -139,7 +150,7 @@ def start_gunicorn(
         bind=f"fd://{listener.fileno()}", workers=1, access_log=False,
         **({"chain": chain, "cert": cert, "key": key} if tls else {}),
     )
-    env = server_environment(tmp_path / f"{name}-var", CERTPORTAL_TRUSTED_PROXIES=trusted_proxies)
+    env = server_environment(tmp_path / f"{name}-var", **(environment or {}))
     server = start_process(name, command, log=tmp_path / f"{name}.log", env=env, pass_fds=(listener.fileno(),))
     listener.close()  # gunicorn holds its own copy
     return server, port, tls_files
@@ -199,7 +210,7 @@ def nginx_portal(transactional_db, ca, tmp_path) -> Iterator[Portal]:
     if not Path(NGINX).exists():
         pytest.skip(f"nginx is not installed at {NGINX} (CI installs Debian's nginx; see .ci/run)")
     gunicorn, upstream_port, (chain, _cert, _key) = start_gunicorn(
-        tmp_path, tls=False, trusted_proxies="127.0.0.1", name="gunicorn-behind-nginx"
+        tmp_path, tls=False, name="gunicorn-behind-nginx", environment=production_environment()
     )
     prefix = tmp_path / "nginx"
     prefix.mkdir()

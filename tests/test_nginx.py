@@ -75,7 +75,8 @@ def test_a_certificate_header_sent_straight_to_gunicorn_from_another_address_is_
     entry = AuditEntry.objects.get(action=AuditEntry.Action.UNTRUSTED_PROXY_HEADER)
     assert entry.remote_addr == "127.0.0.2"
     # From nginx's own address the same gunicorn accepts the header (that is what nginx sends).
-    assert plain_get("127.0.0.1", nginx_portal.upstream_port, "/", headers=forged).status == 200
+    as_nginx = {**forged, "X-Forwarded-Proto": "https"}
+    assert plain_get("127.0.0.1", nginx_portal.upstream_port, "/", headers=as_nginx).status == 200
 
 
 def test_the_crl_is_served_over_plain_http_and_everything_else_moves_to_https(nginx_portal):
