@@ -206,8 +206,10 @@ def queue_after_commit(reminder_ids: Iterable[int]) -> None:
 def enqueue(reminder_ids: Iterable[int]) -> None:
     from .tasks import send_reminder  # the tasks module imports this one
 
-    for reminder_id in reminder_ids:
-        send_reminder.delay(reminder_id)
+    # One producer (one broker connection) for the whole batch, not one acquired per task.
+    with send_reminder.app.producer_or_acquire() as producer:
+        for reminder_id in reminder_ids:
+            send_reminder.apply_async((reminder_id,), producer=producer)
 
 
 # --- sending ------------------------------------------------------------------------------
