@@ -74,6 +74,7 @@ def gunicorn_command(
     command = [
         sys.executable, "-m", "gunicorn", "certportal.wsgi:application",
         "--bind", bind, "--workers", str(workers),
+        "--no-control-socket",  # gunicorn 27 would otherwise share ~/.gunicorn/gunicorn.ctl between instances
     ]
     if cert is not None:
         command += [
