@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
@@ -59,9 +59,14 @@ class ReminderQuerySet(models.QuerySet):
         return self.filter(state=Reminder.State.FAILED)
 
     def stranded(self, *, older_than: datetime) -> ReminderQuerySet:
-        """Queued and due for an attempt since before `older_than`: its task was lost (the broker
-        was down when it was recorded, or lost the message)."""
-        return self.filter(state=Reminder.State.QUEUED, next_attempt_at__lt=older_than)
+        """Reminders whose task was lost (the broker was down when they were recorded, or lost the
+        message): queued and due for an attempt since before `older_than`, or left "sending" by a
+        dead worker since before `older_than` minus the sending lease."""
+        lease = timedelta(seconds=settings.REMINDER_SENDING_LEASE_SECONDS)
+        return self.filter(
+            Q(state=Reminder.State.QUEUED, next_attempt_at__lt=older_than)
+            | Q(state=Reminder.State.SENDING, sending_since__lt=older_than - lease)
+        )
 
 
 class Reminder(models.Model):

@@ -352,3 +352,21 @@ def test_operators_filter_failed_reminders_and_resend_one_through_the_admin(
     entry = AuditEntry.objects.get(action=AuditEntry.Action.REMINDER_RESENT)
     assert entry.actor == olivia and entry.subject == bob and entry.detail["previous_state"] == "failed"
     assert len(mail.outbox) == 1
+
+
+def test_a_reminder_whose_task_was_lost_is_queued_again_by_the_next_run(ca, bob, eager_tasks,
+                                                                        django_capture_on_commit_callbacks):
+    certificate = expiring(bob, days_left=20)
+    run_job(capture=django_capture_on_commit_callbacks, execute=False)  # the broker never got the task
+    assert reminders_of(certificate) == {30: Reminder.State.QUEUED}
+    result = run_job(today=TODAY + timedelta(days=1), capture=django_capture_on_commit_callbacks)
+    assert result.requeued == [certificate.reminders.get().pk] and result.queued == []
+    assert reminders_of(certificate) == {30: Reminder.State.SENT}
+    assert len(mail.outbox) == 1
+
+
+def test_beat_runs_the_reminder_job_daily_at_the_configured_japan_time(settings):
+    entry = settings.CELERY_BEAT_SCHEDULE["send-expiry-reminders"]
+    assert entry["task"] in celery_app.tasks  # the name beat sends is the task that runs the job
+    assert entry["schedule"].hour == {9} and entry["schedule"].minute == {0}
+    assert settings.CELERY_TIMEZONE == "Asia/Tokyo"
