@@ -79,12 +79,12 @@ class Reminder(models.Model):
         DIGEST = "digest", _("administrator digest")
 
     class State(models.TextChoices):
-        QUEUED = "queued", _("queued")
-        SENDING = "sending", _("sending")
+        QUEUED = "queued", _("queued for sending")
+        SENDING = "sending", _("being sent")
         SENT = "sent", _("sent")
         DELIVERED = "delivered", _("delivered")
         BOUNCED = "bounced", _("bounced")
-        FAILED = "failed", _("failed")
+        FAILED = "failed", _("failed to send")
         # The 30-day reminder of a certificate first seen inside 10 days: only the 10-day one goes out.
         SKIPPED = "skipped", _("skipped (the 10-day reminder was sent instead)")
 

@@ -23,7 +23,7 @@ class Migration(migrations.Migration):
                 ('threshold_days', models.PositiveSmallIntegerField(blank=True, null=True, verbose_name='threshold (days)')),
                 ('digest_date', models.DateField(blank=True, null=True, verbose_name='digest date (Japan)')),
                 ('items', models.JSONField(blank=True, default=list, verbose_name='listed IDs')),
-                ('state', models.CharField(choices=[('queued', 'queued'), ('sending', 'sending'), ('sent', 'sent'), ('delivered', 'delivered'), ('bounced', 'bounced'), ('failed', 'failed'), ('skipped', 'skipped (the 10-day reminder was sent instead)')], default='queued', max_length=10, verbose_name='state')),
+                ('state', models.CharField(choices=[('queued', 'queued for sending'), ('sending', 'being sent'), ('sent', 'sent'), ('delivered', 'delivered'), ('bounced', 'bounced'), ('failed', 'failed to send'), ('skipped', 'skipped (the 10-day reminder was sent instead)')], default='queued', max_length=10, verbose_name='state')),
                 ('run', models.UUIDField(db_index=True, verbose_name='recorded by run')),
                 ('created_at', models.DateTimeField(default=django.utils.timezone.now, editable=False, verbose_name='recorded at')),
                 ('queued_at', models.DateTimeField(default=django.utils.timezone.now, verbose_name='queued at')),
