@@ -156,6 +156,9 @@ MIDDLEWARE = [
     # refuses, audited, a certificate header from any other address before anything answers.
     "certificates.client_cert.ClientCertificateMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # /static/ (the enrollment page's script, the admin's files) from STATIC_ROOT, filled by
+    # collectstatic: gunicorn serves it on `make run` and behind nginx alike.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "accounts.idle.IdleTimeoutMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -217,6 +220,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)  # WhiteNoise serves from here; collectstatic fills it
 STATICFILES_DIRS = [BASE_DIR / "static"]
 
 # --- security -------------------------------------------------------------------------

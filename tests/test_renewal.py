@@ -244,3 +244,16 @@ def test_a_bank_operator_has_no_renewal_screens(ca, olivia, behind_proxy):
     for url_name in ("renewal-prepare", "renewal-start"):
         assert client.get(reverse(url_name)).status_code == 404
     assert post_csr(client).status_code == 404
+
+
+def test_the_portal_itself_serves_the_pages_script_after_collectstatic(settings, tmp_path, db):
+    """gunicorn on `make run` and behind nginx has no static handler of its own: WhiteNoise is it."""
+    from django.core.management import call_command
+    from django.test import Client
+
+    settings.STATIC_ROOT = tmp_path / "static"
+    call_command("collectstatic", "--noinput", verbosity=0)
+    response = Client().get("/static/certportal/enroll.js")
+    assert response.status_code == 200
+    served = b"".join(response.streaming_content)
+    assert served == (settings.BASE_DIR / "static" / "certportal" / "enroll.js").read_bytes()
