@@ -6,6 +6,7 @@ import base64
 import json
 
 import pytest
+from django.test import Client
 
 from notices.models import Reminder
 
@@ -28,6 +29,12 @@ def sent_reminder(ca, bob) -> Reminder:
         kind=Reminder.Kind.EXPIRY, recipient=bob, certificate=certificate, threshold_days=30,
         run="00000000-0000-0000-0000-000000000001", state=Reminder.State.SENT, message_id="pm-1",
     )
+
+
+@pytest.fixture
+def client():
+    """The provider calls without a CSRF token, as a real one does."""
+    return Client(enforce_csrf_checks=True)
 
 
 @pytest.fixture
