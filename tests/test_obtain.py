@@ -90,6 +90,7 @@ def test_an_id_without_a_certificate_obtains_one_with_the_code_from_the_email(
     assert code in message.alternatives[0][0]  # the HTML part says the same
 
     code_page = browser.get(reverse("obtain-code"))
+    assert h1(code_page) == {"ja": "確認コードの入力", "en": "Enter the confirmation code"}[language]
     assert "c***@beta.example" in code_page.content.decode()  # the address, masked
     response = enter_code(browser, code)
     assert response.status_code == 302 and response["Location"] == reverse("obtain-enroll")
