@@ -237,7 +237,7 @@ def obtain_start(request: HttpRequest) -> HttpResponse:
         code = send_one_time_code(user=user, purpose=OneTimeCode.Purpose.OBTAIN, remote_addr=remote_addr)
     except CodeRefused as refusal:
         form.add_error(None, str(refusal.message))
-        return render(request, template, {"form": form}, status=429)
+        return render(request, template, {"form": form}, status=503 if refusal.code == "mail_failed" else 429)
     request.session.cycle_key()
     request.session[OBTAIN_SESSION_KEY] = {"user": user.pk, "code": code.pk, "verified_at": None}
     return redirect("obtain-code")

@@ -7,6 +7,7 @@ a customer is not flooded by someone who knows the password.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,10 +25,16 @@ from accounts.models import AuditEntry, User
 
 from .models import OneTimeCode
 
+logger = logging.getLogger(__name__)
+
 CODE_DIGITS = 6
 CODE_LIFETIME = timedelta(minutes=10)
 MAX_FAILED_ATTEMPTS = 5
 CODES_PER_HOUR = 5
+
+
+class CodeNotDelivered(Exception):
+    """The e-mail backend refused the message with the code."""
 
 
 class CodeRefused(Exception):
@@ -48,6 +55,20 @@ def send_one_time_code(
 ) -> OneTimeCode:
     """Create a code for `user` and e-mail it once the transaction commits; earlier live codes stop working."""
     now = now or timezone.now()
+    try:
+        return _create_and_mail(user=user, purpose=purpose, remote_addr=remote_addr, now=now)
+    except CodeNotDelivered:
+        # The code row is committed but nobody can know it; it expires unused.
+        audit.record(
+            AuditEntry.Action.ONE_TIME_CODE_FAILED, subject=user, remote_addr=remote_addr,
+            reason="mail_failed", purpose=str(purpose),
+        )
+        raise CodeRefused(
+            "mail_failed", _("The e-mail with the confirmation code could not be sent. Please try again later.")
+        ) from None
+
+
+def _create_and_mail(*, user: User, purpose: OneTimeCode.Purpose, remote_addr: str | None, now: datetime):
     with transaction.atomic():
         user = User.objects.select_for_update().get(pk=user.pk)
         sent_last_hour = user.one_time_codes.filter(created_at__gt=now - timedelta(hours=1)).count()
@@ -93,7 +114,11 @@ def _mail_code(*, user: User, code: str, expires_at: datetime) -> None:
         html = render_to_string("certificates/enroll/email/one_time_code_body.html", context)
     message = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL, [user.email])
     message.attach_alternative(html, "text/html")
-    message.send()
+    try:
+        message.send()
+    except Exception as error:  # SMTP refused, the provider's API down: any backend's failure
+        logger.exception("the one-time code for %s could not be e-mailed", user.login_id)
+        raise CodeNotDelivered from error
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 from datetime import timedelta
 
 import pytest
@@ -311,3 +312,19 @@ def test_an_id_suspended_after_its_code_was_accepted_gets_no_certificate(
     User.objects.filter(pk=charlie.pk).update(state=User.State.SUSPENDED)
     assert post_csr(browser).status_code == 403
     assert not charlie.certificates.exists()
+
+
+def test_when_the_mail_server_refuses_the_customer_is_told_and_it_is_audited(transactional_db, ca, behind_proxy,
+                                                                               charlie, settings):
+    """A real SMTP connection to a port where nothing listens (committed for real: transactional_db)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", closed_port, 5
+    response = CertificateClient(None).post(reverse("obtain-start"), {"login_id": "charlie-admin",
+                                                                       "password": PASSWORD})
+    assert response.status_code == 503
+    assert "確認コードのメールを送信できませんでした" in errors(response)
+    assert AuditEntry.objects.filter(action=AuditEntry.Action.ONE_TIME_CODE_FAILED, subject=charlie,
+                                     detail__reason="mail_failed").exists()
