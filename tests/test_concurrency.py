@@ -17,6 +17,12 @@ from .conftest import make_csr
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db(transaction=True)]
 
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """The personas' passwords hash in microseconds; PBKDF2's deliberate slowness is not under test here."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
 REQUESTS = 20
 
 

@@ -12,6 +12,12 @@ from .conftest import PASSWORD
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """The personas' passwords hash in microseconds; PBKDF2's deliberate slowness is not under test here."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 def fail(user: User, times: int) -> list[PasswordCheck]:
     return [verify_password(user=user, password="wrong-password", remote_addr="192.0.2.7") for _ in range(times)]
 
