@@ -267,6 +267,9 @@ class TestSessionBinding:
         assert "_auth_user_id" not in client.session
         entry = AuditEntry.objects.get(action=AuditEntry.Action.LOGOUT)
         assert (entry.subject, entry.detail["reason"]) == (alice, "certificate_changed")
+        assert "この接続の電子証明書がログイン時のものと異なるため、ログアウトしました。" in client.get(
+            response["Location"]
+        ).content.decode()
 
     def test_a_request_without_a_certificate_is_logged_out(self, alice):
         certificate, _key = issue_for(alice)
