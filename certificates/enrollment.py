@@ -172,13 +172,13 @@ def _count_session_attempt(request: HttpRequest) -> bool:
     return True
 
 
-def _too_many_attempts(request: HttpRequest, template: str, form, *, user: User | None = None) -> HttpResponse:
+def _too_many_attempts(request: HttpRequest, template: str, context: dict, *, user: User | None = None) -> HttpResponse:
     audit.record(
         AuditEntry.Action.ONE_TIME_CODE_FAILED if user else AuditEntry.Action.LOGIN_FAILED,
         subject=user, remote_addr=_remote_addr(request), reason="session_rate_limited", via="obtain",
     )
-    form.add_error(None, _("Too many attempts from this browser. Please wait 15 minutes and try again."))
-    return render(request, template, {"form": form}, status=429)
+    context["form"].add_error(None, _("Too many attempts from this browser. Please wait 15 minutes and try again."))
+    return render(request, template, context, status=429)
 
 
 def _obtain_state(request: HttpRequest) -> dict | None:
@@ -216,7 +216,7 @@ def obtain_start(request: HttpRequest) -> HttpResponse:
     if request.method == "GET" or not form.is_valid():
         return render(request, template, {"form": form})
     if not _count_session_attempt(request):
-        return _too_many_attempts(request, template, form)
+        return _too_many_attempts(request, template, {"form": form})
     remote_addr = _remote_addr(request)
     login_id = form.cleaned_data["login_id"]
     user = User.objects.filter(login_id=login_id, contract__isnull=False).first()
@@ -257,7 +257,7 @@ def obtain_code(request: HttpRequest) -> HttpResponse:
     if request.method == "GET" or not form.is_valid():
         return render(request, template, context)
     if not _count_session_attempt(request):
-        return _too_many_attempts(request, template, form, user=user)
+        return _too_many_attempts(request, template, context, user=user)
     try:
         verify_one_time_code(code_id=state["code"], user=user, entered=form.cleaned_data["code"],
                              remote_addr=_remote_addr(request))

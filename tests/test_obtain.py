@@ -328,3 +328,15 @@ def test_when_the_mail_server_refuses_the_customer_is_told_and_it_is_audited(tra
     assert "確認コードのメールを送信できませんでした" in errors(response)
     assert AuditEntry.objects.filter(action=AuditEntry.Action.ONE_TIME_CODE_FAILED, subject=charlie,
                                      detail__reason="mail_failed").exists()
+
+
+def test_code_entries_count_toward_the_sessions_limit_too(browser, charlie, django_capture_on_commit_callbacks):
+    identify(browser, "charlie-admin", capture=django_capture_on_commit_callbacks)
+    right = code_from_mail(mail.outbox[0])
+    for _ in range(SESSION_ATTEMPT_LIMIT - 1):
+        assert enter_code(browser, f"{(int(right) + 1) % 1_000_000:06d}").status_code == 200
+    refused = enter_code(browser, right)
+    assert refused.status_code == 429
+    assert "試行回数が上限に達しました" in errors(refused) and "c***@beta.example" in refused.content.decode()
+    assert AuditEntry.objects.filter(action=AuditEntry.Action.ONE_TIME_CODE_FAILED, subject=charlie,
+                                     detail__reason="session_rate_limited").exists()
