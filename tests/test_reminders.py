@@ -82,6 +82,7 @@ def run_job(*, today: date = TODAY, now: datetime | None = None, capture, execut
 # --- selection -----------------------------------------------------------------------------
 
 
+@pytest.mark.embedded
 def test_a_certificate_inside_30_days_gets_the_30_day_reminder_once(ca, bob, eager_tasks,
                                                                        django_capture_on_commit_callbacks):
     certificate = expiring(bob, days_left=30)
@@ -115,6 +116,7 @@ def test_a_missed_day_is_caught_up(ca, bob, django_capture_on_commit_callbacks):
     assert reminders_of(certificate) == {30: Reminder.State.QUEUED}
 
 
+@pytest.mark.embedded
 def test_a_certificate_already_inside_10_days_gets_only_the_10_day_email(ca, bob, eager_tasks,
                                                                         django_capture_on_commit_callbacks):
     certificate = expiring(bob, days_left=8)
@@ -147,6 +149,7 @@ def test_revoked_renewed_and_expired_certificates_get_no_reminder(ca, alice, bob
     assert reminders_of(revoked) == reminders_of(renewed) == reminders_of(expired) == {}
 
 
+@pytest.mark.embedded
 def test_the_database_refuses_a_second_reminder_for_the_same_certificate_and_threshold(ca, bob):
     certificate = expiring(bob, days_left=20)
     fields = {"kind": Reminder.Kind.EXPIRY, "recipient": bob, "certificate": certificate, "threshold_days": 30,
@@ -205,6 +208,7 @@ def test_an_english_speaking_id_gets_the_email_in_english(ca, bob, eager_tasks, 
     assert "<html lang=\"en\">" in message.alternatives[0].content
 
 
+@pytest.mark.embedded
 def test_the_embedded_default_writes_the_email_to_a_file(ca, bob, settings, tmp_path, eager_tasks,
                                                          django_capture_on_commit_callbacks):
     settings.EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
@@ -286,6 +290,7 @@ def test_a_reminder_is_given_up_as_failed_after_the_give_up_window(ca, bob, use_
 # --- the administrators' digest ------------------------------------------------------------
 
 
+@pytest.mark.embedded
 def test_a_contract_administrator_gets_one_digest_a_day_listing_ids_not_yet_renewed(
     ca, alice, bob, charlie, eager_tasks, django_capture_on_commit_callbacks
 ):
