@@ -375,3 +375,12 @@ def test_beat_runs_the_reminder_job_daily_at_the_configured_japan_time(settings)
     assert entry["task"] in celery_app.tasks  # the name beat sends is the task that runs the job
     assert entry["schedule"].hour == {9} and entry["schedule"].minute == {0}
     assert settings.CELERY_TIMEZONE == "Asia/Tokyo"
+
+
+def test_a_reminder_sent_after_the_expiry_points_to_obtaining_a_new_certificate(ca, bob):
+    reminder = queued_reminder(bob, days_left=5)  # the 10-day reminder, delayed (provider down) past expiry
+    reminder = Reminder.objects.get(certificate=reminder.certificate, threshold_days=10)
+    assert deliver_reminder(reminder_id=reminder.pk, now=NOW + timedelta(days=6)) == Outcome.SENT
+    [message] = mail.outbox
+    assert message.subject == "【重要】電子証明書の有効期限が切れました（bob-user）"
+    assert "ログイン画面の「電子証明書取得」" in message.body and "「電子証明書の更新はこちら」" not in message.body
