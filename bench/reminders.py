@@ -60,6 +60,13 @@ def _create_database(server_url: str) -> str:
     return f"{base}/{BENCH_DB}"
 
 
+def _drop_database(server_url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+
+
 def _step(message: str) -> float:
     print(message, flush=True)
     return time.perf_counter()
@@ -286,6 +293,10 @@ def main() -> list[dict]:
         figures = measure(today, now)
     finally:
         _purge(queue, broker_url)
+        from django.db import connections
+
+        connections.close_all()
+        _drop_database(server)
     for figure in figures:
         print(f"  {figure['figure']}: {figure['measured']}"
               + ("" if figure["ratio"] is None else f" -> {figure['ratio']:.2f}x (target {figure['target']})"))
