@@ -198,6 +198,9 @@ DATABASES = {
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
+# Password sign-in (the operators' admin) counts failures toward the lock and audits them; the lockout
+# backend refuses a known ID outright, so ModelBackend only answers for unknown IDs and loads session users.
+AUTHENTICATION_BACKENDS = ["accounts.backends.LockoutModelBackend", "django.contrib.auth.backends.ModelBackend"]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator",
