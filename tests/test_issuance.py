@@ -36,6 +36,7 @@ def fast_password_hashing(settings):
     """The personas' passwords hash in microseconds; PBKDF2's deliberate slowness is not under test here."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
+
 LINT_PKIX_CERT = Path(sys.executable).parent / "lint_pkix_cert"  # installed with the dev dependencies
 
 

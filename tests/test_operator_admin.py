@@ -22,6 +22,7 @@ def fast_password_hashing(settings):
     """The personas' passwords hash in microseconds; PBKDF2's deliberate slowness is not under test here."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
+
 NOW = datetime(2026, 11, 26, 1, 0, tzinfo=UTC)
 
 

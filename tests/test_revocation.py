@@ -33,6 +33,7 @@ def fast_password_hashing(settings):
     """The personas' passwords hash in microseconds; PBKDF2's deliberate slowness is not under test here."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
+
 T0 = datetime(2026, 11, 26, 1, 0, tzinfo=UTC)
 
 
