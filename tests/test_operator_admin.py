@@ -289,3 +289,14 @@ def test_the_admin_is_in_english_once_english_is_chosen(operator_client):
 
     content = get(operator_client, "/operator/certificates/certificate/").content.decode()
     assert 'lang="en"' in content and "Log out" in content
+
+
+def test_the_ca_admin_shows_the_cas_but_never_their_keys_and_cannot_change_them(ca, operator_client):
+    root_and_issuing = get(operator_client, "/operator/certificates/certificateauthority/")
+    assert len(root_and_issuing.context["cl"].result_list) == 2
+
+    page = get(operator_client, f"/operator/certificates/certificateauthority/{ca.pk}/change/").content.decode()
+    assert "PRIVATE KEY" not in page
+    assert ca.encrypted_key_pem.splitlines()[1] not in page
+    assert operator_client.post(f"/operator/certificates/certificateauthority/{ca.pk}/delete/", {"post": "yes"},
+                                secure=True).status_code == 403
