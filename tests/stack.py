@@ -1,0 +1,255 @@
+"""Whole stacks for the end-to-end journey, each restartable with its clock moved forward.
+
+Two stacks, as a bank would run the portal:
+
+- embedded (`make run`): gunicorn terminating TLS itself, SQLite, a Celery worker with beat
+  on the filesystem broker, e-mail written to files in the var directory;
+- production (deploy/): Debian's nginx with deploy/nginx.conf (mutual TLS, CRL) in front of
+  gunicorn on plain HTTP with production settings, PostgreSQL, a Celery worker with beat on
+  Redis, e-mail through anymail's Postmark backend to the local stand-in.
+
+Every process (gunicorn, the worker and its beat, nginx, `export_crl`) can be restarted
+under Debian's libfaketime with the same offset, so that the whole stack lives on a later
+day while the test process, the database server and the browser keep the real time. The
+project's code is not touched: it reads the moved clock as it would read the real one.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from .esp_standin import PostmarkStandIn
+from .servers import (
+    NGINX,
+    Portal,
+    Server,
+    free_port,
+    nginx_main_config,
+    nginx_site,
+    plain_get,
+    production_environment,
+    server_environment,
+    start_gunicorn,
+    start_process,
+    wait_until_serving,
+)
+from .servers import Browser as TLSClient
+
+BASE_DIR = Path(settings.BASE_DIR)
+FAKETIME_LIBRARY = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+WORKER_START_TIMEOUT = 40.0
+
+
+def faketime_environment(offset_seconds: int) -> dict[str, str]:
+    """libfaketime moving a process's clocks `offset_seconds` ahead."""
+    if not offset_seconds:
+        return {}
+    if not FAKETIME_LIBRARY.exists():
+        pytest.skip(f"needs Debian's libfaketime at {FAKETIME_LIBRARY} (apt-get install faketime; CI installs it)")
+    return {
+        "LD_PRELOAD": str(FAKETIME_LIBRARY),
+        "FAKETIME": f"{offset_seconds:+d}",
+        # Monotonic clocks move by the same offset (libfaketime 0.9.10 breaks Python's time.sleep otherwise).
+        "FAKETIME_DONT_RESET": "1",  # forked children (gunicorn's and Celery's workers) keep the offset
+        "NO_FAKE_STAT": "1",  # file times as written: gunicorn's heartbeat writes monotonic times there
+    }
+
+
+@dataclass
+class Mail:
+    to: str
+    subject: str
+    text: str
+
+
+@dataclass
+class Stack:
+    """One portal with its worker and beat, started with a clock offset and restarted with another."""
+
+    kind: str  # "embedded" or "production"
+    tmp_path: Path
+    var_dir: Path
+    environment: dict[str, str]  # for every process of the stack (database, broker, queue, e-mail)
+    postmark: PostmarkStandIn | None = None
+    offset_seconds: int = 0
+    portal: Portal | None = None
+    worker: Server | None = None
+    starts: int = 0
+    _stopped: list[Server] = field(default_factory=list)
+
+    @property
+    def origin(self) -> str:
+        return f"https://{self.portal.host}:{self.portal.port}"
+
+    def clock(self) -> float:
+        """The stack's wall clock now (epoch seconds)."""
+        return time.time() + self.offset_seconds
+
+    def start(self, *, offset_seconds: int = 0) -> Portal:
+        self.offset_seconds = offset_seconds
+        self.starts += 1
+        # A beat that has run every day would next fire at today's REMINDER_TIME: start it without
+        # the schedule state of the previous start (which would make it fire at once, catching up).
+        for state in (self.var_dir / "celery").glob("beat-schedule*"):  # the shelve's .dat, .dir, .bak
+            state.unlink()
+        env = {**self.environment, **faketime_environment(offset_seconds)}
+        self.worker = self._start_worker(env)
+        if self.kind == "embedded":
+            self.portal = self._start_embedded(env)
+        else:
+            self.portal = self._start_production(env)
+        self._wait_for_worker()
+        return self.portal
+
+    def stop(self) -> None:
+        servers = ([self.worker] if self.worker else []) + (self.portal.servers if self.portal else [])
+        for server in servers:
+            server.stop()
+            self._stopped.append(server)
+        self.worker = None
+        self.portal = None
+
+    def restart(self, *, offset_seconds: int) -> Portal:
+        self.stop()
+        return self.start(offset_seconds=offset_seconds)
+
+    def logs(self) -> str:
+        servers = ([self.worker] if self.worker else []) + (self.portal.servers if self.portal else [])
+        return "\n".join(f"--- {s.name} ({s.log.name})\n{s.output()[-3000:]}" for s in servers)
+
+    # --- processes -------------------------------------------------------------------
+
+    def _start_worker(self, env: dict[str, str]) -> Server:
+        # As deploy/certportal-worker.service and `make run` run it: one worker with beat inside.
+        command = [
+            sys.executable, "-m", "celery", "-A", "certportal", "worker", "--beat", "--loglevel", "INFO",
+            "--concurrency", "1", "--without-gossip", "--without-mingle", "--without-heartbeat",
+            "-n", f"e2e-{uuid.uuid4().hex[:8]}@%h",
+        ]
+        return start_process("celery-worker-beat", command, log=self.tmp_path / f"worker-{self.starts}.log", env=env)
+
+    def _wait_for_worker(self) -> None:
+        deadline = time.monotonic() + WORKER_START_TIMEOUT
+        while " ready." not in self.worker.output():
+            if self.worker.process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the Celery worker did not start:\n{self.worker.output()[-4000:]}")
+            time.sleep(0.1)
+
+    def _start_embedded(self, env: dict[str, str]) -> Portal:
+        server, port, (chain, _cert, _key) = start_gunicorn(
+            self.tmp_path, tls=True, name=f"gunicorn-{self.starts}", environment=env
+        )
+        portal = Portal(host="127.0.0.1", port=port, ca_chain=chain, servers=[server])
+        wait_until_serving(server, lambda: TLSClient(portal).get("/pki/ca.pem"))
+        return portal
+
+    def _start_production(self, env: dict[str, str]) -> Portal:
+        gunicorn, upstream_port, (chain, _cert, _key) = start_gunicorn(
+            self.tmp_path, tls=False, name=f"gunicorn-{self.starts}", environment=env
+        )
+        prefix = self.tmp_path / f"nginx-{self.starts}"
+        prefix.mkdir()
+        self.crl = prefix / "crl.pem"
+        self.export_crl()  # what certportal-crl.service writes, signed on the stack's day
+        https_port, http_port = free_port(), free_port()
+        site = prefix / "certportal.conf"
+        site.write_text(nginx_site(https_port=https_port, http_port=http_port, upstream_port=upstream_port,
+                                   tls_dir=chain.parent, crl=self.crl))
+        config = prefix / "nginx.conf"
+        clock = faketime_environment(self.offset_seconds)
+        # nginx gives its worker processes only the variables named by `env`; libfaketime re-reads FAKETIME.
+        keep = "".join(f"env {name};\n" for name in clock)
+        config.write_text(keep + nginx_main_config(prefix=prefix, site=site))
+        nginx_env = {**os.environ, **clock}
+        nginx = start_process("nginx", [NGINX, "-p", str(prefix), "-c", str(config), "-e", str(prefix / "error.log")],
+                              log=prefix / "stdout.log", env=nginx_env)
+        portal = Portal(host="127.0.0.1", port=https_port, ca_chain=chain, servers=[nginx, gunicorn],
+                        http_port=http_port, upstream_port=upstream_port)
+        wait_until_serving(gunicorn, lambda: plain_get("127.0.0.1", upstream_port, "/pki/ca.pem"))
+        wait_until_serving(nginx, lambda: TLSClient(portal).get("/pki/ca.pem"))
+        return portal
+
+    def export_crl(self) -> None:
+        env = {**self.environment, **faketime_environment(self.offset_seconds)}
+        done = subprocess.run([sys.executable, "manage.py", "export_crl", str(self.crl)], cwd=BASE_DIR, env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    def reload_crl(self) -> None:
+        """certportal-crl.service: export the CRLs and reload nginx, which then refuses revoked certificates."""
+        assert self.kind == "production"
+        self.export_crl()
+        nginx = self.portal.servers[0]
+        error_log = self.crl.parent / "error.log"
+        before = error_log.read_text(errors="replace").count("reconfiguring")
+        nginx.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while error_log.read_text(errors="replace").count("reconfiguring") == before:
+            assert time.monotonic() < deadline, "nginx did not reload"
+            time.sleep(0.1)
+        time.sleep(0.5)  # the new worker process takes over
+
+    # --- e-mail actually sent ------------------------------------------------------
+
+    def mails(self) -> list[Mail]:
+        if self.postmark is not None:
+            return [Mail(m.to, m.subject, m.text) for m in list(self.postmark.accepted)]
+        found = []
+        folder = self.var_dir / "mail"
+        for path in sorted(folder.glob("*.log")) if folder.exists() else []:
+            # Django's file backend: each message as bytes, then a line of 79 dashes.
+            for raw in path.read_bytes().split(b"\n" + b"-" * 79 + b"\n"):
+                if raw.strip():
+                    message = email.message_from_bytes(raw, policy=email.policy.default)
+                    found.append(Mail(str(message["To"]), str(message["Subject"]),
+                                      message.get_body(("plain",)).get_content()))
+        return found
+
+    def wait_for_mail(self, predicate, *, timeout: float, what: str) -> Mail:
+        deadline = time.monotonic() + timeout
+        while True:
+            for mail in self.mails():
+                if predicate(mail):
+                    return mail
+            if time.monotonic() > deadline:
+                sent = "\n".join(f"  to {m.to}: {m.subject}" for m in self.mails())
+                pytest.fail(f"no e-mail {what} within {timeout}s; sent:\n{sent}\n{self.logs()}")
+            time.sleep(0.2)
+
+
+def embedded_stack(tmp_path: Path) -> Stack:
+    """SQLite (this test's database file), the filesystem broker, e-mail to files: nothing else to install."""
+    var_dir = tmp_path / "var"
+    environment = server_environment(var_dir, CELERY_BROKER_URL="filesystem://", CERTPORTAL_LOG_LEVEL="INFO")
+    environment.pop("CERTPORTAL_EMAIL_BACKEND", None)
+    return Stack("embedded", tmp_path, var_dir, environment)
+
+
+def production_stack(tmp_path: Path, *, redis_url: str, postmark: PostmarkStandIn) -> Stack:
+    """PostgreSQL (this test's database), Redis with a queue of its own, anymail to the Postmark stand-in."""
+    var_dir = tmp_path / "var"
+    environment = server_environment(
+        var_dir,
+        CELERY_BROKER_URL=redis_url,
+        CELERY_TASK_DEFAULT_QUEUE=f"e2e-{uuid.uuid4().hex[:12]}",  # parallel runs share the Redis server
+        CERTPORTAL_LOG_LEVEL="INFO",
+        **production_environment(),
+        **postmark.anymail_env(),
+    )
+    # Debug off: WhiteNoise serves /static/ (the enrollment page's script) only from STATIC_ROOT.
+    done = subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput"], cwd=BASE_DIR,
+                          env=environment, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return Stack("production", tmp_path, var_dir, environment, postmark=postmark)
