@@ -19,7 +19,7 @@ import socket
 import ssl
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from pathlib import Path
@@ -97,6 +97,13 @@ class Portal:
     servers: list[Server] = field(default_factory=list)
     http_port: int = 0  # nginx's plain-HTTP port (the CRL)
     upstream_port: int = 0  # gunicorn's, behind nginx
+    # (server, probe) pairs still starting: waited for at the first request, so that a test's
+    # other fixtures (IDs, certificates) are made while the servers boot.
+    starting: list[tuple[Server, Callable[[], object]]] = field(default_factory=list)
+
+    def ensure_serving(self) -> None:
+        while self.starting:
+            wait_until_serving(*self.starting.pop(0))
 
     def logs(self) -> str:
         return "\n".join(f"--- {server.name}\n{server.output()[-4000:]}" for server in self.servers)
@@ -161,8 +168,8 @@ def tls_portal(transactional_db, ca, tmp_path) -> Iterator[Portal]:
     """The portal as `make run` serves it: gunicorn terminating TLS itself, client certificate optional."""
     server, port, (chain, _cert, _key) = start_gunicorn(tmp_path, tls=True)
     portal = Portal(host="127.0.0.1", port=port, ca_chain=chain, servers=[server])
+    portal.starting.append((server, lambda: Browser(portal).get("/pki/ca.pem")))
     try:
-        wait_until_serving(server, lambda: Browser(portal).get("/pki/ca.pem"))
         yield portal
     finally:
         server.stop()
@@ -226,9 +233,11 @@ def nginx_portal(transactional_db, ca, tmp_path) -> Iterator[Portal]:
                           log=prefix / "stdout.log", env=dict(os.environ))
     portal = Portal(host="127.0.0.1", port=https_port, ca_chain=chain, servers=[nginx, gunicorn],
                     http_port=http_port, upstream_port=upstream_port)
+    portal.starting += [
+        (gunicorn, lambda: plain_get("127.0.0.1", upstream_port, "/pki/ca.pem")),
+        (nginx, lambda: Browser(portal).get("/pki/ca.pem")),
+    ]
     try:
-        wait_until_serving(gunicorn, lambda: plain_get("127.0.0.1", upstream_port, "/pki/ca.pem"))
-        wait_until_serving(nginx, lambda: Browser(portal).get("/pki/ca.pem"))
         yield portal
     finally:
         nginx.stop()
@@ -293,6 +302,7 @@ class Browser:
 
     def request(self, method: str, path: str, *, form: dict[str, str] | None = None,
                 headers: dict[str, str] | None = None) -> Response:
+        self.portal.ensure_serving()
         connection = http.client.HTTPSConnection(self.portal.host, self.portal.port, context=self.context, timeout=15)
         sent = {"Origin": self.origin, "Referer": self.origin + "/", **(headers or {})}
         if self.cookies:

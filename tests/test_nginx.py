@@ -68,6 +68,7 @@ def test_a_certificate_header_sent_straight_to_gunicorn_from_another_address_is_
     certificate, _files = alice_certificate
     forged = {"X-SSL-Client-Cert": quote(certificate.pem, safe=""), "X-SSL-Client-Verify": "SUCCESS",
               "Host": "127.0.0.1"}
+    nginx_portal.ensure_serving()
     # 127.0.0.2 is this machine too, but not the trusted proxy's address.
     response = plain_get("127.0.0.1", nginx_portal.upstream_port, "/", headers=forged,
                          source_address=("127.0.0.2", 0))
@@ -80,6 +81,7 @@ def test_a_certificate_header_sent_straight_to_gunicorn_from_another_address_is_
 
 
 def test_the_crl_is_served_over_plain_http_and_everything_else_moves_to_https(nginx_portal):
+    nginx_portal.ensure_serving()
     crl = plain_get("127.0.0.1", nginx_portal.http_port, "/pki/crl", headers={"Host": "127.0.0.1"})
     assert crl.status == 200
     assert crl.headers["Content-Type"] == "application/pkix-crl"
