@@ -67,7 +67,7 @@ class TestRenewalGuidance:
 
     def test_it_shows_the_expiry_in_japan_time_in_english(self, certificate):
         html = notices_page(certificate, at=certificate.not_after - timedelta(days=10), language="en")
-        assert "March 11, 2027, 04:59 (Japan time)" in html
+        assert "11 March 2027, 04:59 (Japan time)" in html
         assert "Days left: 10" in html
         assert LINK.format(reverse("renewal-prepare")) in html  # the guide's label, in both languages
 
