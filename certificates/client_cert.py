@@ -44,6 +44,7 @@ logger = logging.getLogger(__name__)
 SESSION_CERTIFICATE_KEY = "certportal_certificate_sha256"
 # nginx sets this to $remote_addr, the customer's address as nginx saw it.
 REAL_IP_HEADER = "HTTP_X_REAL_IP"
+FORWARDED_PROTO_HEADER = "HTTP_X_FORWARDED_PROTO"
 
 
 class UntrustedProxyHeader(Exception):
@@ -108,6 +109,9 @@ class ClientCertificateMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         request.client_address = client_address(request)
+        if not _from_trusted_proxy(request):
+            # Only the proxy may say the customer's connection was HTTPS (SECURE_PROXY_SSL_HEADER).
+            request.META.pop(FORWARDED_PROTO_HEADER, None)
         try:
             der = read_client_certificate(request)
         except UntrustedProxyHeader:

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from django.conf import settings
+from django.http import HttpResponse
 from django.test import Client
 from django.urls import reverse
 
@@ -328,6 +329,20 @@ class TestProxyHeaders:
         settings.TRUSTED_PROXY_ADDRESSES = []
         certificate, _key = issue_for(alice)
         assert log_in(CertificateClient(certificate), alice).status_code == 400
+
+    def test_only_the_proxy_may_say_the_connection_was_https(self, rf):
+        from certificates.client_cert import ClientCertificateMiddleware
+
+        seen = {}
+
+        def view(request):
+            seen[request.META["REMOTE_ADDR"]] = request.is_secure()
+            return HttpResponse()
+
+        middleware = ClientCertificateMiddleware(view)
+        middleware(rf.get("/", REMOTE_ADDR=PROXY_ADDRESS, HTTP_X_FORWARDED_PROTO="https"))
+        middleware(rf.get("/", REMOTE_ADDR="192.0.2.10", HTTP_X_FORWARDED_PROTO="https"))
+        assert seen == {PROXY_ADDRESS: True, "192.0.2.10": False}
 
     def test_the_customers_address_from_the_proxy_is_audited(self, alice):
         certificate, _key = issue_for(alice)
