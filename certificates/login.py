@@ -10,6 +10,7 @@ whatever the password was, so that a visitor without the certificate learns noth
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 from datetime import datetime
 
 from django import forms
@@ -76,28 +77,72 @@ class CertificateProblem(enum.Enum):
         }[self]
 
 
-def certificate_problem(request: HttpRequest, *, user: User | None, now: datetime) -> CertificateProblem | None:
-    """What is wrong with this connection's certificate for logging in as `user`, if anything."""
-    if request.client_certificate_der is None:
+def certificate_problem(
+    *, presented_der: bytes | None, presented: Certificate | None, user: User | None, now: datetime
+) -> CertificateProblem | None:
+    """What is wrong with the connection's certificate for logging in as `user`, if anything."""
+    if presented_der is None:
         return CertificateProblem.MISSING
-    certificate: Certificate | None = request.client_certificate
-    if certificate is None:
+    if presented is None:
         return CertificateProblem.FOREIGN
-    state = certificate.state_at(now)
+    state = presented.state_at(now)
     if state == Certificate.State.REVOKED:
         return CertificateProblem.REVOKED
     if state == Certificate.State.EXPIRED:
         return CertificateProblem.EXPIRED
     if state == Certificate.State.NOT_YET_VALID:
         return CertificateProblem.NOT_YET_VALID
-    if user is not None and certificate.owner_id != user.pk:
+    if user is not None and presented.owner_id != user.pk:
         return CertificateProblem.ANOTHER_ID
     return None
 
 
-def _refuse(request: HttpRequest, form: LoginForm, message: str) -> HttpResponse:
-    form.add_error(None, message)
-    return render(request, "certificates/login.html", {"form": form}, status=200)
+@dataclass(frozen=True)
+class LoginCheck:
+    """The outcome of one login attempt: the ID and its certificate, or why not (already audited)."""
+
+    user: User | None = None
+    certificate: Certificate | None = None
+    refusal: str = ""
+
+
+def check_login(
+    *,
+    login_id: str,
+    password: str,
+    presented_der: bytes | None,
+    presented: Certificate | None,
+    remote_addr: str | None,
+    now: datetime,
+) -> LoginCheck:
+    """Both halves or nothing; every refusal audited, wrong passwords counted toward the lock."""
+    # Customers' IDs only: the bank's operators sign in to their own site.
+    user = User.objects.filter(login_id=login_id, contract__isnull=False).first()
+    if user is None:
+        make_password(password)  # as slow as a real check, so that timing does not tell which IDs exist
+        problem = certificate_problem(presented_der=presented_der, presented=presented, user=None, now=now)
+        audit.record(AuditEntry.Action.LOGIN_FAILED, remote_addr=remote_addr, reason="unknown_id",
+                     login_id=login_id[:32], certificate=problem.value if problem else None)
+        return LoginCheck(refusal=problem.message if problem else _("The login ID or password is incorrect."))
+
+    password_check = verify_password(user=user, password=password, remote_addr=remote_addr)  # audits a failure
+    if password_check in (PasswordCheck.ID_NOT_ACTIVE, PasswordCheck.LOCKED_NOW):
+        user.refresh_from_db(fields=["state"])
+        if user.state == User.State.SUSPENDED:
+            return LoginCheck(refusal=_("This ID is suspended. Please contact your contract administrator."))
+        return LoginCheck(refusal=_(
+            "This ID is locked after too many failed attempts. Ask your contract administrator or the bank to "
+            "unlock it."
+        ))
+    problem = certificate_problem(presented_der=presented_der, presented=presented, user=user, now=now)
+    if problem is not None:
+        if password_check == PasswordCheck.ACCEPTED:  # otherwise verify_password has recorded the failure
+            audit.record(AuditEntry.Action.LOGIN_FAILED, subject=user, remote_addr=remote_addr,
+                         reason=problem.value, certificate_serial=presented.serial_number if presented else "")
+        return LoginCheck(refusal=problem.message)
+    if password_check != PasswordCheck.ACCEPTED:
+        return LoginCheck(refusal=_("The login ID or password is incorrect."))
+    return LoginCheck(user=user, certificate=presented)
 
 
 @never_cache
@@ -111,45 +156,24 @@ def login(request: HttpRequest) -> HttpResponse:
     if request.method != "POST" or not form.is_valid():
         return render(request, "certificates/login.html", {"form": form})
     now = timezone.now()
-    address = request.client_address
-    login_id, password = form.cleaned_data["login_id"], form.cleaned_data["password"]
-    # Customers' IDs only: the bank's operators sign in to their own site.
-    user = User.objects.filter(login_id=login_id, contract__isnull=False).first()
-    if user is None:
-        make_password(password)  # as slow as a real check, so that timing does not tell which IDs exist
-        problem = certificate_problem(request, user=None, now=now)
-        audit.record(AuditEntry.Action.LOGIN_FAILED, remote_addr=address, reason="unknown_id",
-                     login_id=login_id[:32], certificate=problem.value if problem else None)
-        return _refuse(request, form, problem.message if problem else _("The login ID or password is incorrect."))
-
-    check = verify_password(user=user, password=password, remote_addr=address)  # audits and counts a failure
-    if check in (PasswordCheck.ID_NOT_ACTIVE, PasswordCheck.LOCKED_NOW):
-        user.refresh_from_db(fields=["state"])
-        if user.state == User.State.SUSPENDED:
-            return _refuse(request, form, _("This ID is suspended. Please contact your contract administrator."))
-        return _refuse(request, form, _(
-            "This ID is locked after too many failed attempts. Ask your contract administrator or the bank to "
-            "unlock it."
-        ))
-    problem = certificate_problem(request, user=user, now=now)
-    if problem is not None:
-        if check == PasswordCheck.ACCEPTED:  # otherwise verify_password has already recorded the failure
-            audit.record(
-                AuditEntry.Action.LOGIN_FAILED, subject=user, remote_addr=address, reason=problem.value,
-                certificate_serial=request.client_certificate.serial_number if request.client_certificate else "",
-            )
-        return _refuse(request, form, problem.message)
-    if check != PasswordCheck.ACCEPTED:
-        return _refuse(request, form, _("The login ID or password is incorrect."))
-
-    certificate: Certificate = request.client_certificate
+    outcome = check_login(
+        login_id=form.cleaned_data["login_id"],
+        password=form.cleaned_data["password"],
+        presented_der=request.client_certificate_der,
+        presented=request.client_certificate,
+        remote_addr=request.client_address,
+        now=now,
+    )
+    if outcome.refusal:
+        form.add_error(None, outcome.refusal)
+        return render(request, "certificates/login.html", {"form": form})
     with transaction.atomic():
-        auth.login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-        request.session[SESSION_CERTIFICATE_KEY] = certificate.fingerprint_sha256
-        audit.record(AuditEntry.Action.LOGIN_SUCCEEDED, subject=user, remote_addr=address,
-                     certificate_serial=certificate.serial_number)
+        auth.login(request, outcome.user, backend="django.contrib.auth.backends.ModelBackend")
+        request.session[SESSION_CERTIFICATE_KEY] = outcome.certificate.fingerprint_sha256
+        audit.record(AuditEntry.Action.LOGIN_SUCCEEDED, subject=outcome.user, remote_addr=request.client_address,
+                     certificate_serial=outcome.certificate.serial_number)
         # The first login with a renewed certificate retires the ID's older ones.
-        supersede_older_certificates(newer=certificate, now=now)
+        supersede_older_certificates(newer=outcome.certificate, now=now)
     return redirect("important-notices")
 
 
