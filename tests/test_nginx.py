@@ -18,7 +18,7 @@ from .clients import issue_for
 from .conftest import PASSWORD
 from .servers import Browser, plain_get, write_client_files
 
-pytestmark = pytest.mark.embedded
+# Not marked embedded: production runs PostgreSQL; on CI this runs once, against it.
 
 
 @pytest.fixture
