@@ -41,7 +41,8 @@ def test_login_works_with_the_ids_certificate_in_the_handshake_and_its_password(
     response = browser.log_in(alice.login_id, PASSWORD)
     assert response.status == 302, tls_portal.logs()
     assert response.location == "/notices/"
-    assert "Secure" in response.headers["Set-Cookie"]
+    session_cookie = next(c for c in response.headers.get_all("Set-Cookie") if c.startswith("sessionid="))
+    assert all(flag in session_cookie for flag in ("Secure", "HttpOnly", "SameSite=Strict"))
     page = browser.get("/notices/")
     assert page.status == 200
     assert "重要なお知らせ" in page.text
