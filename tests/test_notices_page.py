@@ -62,12 +62,12 @@ class TestRenewalGuidance:
         expiry = certificate.not_after.astimezone(JST)
         assert (expiry.day, expiry.hour) == (11, 4)  # 2027-03-10 19:59:59 UTC
         html = notices_page(certificate, at=certificate.not_after - timedelta(days=3))
-        assert "2027年3月11日 04:59（日本時間）" in html
+        assert "有効期限：<strong>2027年3月11日 04:59（日本時間）</strong>" in html
         assert "残り" + "1日" not in html and "残り3日" in html
 
     def test_it_shows_the_expiry_in_japan_time_in_english(self, certificate):
         html = notices_page(certificate, at=certificate.not_after - timedelta(days=10), language="en")
-        assert "11 March 2027, 04:59 (Japan time)" in html
+        assert "Expires on: <strong>11 March 2027, 04:59 (Japan time)</strong>" in html
         assert "Days left: 10" in html
         assert LINK.format(reverse("renewal-prepare")) in html  # the guide's label, in both languages
 
