@@ -22,7 +22,6 @@ from django.urls import reverse
 from accounts.models import AuditEntry, User
 from accounts.services import suspend_id
 from certificates.client_cert import SESSION_CERTIFICATE_KEY
-from certificates.models import Certificate
 from certificates.services import revoke_certificate
 
 from .clients import PROXY_ADDRESS, CertificateClient, issue_for
@@ -348,8 +347,3 @@ class TestProxyHeaders:
         certificate, _key = issue_for(alice)
         log_in(CertificateClient(certificate, HTTP_X_REAL_IP="198.51.100.7"), alice)
         assert AuditEntry.objects.get(action=AuditEntry.Action.LOGIN_SUCCEEDED).remote_addr == "198.51.100.7"
-
-
-def test_a_certificate_record_matches_the_presented_one_by_fingerprint(alice):
-    certificate, _key = issue_for(alice)
-    assert Certificate.objects.filter(fingerprint_sha256=certificate.fingerprint_sha256).get() == certificate
