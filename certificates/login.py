@@ -2,9 +2,9 @@
 
 Login needs both halves: the client certificate presented in this TLS connection must be
 the ID's own valid certificate from the portal's CA, and the password must be the ID's.
-Every refusal says which half is wrong, opens no session and is audited; wrong passwords
-count toward the lock (accounts.services.verify_password). A certificate problem is reported
-whatever the password was, so that a visitor without the certificate learns nothing about it.
+Every refusal says which half is wrong, opens no session, is audited and counts toward the
+ID's lock. With a certificate problem the password is not checked at all, so a visitor
+without the certificate learns nothing about it and a right guess resets nothing.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django import forms
+from django.conf import settings
 from django.contrib import auth, messages
 from django.contrib.auth.hashers import make_password
 from django.db import transaction
@@ -106,6 +107,45 @@ class LoginCheck:
     refusal: str = ""
 
 
+def _state_refusal(user: User) -> str:
+    if user.state == User.State.SUSPENDED:
+        return _("This ID is suspended. Please contact your contract administrator.")
+    return _(
+        "This ID is locked after too many failed attempts. Ask your contract administrator or the bank to "
+        "unlock it."
+    )
+
+
+def _count_certificate_failure(
+    *, user: User, problem: CertificateProblem, presented: Certificate | None, remote_addr: str | None
+) -> LoginCheck:
+    """A login refused for its certificate counts toward the lock like a wrong password.
+
+    The same rule as accounts.services.verify_password: the LOCKOUT_THRESHOLD-th failure in a
+    row locks the ID; a locked or suspended ID is refused for its state without counting.
+    """
+    with transaction.atomic():
+        user = User.objects.select_for_update().get(pk=user.pk)
+        if user.state != User.State.ACTIVE:
+            audit.record(AuditEntry.Action.LOGIN_FAILED, subject=user, remote_addr=remote_addr, reason=user.state)
+            return LoginCheck(refusal=_state_refusal(user))
+        user.failed_password_attempts += 1
+        audit.record(
+            AuditEntry.Action.LOGIN_FAILED, subject=user, remote_addr=remote_addr, reason=problem.value,
+            attempts=user.failed_password_attempts, certificate_serial=presented.serial_number if presented else "",
+        )
+        fields = ["failed_password_attempts"]
+        if user.failed_password_attempts >= settings.LOCKOUT_THRESHOLD:
+            user.state = User.State.LOCKED
+            fields.append("state")
+            audit.record(AuditEntry.Action.ID_LOCKED, subject=user, remote_addr=remote_addr,
+                         attempts=user.failed_password_attempts)
+        user.save(update_fields=fields)
+    if user.state == User.State.LOCKED:
+        return LoginCheck(refusal=_state_refusal(user))
+    return LoginCheck(refusal=problem.message)
+
+
 def check_login(
     *,
     login_id: str,
@@ -115,31 +155,26 @@ def check_login(
     remote_addr: str | None,
     now: datetime,
 ) -> LoginCheck:
-    """Both halves or nothing; every refusal audited, wrong passwords counted toward the lock."""
+    """Both halves or nothing; every refusal audited and, for a known ID, counted toward the lock."""
     # Customers' IDs only: the bank's operators sign in to their own site.
     user = User.objects.filter(login_id=login_id, contract__isnull=False).first()
     if user is None:
-        make_password(password)  # as slow as a real check, so that timing does not tell which IDs exist
         problem = certificate_problem(presented_der=presented_der, presented=presented, user=None, now=now)
+        if problem is None:
+            make_password(password)  # as slow as a real check: timing must not tell which IDs exist
         audit.record(AuditEntry.Action.LOGIN_FAILED, remote_addr=remote_addr, reason="unknown_id",
                      login_id=login_id[:32], certificate=problem.value if problem else None)
         return LoginCheck(refusal=problem.message if problem else _("The login ID or password is incorrect."))
 
+    problem = certificate_problem(presented_der=presented_der, presented=presented, user=user, now=now)
+    if problem is not None:
+        # The password is not even checked: without the certificate nothing is learnt about it,
+        # and a right guess cannot reset the count of failures.
+        return _count_certificate_failure(user=user, problem=problem, presented=presented, remote_addr=remote_addr)
     password_check = verify_password(user=user, password=password, remote_addr=remote_addr)  # audits a failure
     if password_check in (PasswordCheck.ID_NOT_ACTIVE, PasswordCheck.LOCKED_NOW):
         user.refresh_from_db(fields=["state"])
-        if user.state == User.State.SUSPENDED:
-            return LoginCheck(refusal=_("This ID is suspended. Please contact your contract administrator."))
-        return LoginCheck(refusal=_(
-            "This ID is locked after too many failed attempts. Ask your contract administrator or the bank to "
-            "unlock it."
-        ))
-    problem = certificate_problem(presented_der=presented_der, presented=presented, user=user, now=now)
-    if problem is not None:
-        if password_check == PasswordCheck.ACCEPTED:  # otherwise verify_password has recorded the failure
-            audit.record(AuditEntry.Action.LOGIN_FAILED, subject=user, remote_addr=remote_addr,
-                         reason=problem.value, certificate_serial=presented.serial_number if presented else "")
-        return LoginCheck(refusal=problem.message)
+        return LoginCheck(refusal=_state_refusal(user))
     if password_check != PasswordCheck.ACCEPTED:
         return LoginCheck(refusal=_("The login ID or password is incorrect."))
     return LoginCheck(user=user, certificate=presented)

@@ -159,6 +159,18 @@ class TestLoginRefuses:
         alice.refresh_from_db()
         assert alice.failed_password_attempts == 1
 
+    def test_a_refused_certificate_counts_toward_the_lock_even_with_the_right_password(self, alice, settings):
+        issue_for(alice)
+        client = CertificateClient(None, HTTP_ACCEPT_LANGUAGE="en")
+        for attempt in range(1, settings.LOCKOUT_THRESHOLD):
+            assert "No electronic certificate was presented" in errors(log_in(client, alice))
+            alice.refresh_from_db()
+            assert alice.failed_password_attempts == attempt
+        assert "locked" in errors(log_in(client, alice))
+        alice.refresh_from_db()
+        assert alice.state == User.State.LOCKED
+        assert AuditEntry.objects.filter(action=AuditEntry.Action.ID_LOCKED, subject=alice).count() == 1
+
     def test_the_threshold_th_wrong_password_locks_the_id(self, alice, settings):
         certificate, _key = issue_for(alice)
         client = CertificateClient(certificate, HTTP_ACCEPT_LANGUAGE="en")
