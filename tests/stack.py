@@ -48,7 +48,9 @@ from .servers import (
 from .servers import Browser as TLSClient
 
 BASE_DIR = Path(settings.BASE_DIR)
-FAKETIME_LIBRARY = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+# Debian's libfaketime (package faketime), in the machine's multiarch directory.
+FAKETIME_LIBRARY = next(iter(sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"))),
+                        Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"))
 WORKER_START_TIMEOUT = 40.0
 
 

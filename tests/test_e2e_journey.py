@@ -157,6 +157,11 @@ def enroll_in_page(page, screens: Screens, labels: dict, *, button: str, file_pa
     assert heading(page) == labels["issued"]
 
 
+def what_went_wrong(page, stack: Stack) -> str:
+    audit = AuditEntry.objects.order_by("pk").values_list("action", "detail", "certificate_serial")
+    return f"at {page.url}:\n{page.locator('main').inner_text()}\naudit: {list(audit)}\n{stack.logs()}"
+
+
 def log_in(page, stack: Stack, labels: dict, login_id: str) -> None:
     page.goto(stack.origin + "/")
     page.get_by_label(labels["login_id"], exact=True).fill(login_id)
@@ -216,8 +221,7 @@ def the_journey(chromium, stack: Stack, user: User, administrator: User, languag
     screens.shot(page, "login-with-certificate")
     page.get_by_role("button", name=labels["log_in"], exact=True).click()
     page.wait_for_url("**/notices/")
-    audit = AuditEntry.objects.values_list("action", "detail", "certificate_serial")
-    assert heading(page) == "重要なお知らせ", (page.url, list(audit), stack.logs())
+    assert heading(page) == "重要なお知らせ", what_went_wrong(page, stack)
     assert page.locator(".renewal-guidance").count() == 0  # a year left: nothing to renew yet
     screens.shot(page, "important-notices")
     context.close()
@@ -246,7 +250,7 @@ def the_journey(chromium, stack: Stack, user: User, administrator: User, languag
     log_in(page, stack, labels, user.login_id)
     page.get_by_role("button", name=labels["log_in"], exact=True).click()
     page.wait_for_url("**/notices/")
-    assert heading(page) == "重要なお知らせ"
+    assert heading(page) == "重要なお知らせ", what_went_wrong(page, stack)
     guidance = page.locator(".renewal-guidance")
     assert guidance.is_visible()
     assert labels["days_left"] in guidance.inner_text()
@@ -285,7 +289,7 @@ def the_journey(chromium, stack: Stack, user: User, administrator: User, languag
     log_in(page, stack, labels, user.login_id)
     page.get_by_role("button", name=labels["log_in"], exact=True).click()
     page.wait_for_url("**/notices/")
-    assert heading(page) == "重要なお知らせ"
+    assert heading(page) == "重要なお知らせ", what_went_wrong(page, stack)
     assert page.locator(".renewal-guidance").count() == 0
     screens.shot(page, "important-notices-new-certificate")
     context.close()
