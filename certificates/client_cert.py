@@ -180,8 +180,9 @@ class CertificateSessionMiddleware:
             certificate_serial=certificate.serial_number if certificate else "",
         )
         auth.logout(request)
-        messages.warning(
-            request,
-            _("You were logged out because the certificate of this connection is not the one used to log in."),
-        )
+        messages.warning(request, _(
+            "You were logged out because the certificate you logged in with is no longer valid (renewed or revoked)."
+        ) if reason == "certificate_no_longer_valid" else _(
+            "You were logged out because the certificate of this connection is not the one used to log in."
+        ))
         return HttpResponseRedirect(reverse("login"))

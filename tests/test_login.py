@@ -298,7 +298,9 @@ class TestSessionBinding:
         client = CertificateClient(certificate)
         log_in(client, alice)
         revoke_certificate(certificate=certificate, reason="key_compromise", by=None)
-        assert client.get(reverse("important-notices"))["Location"] == reverse("login")
+        response = client.get(reverse("important-notices"))
+        assert response["Location"] == reverse("login")
+        assert "ログインに使用した電子証明書が有効ではなくなった" in client.get(response["Location"]).content.decode()
 
     def test_the_session_ends_after_the_idle_timeout(self, alice):
         certificate, _key = issue_for(alice)
