@@ -54,12 +54,16 @@ FAKETIME_LIBRARY = next(iter(sorted(Path("/usr/lib").glob("*/faketime/libfaketim
 WORKER_START_TIMEOUT = 40.0
 
 
+def require_faketime() -> None:
+    if not FAKETIME_LIBRARY.exists():
+        pytest.skip(f"needs Debian's libfaketime at {FAKETIME_LIBRARY} (apt-get install faketime; CI installs it)")
+
+
 def faketime_environment(offset_seconds: int) -> dict[str, str]:
     """libfaketime moving a process's clocks `offset_seconds` ahead."""
     if not offset_seconds:
         return {}
-    if not FAKETIME_LIBRARY.exists():
-        pytest.skip(f"needs Debian's libfaketime at {FAKETIME_LIBRARY} (apt-get install faketime; CI installs it)")
+    require_faketime()
     return {
         "LD_PRELOAD": str(FAKETIME_LIBRARY),
         "FAKETIME": f"{offset_seconds:+d}",

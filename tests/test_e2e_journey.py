@@ -43,7 +43,7 @@ from notices.models import Reminder
 from .conftest import PASSWORD, uses_postgresql
 from .esp_standin import PostmarkStandIn
 from .servers import NGINX
-from .stack import Stack, embedded_stack, production_stack
+from .stack import Stack, embedded_stack, production_stack, require_faketime
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -314,6 +314,7 @@ def the_journey(chromium, stack: Stack, user: User, administrator: User, languag
         answer = page.goto(stack.origin + "/")
         assert answer.status == 400
         assert "電子証明書を確認できませんでした" in page.content()
+        assert "certificate revoked" in (stack.crl.parent / "error.log").read_text(errors="replace")
         screens.shot(page, "old-certificate-refused-by-nginx")
         context.close()
     print(f"[{stack.kind}-{language}] journey done in {time.monotonic() - started:.1f}s, {screens.count} screens")
@@ -333,6 +334,7 @@ def journey_user(contract, language: str) -> User:
 def embedded(transactional_db, ca, tmp_path):
     if uses_postgresql():
         pytest.skip("the embedded stack runs on SQLite and the filesystem broker (make test's embedded pass)")
+    require_faketime()
     stack = embedded_stack(tmp_path)
     yield stack
     stack.stop()
@@ -354,6 +356,7 @@ def production(transactional_db, ca, tmp_path, redis_url):
         pytest.skip("the production stack needs PostgreSQL: set DATABASE_URL=postgres://... (CI does, see .ci/run)")
     if not Path(NGINX).exists():
         pytest.skip(f"the production stack needs nginx at {NGINX} (CI installs Debian's nginx)")
+    require_faketime()
     postmark = PostmarkStandIn().start()
     stack = production_stack(tmp_path, redis_url=redis_url, postmark=postmark)
     yield stack
