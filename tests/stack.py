@@ -25,6 +25,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -93,24 +94,21 @@ class Stack:
     portal: Portal | None = None
     worker: Server | None = None
     starts: int = 0
-    _stopped: list[Server] = field(default_factory=list)
+    running: list[Server] = field(default_factory=list)  # every process started, stopped even after a failed start
 
     @property
     def origin(self) -> str:
         return f"https://{self.portal.host}:{self.portal.port}"
 
-    def clock(self) -> float:
-        """The stack's wall clock now (epoch seconds)."""
-        return time.time() + self.offset_seconds
-
-    def start(self, *, offset_seconds: int = 0) -> Portal:
-        self.offset_seconds = offset_seconds
+    def start(self, *, at: datetime | None = None) -> Portal:
+        """Start every process; with `at`, their clocks read `at` as they start (and run on from there)."""
+        self.offset_seconds = round(at.timestamp() - time.time()) if at is not None else 0
         self.starts += 1
         # A beat that has run every day would next fire at today's REMINDER_TIME: start it without
         # the schedule state of the previous start (which would make it fire at once, catching up).
         for state in (self.var_dir / "celery").glob("beat-schedule*"):  # the shelve's .dat, .dir, .bak
             state.unlink()
-        env = {**self.environment, **faketime_environment(offset_seconds)}
+        env = {**self.environment, **faketime_environment(self.offset_seconds)}
         self.worker = self._start_worker(env)
         if self.kind == "embedded":
             self.portal = self._start_embedded(env)
@@ -120,20 +118,17 @@ class Stack:
         return self.portal
 
     def stop(self) -> None:
-        servers = ([self.worker] if self.worker else []) + (self.portal.servers if self.portal else [])
-        for server in servers:
-            server.stop()
-            self._stopped.append(server)
+        while self.running:
+            self.running.pop(0).stop()
         self.worker = None
         self.portal = None
 
-    def restart(self, *, offset_seconds: int) -> Portal:
+    def restart(self, *, at: datetime) -> Portal:
         self.stop()
-        return self.start(offset_seconds=offset_seconds)
+        return self.start(at=at)
 
     def logs(self) -> str:
-        servers = ([self.worker] if self.worker else []) + (self.portal.servers if self.portal else [])
-        return "\n".join(f"--- {s.name} ({s.log.name})\n{s.output()[-3000:]}" for s in servers)
+        return "\n".join(f"--- {s.name} ({s.log.name})\n{s.output()[-3000:]}" for s in self.running)
 
     # --- processes -------------------------------------------------------------------
 
@@ -144,7 +139,9 @@ class Stack:
             "--concurrency", "1", "--without-gossip", "--without-mingle", "--without-heartbeat",
             "-n", f"e2e-{uuid.uuid4().hex[:8]}@%h",
         ]
-        return start_process("celery-worker-beat", command, log=self.tmp_path / f"worker-{self.starts}.log", env=env)
+        worker = start_process("celery-worker-beat", command, log=self.tmp_path / f"worker-{self.starts}.log", env=env)
+        self.running.append(worker)
+        return worker
 
     def _wait_for_worker(self) -> None:
         deadline = time.monotonic() + WORKER_START_TIMEOUT
@@ -157,6 +154,7 @@ class Stack:
         server, port, (chain, _cert, _key) = start_gunicorn(
             self.tmp_path, tls=True, name=f"gunicorn-{self.starts}", environment=env
         )
+        self.running.append(server)
         portal = Portal(host="127.0.0.1", port=port, ca_chain=chain, servers=[server])
         wait_until_serving(server, lambda: TLSClient(portal).get("/pki/ca.pem"))
         return portal
@@ -165,6 +163,7 @@ class Stack:
         gunicorn, upstream_port, (chain, _cert, _key) = start_gunicorn(
             self.tmp_path, tls=False, name=f"gunicorn-{self.starts}", environment=env
         )
+        self.running.append(gunicorn)
         prefix = self.tmp_path / f"nginx-{self.starts}"
         prefix.mkdir()
         self.crl = prefix / "crl.pem"
@@ -181,6 +180,7 @@ class Stack:
         nginx_env = {**os.environ, **clock}
         nginx = start_process("nginx", [NGINX, "-p", str(prefix), "-c", str(config), "-e", str(prefix / "error.log")],
                               log=prefix / "stdout.log", env=nginx_env)
+        self.running.append(nginx)
         portal = Portal(host="127.0.0.1", port=https_port, ca_chain=chain, servers=[nginx, gunicorn],
                         http_port=http_port, upstream_port=upstream_port)
         wait_until_serving(gunicorn, lambda: plain_get("127.0.0.1", upstream_port, "/pki/ca.pem"))
