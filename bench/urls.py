@@ -5,7 +5,6 @@ from . import views
 urlpatterns = [
     path("bench/hello", views.hello),
     path("bench/plain-login", views.plain_login),
-    path("bench/plain-page", views.plain_page),
     path("bench/write-row", views.write_row),
     path("bench/issue", views.issue),
     path("", include("certportal.urls")),

@@ -1,9 +1,7 @@
 """Baselines measured in the same run and on the same server as the portal's own views."""
 
 from django.contrib import auth
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
-from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts.models import AuditEntry, User
@@ -23,12 +21,6 @@ def plain_login(request: HttpRequest) -> HttpResponse:
         return HttpResponseForbidden()
     auth.login(request, user)
     return HttpResponse("ok")
-
-
-@login_required
-def plain_page(request: HttpRequest) -> HttpResponse:
-    """A session-authenticated page of the same layout, without any certificate work."""
-    return render(request, "notices/important.html", {"renewal": None, "newer_certificate": None, "notices": []})
 
 
 @csrf_exempt

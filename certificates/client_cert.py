@@ -31,6 +31,7 @@ from django.contrib import auth, messages
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext as _
 
 from accounts import audit
@@ -140,6 +141,23 @@ class ClientCertificateMiddleware:
         return self.get_response(request)
 
 
+def _take_user_from_certificate(request: HttpRequest, certificate: Certificate) -> None:
+    """Use the owner already read with the certificate as request.user: one query fewer per page.
+
+    Only where Django's own lookup would give the same user: the session names this owner
+    through a configured backend, the ID may sign in, and the session's password hash
+    matches. Anything else (a key fallback, say) leaves request.user to Django's lazy lookup.
+    """
+    session, owner = request.session, certificate.owner
+    if (
+        session.get(auth.SESSION_KEY) == str(owner.pk)
+        and session.get(auth.BACKEND_SESSION_KEY) in settings.AUTHENTICATION_BACKENDS
+        and owner.is_active
+        and constant_time_compare(session.get(auth.HASH_SESSION_KEY, ""), owner.get_session_auth_hash())
+    ):
+        request.user = request._cached_user = owner
+
+
 class CertificateSessionMiddleware:
     """After AuthenticationMiddleware and MessageMiddleware: ends sessions bound to another certificate."""
 
@@ -167,6 +185,7 @@ class CertificateSessionMiddleware:
             and certificate.fingerprint_sha256 == bound
             and certificate.is_valid_at(timezone.now())
         ):
+            _take_user_from_certificate(request, certificate)
             return None
         user = request.user if request.user.is_authenticated else None
         if certificate is None:

@@ -1,0 +1,56 @@
+"""A certificate-bound page takes its user from the certificate row: one query fewer, same answers."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from .clients import CertificateClient, issue_for
+from .conftest import PASSWORD
+
+pytestmark = [pytest.mark.usefixtures("ca", "behind_proxy")]
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def logged_in_client(user) -> CertificateClient:
+    user.set_password(PASSWORD)
+    user.save()
+    certificate, _key = issue_for(user)
+    client = CertificateClient(certificate)
+    response = client.post(reverse("login"), {"login_id": user.login_id, "password": PASSWORD})
+    assert response["Location"] == reverse("important-notices")
+    return client
+
+
+def user_queries(client) -> tuple[int, int]:
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(reverse("important-notices"))
+    return response.status_code, sum('FROM "accounts_user"' in q["sql"] for q in queries.captured_queries)
+
+
+def test_a_bound_page_does_not_read_the_user_a_second_time(bob):
+    client = logged_in_client(bob)
+    status, reads = user_queries(client)
+    assert status == 200
+    assert reads == 0  # the owner came with the certificate (select_related)
+
+
+def test_a_changed_password_still_ends_the_session(bob):
+    client = logged_in_client(bob)
+    bob.set_password("Another-horse-2026")
+    bob.save()
+    response = client.get(reverse("important-notices"))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+
+
+def test_a_suspended_id_is_not_taken_from_the_certificate(bob):
+    client = logged_in_client(bob)
+    bob.state = bob.State.SUSPENDED
+    bob.save()
+    response = client.get(reverse("important-notices"))
+    assert response.status_code == 302
