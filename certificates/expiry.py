@@ -39,8 +39,14 @@ def days_left(certificate: Certificate, *, now: datetime) -> int:
 def renewal_due(user: User, *, now: datetime | None = None, window_days: int | None = None) -> RenewalDue | None:
     """The ID's current certificate with its days left, if it is inside the renewal window at `now`."""
     now = now or timezone.now()
+    return renewal_due_for(current_certificate(user, now=now), now=now, window_days=window_days)
+
+
+def renewal_due_for(
+    certificate: Certificate | None, *, now: datetime, window_days: int | None = None
+) -> RenewalDue | None:
+    """As renewal_due, for a current certificate the caller already has."""
     window_days = settings.RENEWAL_WINDOW_DAYS if window_days is None else window_days
-    certificate = current_certificate(user, now=now)
     if certificate is None:
         return None
     left = days_left(certificate, now=now)

@@ -7,7 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from certificates.expiry import current_certificate, renewal_due
+from certificates.expiry import current_certificate, renewal_due_for
 
 from .models import Notice
 
@@ -18,7 +18,7 @@ def important_notices(request: HttpRequest) -> HttpResponse:
     current = current_certificate(request.user, now=now)
     used = request.client_certificate
     return render(request, "notices/important.html", {
-        "renewal": renewal_due(request.user, now=now),
+        "renewal": renewal_due_for(current, now=now),
         # Renewed but still logged in with the older one: the browser must be restarted to pick the new one.
         "newer_certificate": current if current is not None and used is not None and current.pk != used.pk else None,
         "notices": list(Notice.objects.published(now)),  # evaluated here, not while rendering

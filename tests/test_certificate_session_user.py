@@ -54,3 +54,11 @@ def test_a_suspended_id_is_not_taken_from_the_certificate(bob):
     bob.save()
     response = client.get(reverse("important-notices"))
     assert response.status_code == 302
+
+
+def test_the_important_notices_page_reads_the_database_four_times(bob, django_assert_num_queries):
+    client = logged_in_client(bob)
+    client.get(reverse("important-notices"))  # the session is refreshed once a minute at most
+    # The session, the certificate with its owner, the ID's current certificate, the published notices.
+    with django_assert_num_queries(4):
+        assert client.get(reverse("important-notices")).status_code == 200
