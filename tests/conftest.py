@@ -20,7 +20,7 @@ from cryptography.x509.oid import NameOID
 from accounts.models import Contract, User
 from certificates.ca import create_ca
 
-pytest_plugins = ["tests.servers"]  # real gunicorn and nginx subprocesses
+pytest_plugins = ["tests.servers", "tests.browser"]  # real gunicorn, nginx and Chromium
 
 PASSWORD = "Correct-horse-2026"
 

@@ -22,7 +22,6 @@ test-artifacts/<stack>-<language>/.
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from datetime import datetime, timedelta
@@ -40,16 +39,12 @@ from certificates.login import CertificateProblem
 from certificates.models import Certificate
 from notices.models import Reminder
 
+from .browser import needs_chromium
 from .conftest import PASSWORD, uses_postgresql
 from .esp_standin import PostmarkStandIn
 from .servers import NGINX
 from .stack import Stack, embedded_stack, production_stack, require_faketime
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
-]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 JST = ZoneInfo("Asia/Tokyo")
 # The stack's clock when it restarts on reminder day: the beat fires at 09:00 (REMINDER_TIME) a few seconds later.
@@ -57,7 +52,7 @@ REMINDER_DAY_START = clock_time(8, 59, 50)
 
 pytestmark = [
     pytest.mark.xdist_group("e2e"),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Chromium at /usr/bin/chromium (CI installs it)"),
+    needs_chromium,
 ]
 
 LABELS = {
@@ -77,25 +72,6 @@ LABELS = {
         "reminder_subject": "expires in 30 days", "days_left": "Days left: 30",
     },
 }
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API keeps an event loop in this thread; the tests' ORM calls stay synchronous.
-    unsafe = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            yield browser
-            browser.close()
-    finally:
-        if unsafe is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = unsafe
 
 
 class Screens:
