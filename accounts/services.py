@@ -26,6 +26,23 @@ class StateChangeRefused(Exception):
     """The ID is not in a state that allows the requested change."""
 
 
+def _count_failure(user: User, *, reason: str, remote_addr: str | None, **detail) -> PasswordCheck:
+    """On a row already locked: the threshold-th failure in a row locks the ID."""
+    user.failed_password_attempts += 1
+    audit.record(
+        AuditEntry.Action.LOGIN_FAILED, subject=user, remote_addr=remote_addr, reason=reason,
+        attempts=user.failed_password_attempts, **detail,
+    )
+    if user.failed_password_attempts >= settings.LOCKOUT_THRESHOLD:
+        user.state = User.State.LOCKED
+        user.save(update_fields=["failed_password_attempts", "state"])
+        audit.record(AuditEntry.Action.ID_LOCKED, subject=user, remote_addr=remote_addr,
+                     attempts=user.failed_password_attempts)
+        return PasswordCheck.LOCKED_NOW
+    user.save(update_fields=["failed_password_attempts"])
+    return PasswordCheck.REFUSED
+
+
 @transaction.atomic
 def verify_password(*, user: User, password: str, remote_addr: str | None = None) -> PasswordCheck:
     """Check a login password, counting failures; the threshold-th failure in a row locks the ID."""
@@ -38,22 +55,17 @@ def verify_password(*, user: User, password: str, remote_addr: str | None = None
             user.failed_password_attempts = 0
             user.save(update_fields=["failed_password_attempts"])
         return PasswordCheck.ACCEPTED
-    user.failed_password_attempts += 1
-    audit.record(
-        AuditEntry.Action.LOGIN_FAILED,
-        subject=user,
-        remote_addr=remote_addr,
-        reason="wrong_password",
-        attempts=user.failed_password_attempts,
-    )
-    if user.failed_password_attempts >= settings.LOCKOUT_THRESHOLD:
-        user.state = User.State.LOCKED
-        user.save(update_fields=["failed_password_attempts", "state"])
-        audit.record(AuditEntry.Action.ID_LOCKED, subject=user, remote_addr=remote_addr,
-                     attempts=user.failed_password_attempts)
-        return PasswordCheck.LOCKED_NOW
-    user.save(update_fields=["failed_password_attempts"])
-    return PasswordCheck.REFUSED
+    return _count_failure(user, reason="wrong_password", remote_addr=remote_addr)
+
+
+@transaction.atomic
+def record_failed_login(*, user: User, reason: str, remote_addr: str | None = None, **detail) -> PasswordCheck:
+    """A login refused for something other than the password (its certificate) counts toward the lock too."""
+    user = User.objects.select_for_update().get(pk=user.pk)
+    if user.state != User.State.ACTIVE:
+        audit.record(AuditEntry.Action.LOGIN_FAILED, subject=user, remote_addr=remote_addr, reason=user.state)
+        return PasswordCheck.ID_NOT_ACTIVE
+    return _count_failure(user, reason=reason, remote_addr=remote_addr, **detail)
 
 
 def _change_state(*, user: User, by: User | None, expected: str, new: str, action: AuditEntry.Action) -> User:

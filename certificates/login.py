@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django import forms
-from django.conf import settings
 from django.contrib import auth, messages
 from django.contrib.auth.hashers import make_password
 from django.db import transaction
@@ -30,7 +29,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import audit
 from accounts.models import AuditEntry, User
-from accounts.services import PasswordCheck, verify_password
+from accounts.services import PasswordCheck, record_failed_login, verify_password
 
 from .client_cert import SESSION_CERTIFICATE_KEY
 from .models import Certificate
@@ -119,29 +118,13 @@ def _state_refusal(user: User) -> str:
 def _count_certificate_failure(
     *, user: User, problem: CertificateProblem, presented: Certificate | None, remote_addr: str | None
 ) -> LoginCheck:
-    """A login refused for its certificate counts toward the lock like a wrong password.
-
-    The same rule as accounts.services.verify_password: the LOCKOUT_THRESHOLD-th failure in a
-    row locks the ID; a locked or suspended ID is refused for its state without counting.
-    """
-    with transaction.atomic():
-        user = User.objects.select_for_update().get(pk=user.pk)
-        if user.state != User.State.ACTIVE:
-            audit.record(AuditEntry.Action.LOGIN_FAILED, subject=user, remote_addr=remote_addr, reason=user.state)
-            return LoginCheck(refusal=_state_refusal(user))
-        user.failed_password_attempts += 1
-        audit.record(
-            AuditEntry.Action.LOGIN_FAILED, subject=user, remote_addr=remote_addr, reason=problem.value,
-            attempts=user.failed_password_attempts, certificate_serial=presented.serial_number if presented else "",
-        )
-        fields = ["failed_password_attempts"]
-        if user.failed_password_attempts >= settings.LOCKOUT_THRESHOLD:
-            user.state = User.State.LOCKED
-            fields.append("state")
-            audit.record(AuditEntry.Action.ID_LOCKED, subject=user, remote_addr=remote_addr,
-                         attempts=user.failed_password_attempts)
-        user.save(update_fields=fields)
-    if user.state == User.State.LOCKED:
+    """A login refused for its certificate counts toward the lock like a wrong password."""
+    check = record_failed_login(
+        user=user, reason=problem.value, remote_addr=remote_addr,
+        certificate_serial=presented.serial_number if presented else "",
+    )
+    if check in (PasswordCheck.ID_NOT_ACTIVE, PasswordCheck.LOCKED_NOW):
+        user.refresh_from_db(fields=["state"])
         return LoginCheck(refusal=_state_refusal(user))
     return LoginCheck(refusal=problem.message)
 
