@@ -2,6 +2,7 @@
 
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from . import services
@@ -24,8 +25,35 @@ class ContractAdmin(admin.ModelAdmin):
     inlines = [IDInline]
 
 
+class IDStateActions:
+    """Unlock, suspend and resume from an ID list, each ID through its service."""
+
+    def _apply(self, request, queryset, service, done_message) -> None:
+        done = 0
+        for user in queryset:
+            try:
+                service(user=user, by=request.user)
+                done += 1
+            except services.StateChangeRefused as refusal:
+                self.message_user(request, str(refusal), messages.WARNING)
+        if done:
+            self.message_user(request, done_message % {"count": done}, messages.SUCCESS)
+
+    @admin.action(description=_("Unlock the selected IDs"), permissions=["change"])
+    def unlock(self, request, queryset) -> None:
+        self._apply(request, queryset, services.unlock_id, gettext("%(count)d ID(s) unlocked."))
+
+    @admin.action(description=_("Suspend the selected IDs"), permissions=["change"])
+    def suspend(self, request, queryset) -> None:
+        self._apply(request, queryset, services.suspend_id, gettext("%(count)d ID(s) suspended."))
+
+    @admin.action(description=_("Resume the selected IDs"), permissions=["change"])
+    def resume(self, request, queryset) -> None:
+        self._apply(request, queryset, services.resume_id, gettext("%(count)d ID(s) resumed."))
+
+
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(IDStateActions, DjangoUserAdmin):
     list_display = ("login_id", "contract", "role", "email", "state")
     list_filter = ("role", "state", "language", "is_staff")
     search_fields = ("login_id", "email")
@@ -44,29 +72,6 @@ class UserAdmin(DjangoUserAdmin):
                                                  "password1", "password2")}),
     )
     actions = ["unlock", "suspend", "resume"]
-
-    def _apply(self, request, queryset, service, done_message) -> None:
-        done = 0
-        for user in queryset:
-            try:
-                service(user=user, by=request.user)
-                done += 1
-            except services.StateChangeRefused as refusal:
-                self.message_user(request, str(refusal), messages.WARNING)
-        if done:
-            self.message_user(request, done_message % {"count": done}, messages.SUCCESS)
-
-    @admin.action(description=_("Unlock the selected IDs"), permissions=["change"])
-    def unlock(self, request, queryset) -> None:
-        self._apply(request, queryset, services.unlock_id, _("%(count)d ID(s) unlocked."))
-
-    @admin.action(description=_("Suspend the selected IDs"), permissions=["change"])
-    def suspend(self, request, queryset) -> None:
-        self._apply(request, queryset, services.suspend_id, _("%(count)d ID(s) suspended."))
-
-    @admin.action(description=_("Resume the selected IDs"), permissions=["change"])
-    def resume(self, request, queryset) -> None:
-        self._apply(request, queryset, services.resume_id, _("%(count)d ID(s) resumed."))
 
 
 @admin.register(AuditEntry)

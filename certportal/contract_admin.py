@@ -33,6 +33,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 
 from accounts import services as id_services
+from accounts.admin import IDStateActions
 from accounts.models import AuditEntry, User, UserID
 from accounts.views import portal_login_url
 from certificates.admin import CertificateStateFilter
@@ -230,7 +231,7 @@ class UserIDChangeForm(forms.ModelForm):
         fields = ["email", "language"]
 
 
-class UserIDAdmin(ContractScopedAdmin):
+class UserIDAdmin(IDStateActions, ContractScopedAdmin):
     list_display = ("login_id", "email", "language", "state", "certificate_state", "certificate_valid_until_display")
     list_filter = ("state", CertificateStateFilter)
     search_fields = ("login_id", "email")
@@ -387,31 +388,6 @@ class UserIDAdmin(ContractScopedAdmin):
         })
         response["Cache-Control"] = "no-store"
         return response
-
-    # The same services for several IDs from the list.
-
-    def _apply(self, request, queryset, service, done_message) -> None:
-        done = 0
-        for user in queryset:
-            try:
-                service(user=user, by=request.user)
-                done += 1
-            except id_services.StateChangeRefused as refusal:
-                self.message_user(request, str(refusal), messages.WARNING)
-        if done:
-            self.message_user(request, done_message % {"count": done}, messages.SUCCESS)
-
-    @admin.action(description=gettext_lazy("Suspend the selected IDs"), permissions=["change"])
-    def suspend(self, request, queryset) -> None:
-        self._apply(request, queryset, id_services.suspend_id, _("%(count)d ID(s) suspended."))
-
-    @admin.action(description=gettext_lazy("Resume the selected IDs"), permissions=["change"])
-    def resume(self, request, queryset) -> None:
-        self._apply(request, queryset, id_services.resume_id, _("%(count)d ID(s) resumed."))
-
-    @admin.action(description=gettext_lazy("Unlock the selected IDs"), permissions=["change"])
-    def unlock(self, request, queryset) -> None:
-        self._apply(request, queryset, id_services.unlock_id, _("%(count)d ID(s) unlocked."))
 
 
 # --- certificates of the user IDs ---------------------------------------------------------------
