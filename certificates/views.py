@@ -1,3 +1,6 @@
+from collections.abc import Callable
+from functools import wraps
+
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET
 
@@ -5,7 +8,21 @@ from . import ca
 from .crl import current_crl
 
 
+def _needs_ca(view: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:
+    """Before `manage.py init_ca` there is nothing to publish: say so, rather than fail."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest) -> HttpResponse:
+        try:
+            return view(request)
+        except ca.CANotInitialised as error:
+            return HttpResponse(str(error), status=503, content_type="text/plain; charset=utf-8")
+
+    return wrapper
+
+
 @require_GET
+@_needs_ca
 def crl(request: HttpRequest) -> HttpResponse:
     """The issuing CA's CRL in DER, as the CRL distribution point of every certificate names."""
     revocation_list = current_crl()
@@ -16,6 +33,7 @@ def crl(request: HttpRequest) -> HttpResponse:
 
 
 @require_GET
+@_needs_ca
 def ca_chain(request: HttpRequest) -> HttpResponse:
     """The CA chain in PEM, for customers to trust the portal's server certificate."""
     return HttpResponse(ca.chain_pem(), content_type="application/x-pem-file")

@@ -270,6 +270,8 @@ def test_seed_demo_creates_the_demo_contract_once_and_prints_working_passwords(d
             login_id, password = line.split()[0], line.rsplit("password:", 1)[1].strip()
             assert ids[login_id].check_password(password), login_id
     assert sum("password:" in line for line in out.splitlines()) == 4
+    created = AuditEntry.objects.filter(action=AuditEntry.Action.ID_CREATED)
+    assert sorted(created.values_list("subject__login_id", flat=True)) == sorted(ids)
 
     again, _ = run("seed_demo")
     assert "nothing changed" in again

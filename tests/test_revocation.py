@@ -252,3 +252,11 @@ def test_pkilint_finds_no_error_in_the_published_crl(client, ca, bob, charlie, o
         if finding["severity"] in ("FATAL", "ERROR", "CRITICAL")
     ]
     assert errors == []
+
+
+@pytest.mark.django_db
+def test_the_crl_and_chain_say_the_ca_is_not_set_up_yet_before_init_ca(client):
+    for path in ("/pki/crl", "/pki/ca.pem"):
+        response = client.get(path)
+        assert response.status_code == 503
+        assert b"init_ca" in response.content

@@ -2,7 +2,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from accounts.models import Contract, User
+from accounts import audit
+from accounts.models import AuditEntry, Contract, User
 
 DEMO_CONTRACT = ("1000001", "デモ商事株式会社")
 # Fixed, printed demo passwords: demo data exists only on a developer's machine.
@@ -31,9 +32,10 @@ class Command(BaseCommand):
             for login_id, role, email, password in DEMO_IDS:
                 if created:
                     if role is None:
-                        User.objects.create_superuser(login_id, email, password)
+                        user = User.objects.create_superuser(login_id, email, password)
                     else:
-                        User.objects.create_user(login_id, email, password, contract=contract, role=role)
+                        user = User.objects.create_user(login_id, email, password, contract=contract, role=role)
+                    audit.record(AuditEntry.Action.ID_CREATED, subject=user, via="seed_demo")
         self.stdout.write(f"Demo contract {contract}:")
         for login_id, role, _email, password in DEMO_IDS:
             label = User.Role(role).label if role else "bank operator (/operator/)"
