@@ -61,7 +61,7 @@ LABELS = {
         "code": "確認コード", "confirm": "確認", "obtain_button": "取得", "web_access": "Web アクセスの確認",
         "yes": "はい", "issued": "電子証明書発行 発行完了", "close": "このウィンドウを閉じる", "log_in": "ログイン",
         "prepare": "電子証明書更新前処理中", "start": "電子証明書更新開始", "renew": "更新",
-        "reminder_subject": "あと30日", "days_left": "残り30日",
+        "reminder_subject": "あと30日", "days_left": "残り30日", "notices": "重要なお知らせ",
     },
     "en": {
         "obtain": "Obtain certificate", "login_id": "Login ID", "password": "Password",
@@ -70,6 +70,7 @@ LABELS = {
         "close": "Close this window", "log_in": "Log in", "prepare": "Preparing certificate renewal",
         "start": "Start certificate renewal", "renew": "Renew",
         "reminder_subject": "expires in 30 days", "days_left": "Days left: 30",
+        "notices": "Important notices (重要なお知らせ)",
     },
 }
 
@@ -197,7 +198,7 @@ def the_journey(chromium, stack: Stack, user: User, administrator: User, languag
     screens.shot(page, "login-with-certificate")
     page.get_by_role("button", name=labels["log_in"], exact=True).click()
     page.wait_for_url("**/notices/")
-    assert heading(page) == "重要なお知らせ", what_went_wrong(page, stack)
+    assert heading(page) == labels["notices"], what_went_wrong(page, stack)
     assert page.locator(".renewal-guidance").count() == 0  # a year left: nothing to renew yet
     screens.shot(page, "important-notices")
     context.close()
@@ -225,7 +226,7 @@ def the_journey(chromium, stack: Stack, user: User, administrator: User, languag
     log_in(page, stack, labels, user.login_id)
     page.get_by_role("button", name=labels["log_in"], exact=True).click()
     page.wait_for_url("**/notices/")
-    assert heading(page) == "重要なお知らせ", what_went_wrong(page, stack)
+    assert heading(page) == labels["notices"], what_went_wrong(page, stack)
     guidance = page.locator(".renewal-guidance")
     assert guidance.is_visible()
     assert labels["days_left"] in guidance.inner_text()
@@ -264,7 +265,7 @@ def the_journey(chromium, stack: Stack, user: User, administrator: User, languag
     log_in(page, stack, labels, user.login_id)
     page.get_by_role("button", name=labels["log_in"], exact=True).click()
     page.wait_for_url("**/notices/")
-    assert heading(page) == "重要なお知らせ", what_went_wrong(page, stack)
+    assert heading(page) == labels["notices"], what_went_wrong(page, stack)
     assert page.locator(".renewal-guidance").count() == 0
     screens.shot(page, "important-notices-new-certificate")
     context.close()

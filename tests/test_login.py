@@ -244,7 +244,8 @@ class TestLoginScreen:
         client = CertificateClient(None)
         client.cookies[settings.LANGUAGE_COOKIE_NAME] = language
         html = client.get(reverse("login")).content.decode()
-        assert f'<a href="{reverse("obtain-start")}">電子証明書取得</a>' in html
+        label = {"ja": "電子証明書取得", "en": "Obtain certificate (電子証明書取得)"}[language]
+        assert f'<a href="{reverse("obtain-start")}">{label}</a>' in html
         assert f'<html lang="{language}">' in html
 
     def test_a_logged_in_customer_opening_the_login_screen_gets_the_important_notices(self, alice):
