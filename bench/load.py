@@ -35,6 +35,10 @@ class Result:
         return statistics.fmean(self.latencies) * 1000
 
     @property
+    def median_ms(self) -> float:
+        return statistics.median(self.latencies) * 1000
+
+    @property
     def p99_ms(self) -> float:
         ordered = sorted(self.latencies)
         return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000

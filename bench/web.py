@@ -11,6 +11,7 @@ import http.client
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -153,19 +154,24 @@ def main(seconds: float = 4.0) -> list[dict]:
 
         # The same page twice: bound to the connection's client certificate, and in a plain
         # password-only session over a connection without one.
-        # Alternated twice, the better run of each kept, so that neither side gets the quieter moment.
+        # Alternated in short rounds so that neither side gets the machine's quieter moments;
+        # the median of the per-round median latencies is kept for each.
         rounds = [
-            (load.run(**common, context_args=with_cert, make_request=get("/notices/", cert_cookie), clients=4),
-             load.run(**common, context_args=without_cert, make_request=get("/notices/", plain_cookie), clients=4))
-            for _ in range(2)
+            (load.run(**common | {"seconds": seconds / 2}, context_args=with_cert,
+                      make_request=get("/notices/", cert_cookie), clients=4),
+             load.run(**common | {"seconds": seconds / 2}, context_args=without_cert,
+                      make_request=get("/notices/", plain_cookie), clients=4))
+            for _ in range(5)
         ]
-        bound = min((pair[0] for pair in rounds), key=lambda result: result.mean_ms)
-        plain = min((pair[1] for pair in rounds), key=lambda result: result.mean_ms)
+        bound_ms = statistics.median(pair[0].median_ms for pair in rounds)
+        plain_ms = statistics.median(pair[1].median_ms for pair in rounds)
+        errors = sum(pair[0].errors + pair[1].errors for pair in rounds)
         figures.append({
-            "figure": "important notices bound to a client certificate vs in a plain session (mean latency, 4 clients)",
-            "measured": f"{bound.mean_ms:.2f} ms vs {plain.mean_ms:.2f} ms",
-            "ratio": bound.mean_ms / plain.mean_ms, "target": "<= 1.2x",
-            "ok": bound.mean_ms / plain.mean_ms <= 1.2 and not (bound.errors or plain.errors),
+            "figure": "important notices bound to a client certificate vs in a plain session (median latency, "
+                      "4 clients)",
+            "measured": f"{bound_ms:.2f} ms vs {plain_ms:.2f} ms",
+            "ratio": bound_ms / plain_ms, "target": "<= 1.2x",
+            "ok": bound_ms / plain_ms <= 1.2 and not errors,
         })
 
         csrs = json.loads(Path(workdir, "csrs.json").read_text())
