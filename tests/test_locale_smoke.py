@@ -99,3 +99,14 @@ def test_every_customer_screen_speaks_the_chosen_language(language, alice, bob, 
     check(browser.get(done_url), language, "renewal-done")
     check(browser.get(reverse("password-change")), language, "password-change")
     check(browser.get("/manage/"), language, "manage")
+
+
+def test_the_notices_screen_links_an_administrator_to_its_contract_site_and_no_one_else(alice, bob):
+    for user, linked in ((alice, True), (bob, False)):
+        user.set_password(PASSWORD)
+        user.save()
+        certificate, _key = issue_for(user)
+        browser = client_in("ja", certificate)
+        browser.post(reverse("login"), {"login_id": user.login_id, "password": PASSWORD})
+        html = browser.get(reverse("important-notices")).content.decode()
+        assert (f'href="{reverse("contract_admin:index")}"' in html) is linked, user.login_id
