@@ -17,13 +17,14 @@ their new certificate (the old one is live and inside the window, but not curren
 from __future__ import annotations
 
 import os
-import socket
 import statistics
 import sys
 import tempfile
 import time
 import uuid
 from urllib.parse import urlsplit
+
+from tests.net import reachable
 
 DUE = 20_000
 IDS = 600_000
@@ -34,20 +35,12 @@ BENCH_DB = "certportal_bench"
 REDIS = ("127.0.0.1", 6379)
 
 
-def _reachable(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 def _server_url() -> str | None:
     url = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("DATABASE_URL") or ""
     if not url.startswith("postgres"):
         url = "postgres://postgres@127.0.0.1:5432/postgres"
     parts = urlsplit(url)
-    return url if _reachable(parts.hostname or "127.0.0.1", parts.port or 5432) else None
+    return url if reachable(parts.hostname or "127.0.0.1", parts.port or 5432) else None
 
 
 def _create_database(server_url: str) -> str:
@@ -268,7 +261,7 @@ def main() -> list[dict]:
                  "ratio": None, "target": "", "ok": None}]
     workdir = tempfile.mkdtemp(prefix="certportal-bench-reminders-")
     queue = f"bench-reminders-{uuid.uuid4().hex[:8]}"
-    broker_url = "redis://127.0.0.1:6379/0" if _reachable(*REDIS) else "filesystem://"
+    broker_url = "redis://127.0.0.1:6379/0" if reachable(*REDIS) else "filesystem://"
     os.environ.update({
         "DJANGO_SETTINGS_MODULE": "certportal.settings",
         "DATABASE_URL": _create_database(server),

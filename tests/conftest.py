@@ -8,7 +8,6 @@ bank operator. Every persona's password is PASSWORD.
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Callable
 
 import pytest
@@ -20,17 +19,11 @@ from cryptography.x509.oid import NameOID
 from accounts.models import Contract, User
 from certificates.ca import create_ca
 
+from .net import reachable
+
 pytest_plugins = ["tests.servers", "tests.browser"]  # real gunicorn, nginx and Chromium
 
 PASSWORD = "Correct-horse-2026"
-
-
-def _reachable(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def uses_postgresql() -> bool:
@@ -108,7 +101,7 @@ def rsa_2048_key():
 @pytest.fixture
 def redis_url() -> str:
     url = os.environ.get("CERTPORTAL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-    if not _reachable("127.0.0.1", 6379):
+    if not reachable("127.0.0.1", 6379):
         pytest.skip("Redis is not running on 127.0.0.1:6379 (CI starts it; see .ci/run)")
     return url
 

@@ -168,16 +168,6 @@ def test_the_issuance_and_its_audit_entry_are_one_transaction(ca, bob):
 # --- who gets one, and when ---------------------------------------------------------------
 
 
-def test_the_same_csr_sent_again_returns_the_certificate_already_issued(ca, bob):
-    csr, _key = make_csr()
-    first = issue_certificate(user=bob, csr=csr, via=Certificate.Channel.OBTAIN)
-    again = issue_certificate(user=bob, csr=csr, via=Certificate.Channel.OBTAIN)
-
-    assert first.created and not again.created
-    assert again.certificate.pk == first.certificate.pk
-    assert Certificate.objects.count() == 1
-
-
 def test_a_different_csr_within_the_pending_hold_is_refused(ca, bob, settings):
     settings.PENDING_CERTIFICATE_HOLD_MINUTES = 10
     issued_at = datetime(2026, 11, 26, 1, 0, tzinfo=UTC)

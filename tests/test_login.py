@@ -10,10 +10,7 @@ from urllib.parse import quote
 
 import pytest
 import time_machine
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 from django.conf import settings
 from django.http import HttpResponse
 from django.test import Client
@@ -24,7 +21,7 @@ from accounts.services import suspend_id
 from certificates.client_cert import SESSION_CERTIFICATE_KEY
 from certificates.services import revoke_certificate
 
-from .clients import PROXY_ADDRESS, CertificateClient, issue_for
+from .clients import PROXY_ADDRESS, CertificateClient, issue_for, self_signed_certificate
 from .conftest import PASSWORD
 
 pytestmark = [pytest.mark.embedded, pytest.mark.usefixtures("ca", "behind_proxy")]
@@ -45,14 +42,7 @@ def errors(response) -> str:
 
 
 def self_signed_headers() -> dict[str, str]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "alice-admin")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(now + timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
+    cert, _key = self_signed_certificate("alice-admin")
     return {
         "REMOTE_ADDR": PROXY_ADDRESS,
         "HTTP_X_SSL_CLIENT_CERT": quote(cert.public_bytes(serialization.Encoding.PEM).decode(), safe=""),

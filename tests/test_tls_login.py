@@ -6,18 +6,14 @@ The client certificate is the one presented in the handshake and read from gunic
 from __future__ import annotations
 
 import ssl
-from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 
 from accounts.models import AuditEntry
 
-from .clients import issue_for
+from .clients import issue_for, self_signed_certificate
 from .conftest import PASSWORD
 from .servers import Browser, write_client_files
 
@@ -94,14 +90,7 @@ def test_a_session_used_over_a_connection_without_a_certificate_is_logged_out(tl
 
 
 def test_a_certificate_from_another_ca_is_refused_in_the_handshake(tls_portal, tmp_path):
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "alice-admin")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(now + timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
+    cert, key = self_signed_certificate("alice-admin", days=1)
     (tmp_path / "foreign.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     (tmp_path / "foreign.key").write_bytes(key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
