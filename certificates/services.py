@@ -91,7 +91,14 @@ def _issue(*, user, request, via, actor, now) -> Issuance:
             raise IssuanceRefused("not_a_customer_id", _("Certificates are issued only to customers' IDs."))
         if user.state == User.State.SUSPENDED:
             raise IssuanceRefused("id_suspended", _("This ID is suspended; certificates cannot be issued for it."))
-        existing = Certificate.objects.filter(public_key_sha256=key_hash).first()
+        # One read for both checks below: a certificate for this key (anyone's), and this ID's
+        # certificates issued but not yet used.
+        hold = timedelta(minutes=settings.PENDING_CERTIFICATE_HOLD_MINUTES)
+        related = list(
+            Certificate.objects.filter(public_key_sha256=key_hash)
+            | user.certificates.awaiting_first_use().filter(not_after__gt=now)
+        )
+        existing = next((cert for cert in related if cert.public_key_sha256 == key_hash), None)
         if existing is not None:
             # A double submit gets its certificate back; a key whose certificate was revoked or has
             # expired must be replaced, never certified again.
@@ -100,8 +107,7 @@ def _issue(*, user, request, via, actor, now) -> Issuance:
             raise CsrRejected(
                 "key_reused", _("This public key already has a certificate. Create a new key and try again.")
             )
-        hold = timedelta(minutes=settings.PENDING_CERTIFICATE_HOLD_MINUTES)
-        pending = list(user.certificates.awaiting_first_use().filter(not_after__gt=now))
+        pending = related  # no certificate for this key, so all of them are this ID's unused ones
         if any(cert.not_before > now - hold for cert in pending):
             raise IssuanceRefused(
                 "issuance_in_progress",
