@@ -24,6 +24,7 @@ from . import load
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "Bench-password-2026"
 ISSUANCE_IDS = 3000
+IN_PROCESS_ROUNDS, IN_PROCESS_CALLS = 5, 60
 
 
 def _free_port() -> int:
@@ -74,7 +75,80 @@ def setup(workdir: str) -> None:
     ])
     csrs = [make_csr()[0].decode() for _ in range(ISSUANCE_IDS)]
     Path(workdir, "csrs.json").write_text(json.dumps(csrs))
+    in_process_ids = 2 + IN_PROCESS_ROUNDS * IN_PROCESS_CALLS
+    User.objects.bulk_create([
+        User(login_id=f"bench-local-{i:05d}", email=f"l{i}@bench.example", contract=contract, role=User.Role.USER)
+        for i in range(in_process_ids)
+    ])
+    local_csrs = [make_csr()[0].decode() for _ in range(in_process_ids)]
+    Path(workdir, "local-csrs.json").write_text(json.dumps(local_csrs))
     prepare_tls(["localhost", "127.0.0.1"])
+
+
+def in_process(workdir: str) -> None:
+    """Inside Django, no network and no TLS: the same views called through Django's test client.
+
+    The certificate arrives as nginx passes it (CERTPORTAL_TRUSTED_PROXIES is this address).
+    This is the server's own cost per request, the most the figures over the network could
+    reach if gunicorn, TLS and the load generator cost nothing. Prints one JSON line.
+    """
+    import django
+
+    django.setup()
+    from urllib.parse import quote
+
+    from django.db import connection
+    from django.test import Client
+
+    def per_call(calls) -> tuple[float, int]:
+        """Median over rounds of the mean milliseconds per call, and the SQL statements of one call.
+
+        The first call warms up (and may refresh the session); the second is the one counted.
+        """
+        calls[0]()
+        queries = []
+        with connection.execute_wrapper(lambda execute, sql, *args: queries.append(sql) or execute(sql, *args)):
+            calls[1]()
+        rounds = []
+        for r in range(IN_PROCESS_ROUNDS):
+            chunk = calls[2 + r * IN_PROCESS_CALLS:2 + (r + 1) * IN_PROCESS_CALLS]
+            started = time.perf_counter()
+            for call in chunk:
+                call()
+            rounds.append((time.perf_counter() - started) / len(chunk) * 1000)
+        return statistics.median(rounds), len(queries)
+
+    pem = Path(workdir, "client.pem").read_text()
+    with_cert = Client(HTTP_X_SSL_CLIENT_CERT=quote(pem), HTTP_X_SSL_CLIENT_VERIFY="SUCCESS",
+                       REMOTE_ADDR="127.0.0.1", HTTP_HOST="127.0.0.1")
+    plain = Client(HTTP_HOST="127.0.0.1")
+    response = with_cert.post("/", {"login_id": "bench-user", "password": PASSWORD}, secure=True)
+    if response.status_code != 302:
+        raise RuntimeError(f"in-process bench login failed: {response.status_code}")
+    calls = 2 + IN_PROCESS_ROUNDS * IN_PROCESS_CALLS
+
+    def get(client, path):
+        def call():
+            if client.get(path, secure=True).status_code != 200:
+                raise RuntimeError(f"in-process GET {path} failed")
+        return [call] * calls
+
+    def post(path, fields_for):
+        def make(i):
+            def call():
+                if plain.post(path, fields_for(i), secure=True).status_code != 201:
+                    raise RuntimeError(f"in-process POST {path} failed")
+            return call
+        return [make(i) for i in range(calls)]
+
+    csrs = json.loads(Path(workdir, "local-csrs.json").read_text())
+    figures = {
+        "notices": per_call(get(with_cert, "/notices/")),
+        "hello": per_call(get(plain, "/bench/hello")),
+        "issue": per_call(post("/bench/issue", lambda i: {"login_id": f"bench-local-{i:05d}", "csr": csrs[i]})),
+        "write": per_call(post("/bench/write-row", lambda i: {"n": str(i)})),
+    }
+    print("IN-PROCESS " + json.dumps(figures), flush=True)
 
 
 def _login(port: int, context, path: str, fields: dict[str, str], with_csrf: bool) -> str:
@@ -122,6 +196,11 @@ def main(seconds: float = 4.0) -> list[dict]:
     run("manage.py", "migrate", "-v0")
     run("manage.py", "init_ca")
     run("-c", f"import bench.web as w; w.setup({workdir!r})")
+    local = subprocess.run(
+        [sys.executable, "-c", f"import bench.web as w; w.in_process({workdir!r})"], cwd=ROOT,
+        env={**env, "CERTPORTAL_TRUSTED_PROXIES": "127.0.0.1"}, check=True, capture_output=True, text=True,
+    )
+    own = json.loads(local.stdout.rsplit("IN-PROCESS ", 1)[1])
     port = _free_port()
     tls = Path(workdir, "tls")
     server = subprocess.Popen(
@@ -204,6 +283,20 @@ def main(seconds: float = 4.0) -> list[dict]:
                         f"(p99 {hello.p99_ms:.0f} ms)",
             "ratio": notices.throughput / hello.throughput, "target": ">= 0.5x, p99 < 50 ms",
             "ok": notices.throughput / hello.throughput >= 0.5 and notices.p99_ms < 50 and not notices.errors,
+        })
+        # The server's own cost of each request, without network, TLS or load generator: the
+        # ceiling of the two throughput ratios above.
+        figures.append({
+            "figure": "ceiling, in-process: issuance vs bare POST writing one row (ms per request, queries)",
+            "measured": f"{own['issue'][0]:.2f} ms ({own['issue'][1]} queries) vs {own['write'][0]:.2f} ms "
+                        f"({own['write'][1]})",
+            "ratio": own["write"][0] / own["issue"][0], "target": "(throughput ceiling)", "ok": None,
+        })
+        figures.append({
+            "figure": "ceiling, in-process: important notices vs hello world (ms per request, queries)",
+            "measured": f"{own['notices'][0]:.2f} ms ({own['notices'][1]} queries) vs {own['hello'][0]:.2f} ms "
+                        f"({own['hello'][1]})",
+            "ratio": own["hello"][0] / own["notices"][0], "target": "(throughput ceiling)", "ok": None,
         })
     finally:
         server.terminate()
