@@ -80,6 +80,8 @@ def gunicorn_command(
         command += [
             "--certfile", str(cert), "--keyfile", str(key),
             "--ca-certs", str(chain), "--cert-reqs", "1",  # ssl.CERT_OPTIONAL: login screen works without one
+            # An expired certificate still reaches the login screen, which says what to do.
+            "--config", "python:certportal.gunicorn_tls",
         ]
     if access_log:
         command += ["--access-logfile", "-"]

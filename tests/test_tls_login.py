@@ -6,10 +6,12 @@ The client certificate is the one presented in the handshake and read from gunic
 from __future__ import annotations
 
 import ssl
+from datetime import timedelta
 from urllib.parse import quote
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from django.utils import timezone
 
 from accounts.models import AuditEntry
 
@@ -87,6 +89,18 @@ def test_a_session_used_over_a_connection_without_a_certificate_is_logged_out(tl
     assert browser.log_in(alice.login_id, PASSWORD).status == 302
     response = Browser(tls_portal, cookies=browser.cookies).get("/notices/")
     assert (response.status, response.location) == (302, "/")
+
+
+def test_an_expired_certificate_reaches_the_login_screen_which_says_to_obtain_a_new_one(tls_portal, alice, tmp_path):
+    # Not a failed handshake (a bare connection error in the browser): the portal judges the dates.
+    certificate, key = issue_for(alice, now=timezone.now() - timedelta(days=400))
+    browser = Browser(tls_portal, write_client_files(tmp_path / "expired", certificate, key))
+    screen = browser.get("/")
+    assert screen.status == 200, tls_portal.logs()
+    response = browser.log_in(alice.login_id, PASSWORD)
+    assert response.status == 200
+    assert "有効期限が切れています" in response.text and "電子証明書取得" in response.text
+    assert "sessionid" not in browser.cookies
 
 
 def test_a_certificate_from_another_ca_is_refused_in_the_handshake(tls_portal, tmp_path):
