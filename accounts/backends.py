@@ -22,7 +22,8 @@ class LockoutModelBackend(ModelBackend):
         user = User.objects.filter(login_id=login_id).first()
         if user is None:
             return None  # ModelBackend, next in the list, runs the hasher so that timing does not reveal IDs
-        remote_addr = request.META.get("REMOTE_ADDR") if request is not None else None
+        # The customer's address (set by certificates' middleware behind the proxy), else the peer's.
+        remote_addr = (getattr(request, "client_address", None) or request.META.get("REMOTE_ADDR")) if request else None
         if verify_password(user=user, password=password, remote_addr=remote_addr) == PasswordCheck.ACCEPTED:
             return user
         # Stops authenticate() here: ModelBackend must not get a second, uncounted try at this ID.

@@ -164,6 +164,7 @@ class AuditEntry(models.Model):
         CRL_PUBLISHED = "crl_published", _("CRL published")
         ONE_TIME_CODE_SENT = "one_time_code_sent", _("one-time code sent")
         ONE_TIME_CODE_FAILED = "one_time_code_failed", _("one-time code failed")
+        ONE_TIME_CODE_ACCEPTED = "one_time_code_accepted", _("one-time code accepted")
         UNTRUSTED_PROXY_HEADER = "untrusted_proxy_header", _("client-certificate header from an untrusted address")
         REMINDER_RESENT = "reminder_resent", _("reminder resent")
 

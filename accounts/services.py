@@ -46,7 +46,7 @@ def _count_failure(user: User, *, reason: str, remote_addr: str | None, **detail
 @transaction.atomic
 def verify_password(*, user: User, password: str, remote_addr: str | None = None) -> PasswordCheck:
     """Check a login password, counting failures; the threshold-th failure in a row locks the ID."""
-    user = User.objects.select_for_update().get(pk=user.pk)
+    caller, user = user, User.objects.select_for_update().get(pk=user.pk)
     if user.state != User.State.ACTIVE:
         audit.record(AuditEntry.Action.LOGIN_FAILED, subject=user, remote_addr=remote_addr, reason=user.state)
         return PasswordCheck.ID_NOT_ACTIVE
@@ -54,6 +54,9 @@ def verify_password(*, user: User, password: str, remote_addr: str | None = None
         if user.failed_password_attempts:
             user.failed_password_attempts = 0
             user.save(update_fields=["failed_password_attempts"])
+        # check_password may have saved a stronger hash (a raised hasher iteration count): the caller's
+        # instance gets it too, or a session opened with that instance would not match the ID's hash.
+        caller.password = user.password
         return PasswordCheck.ACCEPTED
     return _count_failure(user, reason="wrong_password", remote_addr=remote_addr)
 

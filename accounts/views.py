@@ -38,7 +38,7 @@ def _safe_next(request: HttpRequest) -> str | None:
 def password_change(request: HttpRequest) -> HttpResponse:
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path(), portal_login_url())
-    form = PasswordChangeForm(request.user, request.POST or None)
+    form = PasswordChangeForm(request.user, request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
             user = services.change_password(user=request.user, new_password=form.cleaned_data["new_password"])

@@ -31,7 +31,10 @@ class CsrRejected(CertificateRefused):
 def load_csr(data: bytes | str) -> x509.CertificateSigningRequest:
     """Parse and check a CSR in PEM or DER; raise CsrRejected with a clear reason."""
     if isinstance(data, str):
-        data = data.encode()
+        try:
+            data = data.encode()
+        except UnicodeEncodeError:  # a lone surrogate, say: not text a CSR could be written in
+            raise CsrRejected("not_a_csr", _("This is not a certificate signing request (CSR).")) from None
     if len(data) > MAX_CSR_BYTES:
         raise CsrRejected("too_large", _("The request is larger than 16 KiB and was not read."))
     try:

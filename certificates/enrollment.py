@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.hashers import make_password
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -25,6 +26,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import audit
@@ -85,9 +87,9 @@ def _issue(request: HttpRequest, *, user: User, via: Certificate.Channel, done_u
         return JsonResponse({"error": _("The request from the page could not be read. Reload it and try again.")},
                             status=400)
     try:
-        issuance = issue_certificate(user=user, csr=csr, via=via)
+        issuance = issue_certificate(user=user, csr=csr, via=via, remote_addr=_remote_addr(request))
     except CertificateRefused as refusal:
-        status = 409 if refusal.code == "issuance_in_progress" else 400
+        status = 409 if refusal.code in ("issuance_in_progress", "has_valid_certificate") else 400
         return JsonResponse({"error": str(refusal.message), "code": refusal.code}, status=status)
     certificate = issuance.certificate
     return JsonResponse({
@@ -104,7 +106,7 @@ def _start_context(user: User, *, now: datetime) -> dict:
     """The certificate being renewed, and one issued moments ago that still holds the ID's slot."""
     hold = timedelta(minutes=settings.PENDING_CERTIFICATE_HOLD_MINUTES)
     pending = user.certificates.awaiting_first_use().filter(not_before__gt=now - hold, not_after__gt=now).first()
-    current = user.certificates.valid(now).filter(first_used_at__isnull=False).first()
+    current = user.certificates.in_use(now).first()
     return {
         "login_id": user.login_id,
         "current": current,
@@ -204,15 +206,16 @@ def _has_usable_certificate(user: User, now: datetime) -> bool:
     One issued but never used (a file lost half-way through obtaining) does not count;
     issuing a new one revokes it.
     """
-    return user.certificates.valid(now).filter(first_used_at__isnull=False).exists()
+    return user.certificates.in_use(now).exists()
 
 
 @never_cache
+@sensitive_post_parameters("password")
 @require_http_methods(["GET", "POST"])
 def obtain_start(request: HttpRequest) -> HttpResponse:
     """電子証明書取得: the login ID and password, then a code to the registered address."""
     template = "certificates/enroll/obtain_identify.html"
-    form = ObtainIdentifyForm(request.POST or None)
+    form = ObtainIdentifyForm(request.POST if request.method == "POST" else None)
     if request.method == "GET" or not form.is_valid():
         return render(request, template, {"form": form})
     if not _count_session_attempt(request):
@@ -221,6 +224,7 @@ def obtain_start(request: HttpRequest) -> HttpResponse:
     login_id = form.cleaned_data["login_id"]
     user = User.objects.filter(login_id=login_id, contract__isnull=False).first()
     if user is None:
+        make_password(form.cleaned_data["password"])  # as slow as a real check: timing must not tell which IDs exist
         audit.record(AuditEntry.Action.LOGIN_FAILED, remote_addr=remote_addr, reason="unknown_id",
                      login_id=login_id[:32], via="obtain")
         form.add_error(None, _("The login ID or the password is not correct."))
@@ -244,6 +248,7 @@ def obtain_start(request: HttpRequest) -> HttpResponse:
 
 
 @never_cache
+@sensitive_post_parameters("code")
 @require_http_methods(["GET", "POST"])
 def obtain_code(request: HttpRequest) -> HttpResponse:
     """The six-digit code from the e-mail."""
@@ -252,7 +257,7 @@ def obtain_code(request: HttpRequest) -> HttpResponse:
     user = _obtain_user(request, verified=False)
     if user is None or not state.get("code"):
         return redirect("obtain-start")
-    form = OneTimeCodeForm(request.POST or None)
+    form = OneTimeCodeForm(request.POST if request.method == "POST" else None)
     context = {"form": form, "email": _masked(user.email)}
     if request.method == "GET" or not form.is_valid():
         return render(request, template, context)

@@ -138,6 +138,9 @@ def verify_one_time_code(
         if outcome.refusal is None:
             record.used_at = now
             record.save(update_fields=["used_at"])
+            # Who proved the ID, and from where: the code stands in for the certificate when obtaining one.
+            audit.record(AuditEntry.Action.ONE_TIME_CODE_ACCEPTED, subject=user, remote_addr=remote_addr,
+                         code_id=code_id, purpose=record.purpose)
         else:
             if outcome.refusal.code == "wrong_code":
                 record.failed_attempts += 1

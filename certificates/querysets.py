@@ -20,6 +20,10 @@ class CertificateQuerySet(QuerySet):
         now = now or timezone.now()
         return self.not_revoked().filter(not_before__lte=now, not_after__gt=now)
 
+    def in_use(self, now: datetime | None = None) -> CertificateQuerySet:
+        """Valid at `now` and already used to log in: the ID renews it rather than obtaining another."""
+        return self.valid(now).filter(first_used_at__isnull=False)
+
     def expired(self, now: datetime | None = None) -> CertificateQuerySet:
         return self.filter(not_after__lte=now or timezone.now())
 

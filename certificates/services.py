@@ -64,25 +64,28 @@ def issue_certificate(
     via: Certificate.Channel,
     actor: User | None = None,
     now: datetime | None = None,
+    remote_addr: str | None = None,
 ) -> Issuance:
     """Issue a one-year client certificate for `user` from `csr`.
 
     One issuance at a time per ID: the ID's row is locked, and a certificate issued
     moments ago and not yet used holds the slot, so a double submit or a second tab
-    gets the same certificate back (same CSR) or a clear refusal (another CSR).
+    gets the same certificate back (same CSR) or a clear refusal (another CSR). Obtaining
+    (電子証明書取得) is for an ID with no certificate in use; one that has one renews it.
     """
     now = (now or timezone.now()).replace(microsecond=0)
     try:
         request = load_csr(csr)
-        return _issue(user=user, request=request, via=via, actor=actor, now=now)
+        return _issue(user=user, request=request, via=via, actor=actor, now=now, remote_addr=remote_addr)
     except CertificateRefused as refusal:
         audit.record(
-            AuditEntry.Action.ISSUANCE_REFUSED, subject=user, actor=actor, reason=refusal.code, via=str(via)
+            AuditEntry.Action.ISSUANCE_REFUSED, subject=user, actor=actor, reason=refusal.code, via=str(via),
+            remote_addr=remote_addr,
         )
         raise
 
 
-def _issue(*, user, request, via, actor, now) -> Issuance:
+def _issue(*, user, request, via, actor, now, remote_addr) -> Issuance:
     public_key = request.public_key()
     key_hash = ca.spki_sha256(public_key)
     with transaction.atomic():
@@ -91,6 +94,11 @@ def _issue(*, user, request, via, actor, now) -> Issuance:
             raise IssuanceRefused("not_a_customer_id", _("Certificates are issued only to customers' IDs."))
         if user.state == User.State.SUSPENDED:
             raise IssuanceRefused("id_suspended", _("This ID is suspended; certificates cannot be issued for it."))
+        if via == Certificate.Channel.OBTAIN and user.certificates.in_use(now).exists():
+            raise IssuanceRefused("has_valid_certificate", _(
+                "This ID already has a valid electronic certificate in use. Log in with it and renew it from "
+                "the important-notices screen."
+            ))
         # One read for both checks below: a certificate for this key (anyone's), and this ID's
         # certificates issued but not yet used.
         hold = timedelta(minutes=settings.PENDING_CERTIFICATE_HOLD_MINUTES)
@@ -133,7 +141,7 @@ def _issue(*, user, request, via, actor, now) -> Issuance:
         )
         audit.record(
             AuditEntry.Action.CERTIFICATE_ISSUED, subject=user, actor=actor,
-            certificate_serial=certificate.serial_number, via=str(via),
+            certificate_serial=certificate.serial_number, via=str(via), remote_addr=remote_addr,
         )
         # An earlier certificate issued but never used (an abandoned renewal) can no longer be.
         for abandoned in pending:

@@ -40,9 +40,9 @@ def fast_password_hashing(settings):
 LINT_PKIX_CERT = Path(sys.executable).parent / "lint_pkix_cert"  # installed with the dev dependencies
 
 
-def issue(user, csr=None, **kwargs) -> Certificate:
+def issue(user, csr=None, *, via=Certificate.Channel.OBTAIN, **kwargs) -> Certificate:
     csr = csr if csr is not None else make_csr()[0]
-    return issue_certificate(user=user, csr=csr, via=Certificate.Channel.OBTAIN, **kwargs).certificate
+    return issue_certificate(user=user, csr=csr, via=via, **kwargs).certificate
 
 
 def hostile_csr() -> bytes:
@@ -215,11 +215,23 @@ def test_a_certificate_already_in_use_does_not_hold_the_slot(ca, bob):
 
     used = issue(bob)
     supersede_older_certificates(newer=used)
-    renewed = issue(bob)
+    renewed = issue(bob, via=Certificate.Channel.RENEWAL)
 
     used.refresh_from_db()
     assert renewed.pk != used.pk
     assert used.revoked_at is None  # superseded only once the renewed one is used
+
+
+def test_an_id_with_a_certificate_in_use_renews_it_rather_than_obtaining_another(ca, bob):
+    from certificates.services import supersede_older_certificates
+
+    used = issue(bob)
+    supersede_older_certificates(newer=used)  # its first login
+    with pytest.raises(IssuanceRefused) as caught:
+        issue(bob)
+    assert caught.value.code == "has_valid_certificate"
+    assert bob.certificates.count() == 1
+    assert issue(bob, via=Certificate.Channel.RENEWAL).pk != used.pk
 
 
 def test_a_suspended_id_gets_no_certificate(ca, bob, olivia):

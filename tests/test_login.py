@@ -12,6 +12,7 @@ import pytest
 import time_machine
 from cryptography.hazmat.primitives import serialization
 from django.conf import settings
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.http import HttpResponse
 from django.test import Client
 from django.urls import reverse
@@ -55,7 +56,23 @@ def failures(user: User) -> list[AuditEntry]:
     return list(AuditEntry.objects.filter(subject=user, action=AuditEntry.Action.LOGIN_FAILED))
 
 
+class FewIterationsPBKDF2(PBKDF2PasswordHasher):
+    """A stronger hasher than the one the password was stored with, as after a Django upgrade."""
+
+    iterations = 1000
+
+
 class TestLoginSucceeds:
+    def test_a_password_hash_upgraded_at_login_keeps_the_session_it_opens(self, alice, settings):
+        certificate, _key = issue_for(alice)
+        settings.PASSWORD_HASHERS = ["tests.test_login.FewIterationsPBKDF2", *settings.PASSWORD_HASHERS]
+        client = CertificateClient(certificate)
+        assert log_in(client, alice).status_code == 302
+        alice.refresh_from_db()
+        assert alice.password.startswith("pbkdf2_sha256$1000$")  # re-hashed by the login
+        assert client.get(reverse("important-notices")).status_code == 200
+
+
     def test_it_logs_in_with_the_ids_own_certificate_and_password(self, alice):
         certificate, _key = issue_for(alice)
         client = CertificateClient(certificate)

@@ -14,6 +14,7 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from django.contrib.auth.hashers import MD5PasswordHasher
 from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
@@ -113,7 +114,47 @@ def test_an_id_without_a_certificate_obtains_one_with_the_code_from_the_email(
     assert done.status_code == 200 and h1(done) == issued
     assert certificate.fingerprint_display in done.content.decode()
     actions = set(AuditEntry.objects.filter(subject=charlie).values_list("action", flat=True))
-    assert {AuditEntry.Action.ONE_TIME_CODE_SENT, AuditEntry.Action.CERTIFICATE_ISSUED} <= actions
+    assert {
+        AuditEntry.Action.ONE_TIME_CODE_SENT, AuditEntry.Action.ONE_TIME_CODE_ACCEPTED,
+        AuditEntry.Action.CERTIFICATE_ISSUED,
+    } <= actions
+    # Who proved the ID and had the certificate issued, and from where.
+    issued_entry = AuditEntry.objects.get(action=AuditEntry.Action.CERTIFICATE_ISSUED, subject=charlie)
+    accepted_entry = AuditEntry.objects.get(action=AuditEntry.Action.ONE_TIME_CODE_ACCEPTED, subject=charlie)
+    assert issued_entry.remote_addr == accepted_entry.remote_addr == "127.0.0.1"
+
+
+def test_once_the_obtained_certificate_is_in_use_the_same_session_cannot_obtain_another(
+    browser, charlie, django_capture_on_commit_callbacks
+):
+    identify(browser, "charlie-admin", capture=django_capture_on_commit_callbacks)
+    enter_code(browser, code_from_mail(mail.outbox[0]))
+    created = post_csr(browser)
+    assert created.status_code == 201
+    certificate = Certificate.objects.get(serial_number=created.json()["serial"])
+    # The customer logs in with it, in the same browser session.
+    logged_in = CertificateClient(certificate)
+    logged_in.cookies = browser.cookies
+    response = logged_in.post(reverse("login"), {"login_id": "charlie-admin", "password": PASSWORD})
+    assert response.status_code == 302
+    # Past the hold on a fresh certificate, still inside the 30 minutes the code's proof lasts.
+    with time_machine.travel(timezone.now() + timedelta(minutes=11)):
+        again = post_csr(logged_in)
+    assert again.status_code == 409 and again.json()["code"] == "has_valid_certificate"
+    assert list(charlie.certificates.all()) == [certificate]
+    assert AuditEntry.objects.filter(action=AuditEntry.Action.ISSUANCE_REFUSED, subject=charlie,
+                                     detail__reason="has_valid_certificate").exists()
+
+
+def test_a_csr_that_is_not_text_is_refused_with_a_reason_not_an_error(
+    browser, charlie, django_capture_on_commit_callbacks
+):
+    identify(browser, "charlie-admin", capture=django_capture_on_commit_callbacks)
+    enter_code(browser, code_from_mail(mail.outbox[0]))
+    # JSON may carry a lone surrogate, which no text encoding can write.
+    response = browser.post(reverse("obtain-issue"), data='{"csr": "\\ud800"}', content_type="application/json")
+    assert response.status_code == 400 and response.json()["code"] == "not_a_csr"
+    assert not charlie.certificates.exists()
 
 
 def test_an_id_whose_certificate_expired_obtains_a_new_one(browser, charlie, django_capture_on_commit_callbacks):
@@ -247,6 +288,31 @@ def test_an_unknown_id_gets_the_same_answer_as_a_wrong_password(browser, django_
     response = identify(browser, "nobody-here", capture=django_capture_on_commit_callbacks)
     assert "ログインIDまたはパスワードが正しくありません。" in errors(response)
     assert AuditEntry.objects.filter(action=AuditEntry.Action.LOGIN_FAILED, detail__reason="unknown_id").exists()
+
+
+class CountingHasher(MD5PasswordHasher):
+    """Counts the passwords it hashes: the work done for a login ID, whether or not it exists."""
+
+    hashed = 0
+
+    def encode(self, password, salt):
+        CountingHasher.hashed += 1
+        return super().encode(password, salt)
+
+
+def test_an_unknown_id_costs_the_same_password_hashing_as_a_known_one(
+    browser, charlie, settings, django_capture_on_commit_callbacks
+):
+    settings.PASSWORD_HASHERS = ["tests.test_obtain.CountingHasher"]
+    charlie.set_password(PASSWORD)
+    charlie.save()
+    counts = []
+    for login_id in ("charlie-admin", "nobody-here"):
+        CountingHasher.hashed = 0
+        response = identify(browser, login_id, "not-the-password", capture=django_capture_on_commit_callbacks)
+        assert "ログインIDまたはパスワードが正しくありません。" in errors(response)
+        counts.append(CountingHasher.hashed)
+    assert counts[0] == counts[1] >= 1  # the answer's timing does not tell which IDs exist
 
 
 def test_a_locked_id_gets_no_code(browser, charlie, django_capture_on_commit_callbacks):

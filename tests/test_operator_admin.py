@@ -43,7 +43,7 @@ def listed(response) -> list[str]:
 
 
 def issue(user, *, at: datetime) -> Certificate:
-    return issue_certificate(user=user, csr=make_csr()[0], via=Certificate.Channel.OBTAIN, now=at).certificate
+    return issue_certificate(user=user, csr=make_csr()[0], via=Certificate.Channel.OPERATOR, now=at).certificate
 
 
 # --- contracts and IDs -------------------------------------------------------------------

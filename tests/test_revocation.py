@@ -38,7 +38,7 @@ T0 = datetime(2026, 11, 26, 1, 0, tzinfo=UTC)
 
 
 def issue(user, *, now=None) -> Certificate:
-    return issue_certificate(user=user, csr=make_csr()[0], via=Certificate.Channel.OBTAIN, now=now).certificate
+    return issue_certificate(user=user, csr=make_csr()[0], via=Certificate.Channel.OPERATOR, now=now).certificate
 
 
 def fetch_crl(client) -> x509.CertificateRevocationList:
