@@ -2,10 +2,11 @@
 
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db import transaction
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from . import services
+from . import audit, services
 from .models import AuditEntry, Contract, User
 
 
@@ -18,11 +19,42 @@ class IDInline(admin.TabularInline):
     can_delete = False
 
 
+def _plain(value) -> object:
+    """A form value as the audit log's JSON keeps it: objects by their key."""
+    if hasattr(value, "pk"):
+        return value.pk
+    if hasattr(value, "__iter__") and not isinstance(value, str):
+        return sorted(_plain(item) for item in value)
+    return value if value is None or isinstance(value, bool | int) else str(value)
+
+
+def record_id_saved(*, form, by: User, created: bool) -> None:
+    """An operator's edit of an ID in the admin, in the audit log as the ID services write theirs:
+    each changed field with its old and new value, passwords never."""
+    changed = {
+        name: {"old": _plain(form.initial.get(name)), "new": _plain(form.cleaned_data.get(name))}
+        for name in form.changed_data
+        if "password" not in name
+    }
+    audit.record(
+        AuditEntry.Action.ID_CREATED if created else AuditEntry.Action.ID_CHANGED,
+        subject=form.instance, actor=by, changed=changed, via="operator_admin",
+    )
+
+
 @admin.register(Contract)
 class ContractAdmin(admin.ModelAdmin):
     list_display = ("number", "name", "created_at")
     search_fields = ("number", "name")
     inlines = [IDInline]
+
+    def save_formset(self, request, form, formset, change) -> None:
+        super().save_formset(request, form, formset, change)  # inside the admin's transaction
+        created = {user.pk for user in formset.new_objects}
+        changed = {user.pk for user, _fields in formset.changed_objects}
+        for id_form in formset.forms:
+            if id_form.instance.pk in created | changed:
+                record_id_saved(form=id_form, by=request.user, created=id_form.instance.pk in created)
 
 
 class IDStateActions:
@@ -72,6 +104,20 @@ class UserAdmin(IDStateActions, DjangoUserAdmin):
                                                  "password1", "password2")}),
     )
     actions = ["unlock", "suspend", "resume"]
+
+    def save_model(self, request, obj, form, change) -> None:
+        super().save_model(request, obj, form, change)  # inside the admin's transaction
+        if form.has_changed():
+            record_id_saved(form=form, by=request.user, created=not change)
+
+    def user_change_password(self, request, id, form_url=""):
+        """Django's set-password page, audited in the same transaction as the new password."""
+        with transaction.atomic():
+            response = super().user_change_password(request, id, form_url)
+            if request.method == "POST" and response.status_code == 302:
+                audit.record(AuditEntry.Action.PASSWORD_RESET, subject=User.objects.get(pk=id), actor=request.user,
+                             via="operator_admin")
+        return response
 
 
 @admin.register(AuditEntry)

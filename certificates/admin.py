@@ -96,6 +96,11 @@ class CertificateAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False  # certificates come from CSRs through the issuance service only
 
+    def has_change_permission(self, request, obj=None) -> bool:
+        # The list's revoke action needs it; a certificate's own page is view-only, or its Save would
+        # write back every column as read, undoing a revocation committed meanwhile.
+        return obj is None and super().has_change_permission(request)
+
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 

@@ -34,6 +34,11 @@ class ReminderAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False  # the daily job records reminders
 
+    def has_change_permission(self, request, obj=None) -> bool:
+        # The list's resend action needs it; a reminder's own page is view-only, or its Save would write
+        # back the state as read, over what the sending task or the webhook wrote meanwhile.
+        return obj is None and super().has_change_permission(request)
+
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # the record that a reminder went out is kept
 

@@ -226,6 +226,14 @@ def test_another_contracts_certificate_is_not_found_and_not_revoked(alice_client
     assert certificate.revoked_at is None
 
 
+def test_no_list_filters_on_password_hashes(alice_client, bob):
+    # ?password__startswith=… would tell a user's hash apart one character at a time.
+    for url, lookup in (("/manage/accounts/userid/", "password__startswith"),
+                        ("/manage/certificates/certificate/", "owner__password__startswith"),
+                        ("/manage/accounts/auditentry/", "subject__password__startswith")):
+        assert alice_client.get(url, {lookup: bob.password[:12]}).status_code == 400, url
+
+
 def test_bulk_actions_ignore_ids_of_another_contract(alice_client, dave):
     alice_client.post("/manage/accounts/userid/", {"action": "suspend", "_selected_action": [dave.pk]})
     dave.refresh_from_db()

@@ -75,6 +75,36 @@ def test_an_operator_adds_an_id_with_a_password(operator_client, contract_a):
     dave = User.objects.get(login_id="dave-user")
     assert (dave.contract, dave.role, dave.language) == (contract_a, User.Role.USER, "en")
     assert dave.check_password("Another-horse-2026")
+    entry = AuditEntry.objects.get(action=AuditEntry.Action.ID_CREATED, subject=dave)
+    assert entry.actor.login_id == "olivia-operator"
+    assert entry.detail["changed"]["role"] == {"old": None, "new": "user"}
+    assert not any("password" in name for name in entry.detail["changed"])
+
+
+def test_an_operators_change_to_an_id_is_audited_with_the_fields_it_touched(operator_client, olivia, bob):
+    url = f"/operator/accounts/user/{bob.pk}/change/"
+    form = get(operator_client, url).context["adminform"].form
+    data = {name: value for name, value in form.initial.items() if value is not None and name != "password"}
+    data.update(contract=bob.contract_id, role="administrator", email="bob.new@alpha.example",
+                groups=[], user_permissions=[])
+    response = operator_client.post(url, data, secure=True)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    entry = AuditEntry.objects.get(action=AuditEntry.Action.ID_CHANGED, subject=bob)
+    assert entry.actor == olivia
+    assert entry.detail["changed"] == {
+        "email": {"old": "bob@alpha.example", "new": "bob.new@alpha.example"},
+        "role": {"old": "user", "new": "administrator"},
+    }
+
+
+def test_a_password_set_by_an_operator_is_audited(operator_client, olivia, bob):
+    response = operator_client.post(f"/operator/accounts/user/{bob.pk}/password/", {
+        "password1": "Another-horse-2026", "password2": "Another-horse-2026",
+    }, secure=True)
+    assert response.status_code == 302
+    bob.refresh_from_db()
+    assert bob.check_password("Another-horse-2026")
+    assert AuditEntry.objects.get(action=AuditEntry.Action.PASSWORD_RESET, subject=bob).actor == olivia
 
 
 def test_a_user_id_without_a_contract_is_a_form_error_not_a_server_error(operator_client):
@@ -103,6 +133,25 @@ def test_an_id_added_inline_to_a_contract_needs_a_role(operator_client, alice):
 
     assert response.status_code == 200
     assert not User.objects.filter(login_id="frank-user").exists()
+
+
+def test_an_id_added_inline_to_a_contract_is_audited(operator_client, olivia, alice):
+    contract = alice.contract
+    prefix = "ids"
+    response = operator_client.post(f"/operator/accounts/contract/{contract.pk}/change/", {
+        "number": contract.number, "name": contract.name,
+        f"{prefix}-TOTAL_FORMS": "2", f"{prefix}-INITIAL_FORMS": "1", f"{prefix}-MIN_NUM_FORMS": "0",
+        f"{prefix}-MAX_NUM_FORMS": "1000",
+        f"{prefix}-0-id": alice.pk, f"{prefix}-0-contract": contract.pk, f"{prefix}-0-login_id": alice.login_id,
+        f"{prefix}-0-role": alice.role, f"{prefix}-0-email": alice.email, f"{prefix}-0-language": alice.language,
+        f"{prefix}-1-contract": contract.pk, f"{prefix}-1-login_id": "frank-user", f"{prefix}-1-role": "user",
+        f"{prefix}-1-email": "frank@alpha.example", f"{prefix}-1-language": "ja",
+    }, secure=True)
+    assert response.status_code == 302
+    frank = User.objects.get(login_id="frank-user")
+    entry = AuditEntry.objects.get(action=AuditEntry.Action.ID_CREATED, subject=frank)
+    assert entry.actor == olivia and entry.detail["changed"]["login_id"]["new"] == "frank-user"
+    assert not AuditEntry.objects.filter(action=AuditEntry.Action.ID_CHANGED, subject=alice).exists()
 
 
 @pytest.fixture
@@ -190,10 +239,11 @@ def test_lifecycle_fields_are_read_only(ca, operator_client, bob):
     assert {"not_before", "not_after", "revoked_at", "revocation_reason", "superseded_at", "first_used_at",
             "serial_number", "subject", "owner"} <= readonly
 
-    operator_client.post(url, {
+    # View-only: a Save would write back every column as read, over a revocation committed meanwhile.
+    assert operator_client.post(url, {
         "not_after": "2099-01-01 00:00:00", "revoked_at": "2026-01-01 00:00:00", "revocation_reason": "superseded",
         "serial_number": "1", "subject": "CN=evil",
-    }, secure=True)
+    }, secure=True).status_code == 403
     before = (certificate.not_after, certificate.serial_number, certificate.subject)
     certificate.refresh_from_db()
     assert (certificate.not_after, certificate.serial_number, certificate.subject) == before

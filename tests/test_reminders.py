@@ -359,6 +359,17 @@ def test_operators_filter_failed_reminders_and_resend_one_through_the_admin(
     assert len(mail.outbox) == 1
 
 
+def test_a_reminders_own_page_is_view_only(ca, bob, olivia, client):
+    # A Save there would write back the state as read, over what the task or the webhook wrote meanwhile.
+    reminder = queued_reminder(bob)
+    client.force_login(olivia)
+    url = f"/operator/notices/reminder/{reminder.pk}/change/"
+    assert client.get(url).status_code == 200
+    assert client.post(url, {"state": "sent"}).status_code == 403
+    reminder.refresh_from_db()
+    assert reminder.state == Reminder.State.QUEUED
+
+
 def test_a_reminder_whose_task_was_lost_is_queued_again_by_the_next_run(ca, bob, eager_tasks,
                                                                         django_capture_on_commit_callbacks):
     certificate = expiring(bob, days_left=20)
