@@ -87,6 +87,8 @@ class Reminder(models.Model):
         FAILED = "failed", _("failed to send")
         # The 30-day reminder of a certificate first seen inside 10 days: only the 10-day one goes out.
         SKIPPED = "skipped", _("skipped (the 10-day reminder was sent instead)")
+        # Still unsent when its certificate was renewed or revoked: it would say something untrue.
+        CANCELLED = "cancelled", _("cancelled (the certificate was renewed or revoked)")
 
     kind = models.CharField(_("kind"), max_length=8, choices=Kind.choices)
     recipient = models.ForeignKey(

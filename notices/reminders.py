@@ -56,6 +56,7 @@ class ResendRefused(Exception):
 class Outcome(enum.StrEnum):
     SENT = "sent"
     FAILED = "failed"
+    CANCELLED = "cancelled"
     ALREADY_DONE = "already_done"
     GONE = "gone"
 
@@ -248,6 +249,11 @@ def deliver_reminder(*, reminder_id: int, now: datetime | None = None) -> Outcom
         log.warning("reminder %s: the worker sending it died; sending it again", reminder_id)
 
     reminder = Reminder.objects.select_related("recipient", "certificate").get(pk=reminder_id)
+    if reminder.kind == Reminder.Kind.EXPIRY and not _still_current(reminder.certificate_id):
+        # Recorded days ago (the provider was down, say) and renewed or revoked since: not sent.
+        # (One delayed past the expiry still goes: it then says how to obtain a new certificate.)
+        _finish(reminder_id, Reminder.State.CANCELLED, last_error="the certificate was renewed or revoked")
+        return Outcome.CANCELLED
     message = emails.reminder_message(reminder, now=now)
     try:
         message.send()
@@ -271,6 +277,11 @@ def deliver_reminder(*, reminder_id: int, now: datetime | None = None) -> Outcom
         message_id=(status.message_id or "") if status is not None else "", last_error="",
     )
     return Outcome.SENT
+
+
+def _still_current(certificate_id: int) -> bool:
+    """Not revoked, and no newer certificate issued: its reminder still tells the truth."""
+    return Certificate.objects.current().filter(pk=certificate_id).exists()
 
 
 def _finish(reminder_id: int, state: Reminder.State, **fields) -> None:

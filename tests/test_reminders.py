@@ -248,6 +248,21 @@ def test_a_task_delivered_twice_sends_once(ca, bob):
     assert len(mail.outbox) == 1
 
 
+@pytest.mark.parametrize("meanwhile", ["renewed", "revoked"])
+def test_a_reminder_still_unsent_when_its_certificate_was_renewed_or_revoked_is_cancelled(ca, bob, meanwhile):
+    reminder = queued_reminder(bob)
+    if meanwhile == "renewed":
+        issue_for(bob, now=NOW)  # not used yet: the old certificate still works, but the ID has renewed
+    else:
+        revoke_certificate(certificate=reminder.certificate, reason=RevocationReason.KEY_COMPROMISE, by=None, now=NOW)
+    assert deliver_reminder(reminder_id=reminder.pk, now=NOW + timedelta(hours=1)) == Outcome.CANCELLED
+    assert mail.outbox == []
+    reminder.refresh_from_db()
+    assert reminder.state == Reminder.State.CANCELLED
+    # Not sent later either.
+    assert deliver_reminder(reminder_id=reminder.pk, now=NOW + timedelta(hours=2)) == Outcome.ALREADY_DONE
+
+
 def test_a_reminder_being_sent_elsewhere_is_left_alone_until_its_lease_ends(ca, bob, settings):
     reminder = queued_reminder(bob)
     Reminder.objects.filter(pk=reminder.pk).update(state=Reminder.State.SENDING, sending_since=NOW)
