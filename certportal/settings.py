@@ -71,9 +71,20 @@ def env_time(name: str, default: time) -> time:
     if value is None or value == "":
         return default
     try:
-        return time.fromisoformat(value)
+        parsed = time.fromisoformat(value)
     except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a time as HH:MM, not {value!r}") from None
+        parsed = None
+    # Japan time, to the minute: an offset or seconds would be silently dropped by the schedule.
+    if parsed is None or parsed.tzinfo is not None or parsed.second or parsed.microsecond:
+        raise ImproperlyConfigured(f"{name} must be a time as HH:MM (Japan time), not {value!r}")
+    return parsed
+
+
+def require_when_not_debug(debug: bool, *names: str) -> None:
+    """Production states these itself: a development default there would be silently wrong."""
+    for name in names:
+        if not debug and not os.environ.get(name):
+            raise ImproperlyConfigured(f"{name} is required when CERTPORTAL_DEBUG is off")
 
 
 def parse_database_url(name: str, url: str) -> dict:
@@ -129,6 +140,12 @@ elif len(SECRET_KEY) < 32:
 ALLOWED_HOSTS = env_list("CERTPORTAL_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
 if not DEBUG and not ALLOWED_HOSTS:
     raise ImproperlyConfigured("CERTPORTAL_ALLOWED_HOSTS is required when CERTPORTAL_DEBUG is off")
+
+# The database, the broker and the e-mail backend default to the embedded ones; the public
+# address is written into every certificate (its CRL distribution point) and every e-mail.
+require_when_not_debug(
+    DEBUG, "CERTPORTAL_PUBLIC_BASE_URL", "DATABASE_URL", "CELERY_BROKER_URL", "CERTPORTAL_EMAIL_BACKEND"
+)
 
 # The address customers use; the CRL distribution point in every certificate points here.
 PUBLIC_BASE_URL = env_str("CERTPORTAL_PUBLIC_BASE_URL", "https://127.0.0.1:8443").rstrip("/")
@@ -305,11 +322,17 @@ EMAIL_FILE_PATH = env_str("CERTPORTAL_EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
 DEFAULT_FROM_EMAIL = env_str("CERTPORTAL_FROM_EMAIL", "certportal@bank.example")
 if not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+", parseaddr(DEFAULT_FROM_EMAIL)[1]):
     raise ImproperlyConfigured(f"CERTPORTAL_FROM_EMAIL must be an e-mail address, not {DEFAULT_FROM_EMAIL!r}")
+# anymail's own settings, from ANYMAIL_<NAME> variables (the provider's token, its API URL ...);
+# its switches are true or false, never a string like "false" that Python would take as true.
+ANYMAIL_SWITCHES = ("IGNORE_RECIPIENT_STATUS", "IGNORE_UNSUPPORTED_FEATURES", "DEBUG_API_REQUESTS")
 ANYMAIL = {
     key[len("ANYMAIL_"):]: value
     for key, value in os.environ.items()
-    if key.startswith("ANYMAIL_") and value
+    if key.startswith("ANYMAIL_") and value and key[len("ANYMAIL_"):] not in ANYMAIL_SWITCHES
 }
+ANYMAIL.update({
+    name: env_bool(f"ANYMAIL_{name}", False) for name in ANYMAIL_SWITCHES if os.environ.get(f"ANYMAIL_{name}")
+})
 
 # --- Celery ---------------------------------------------------------------------------
 

@@ -133,9 +133,18 @@ def wait_until_serving(server: Server, probe) -> None:
 
 
 def production_environment() -> dict[str, str]:
-    """Settings as deploy/README.md sets them: debug off, nginx on 127.0.0.1 trusted."""
+    """Settings as deploy/README.md sets them: debug off, nginx on 127.0.0.1 trusted.
+
+    Production names its database, broker and e-mail backend: here this test's database
+    (server_environment), the broker the suite runs with and e-mail to files, unless a
+    caller overrides them.
+    """
     return {
         "CERTPORTAL_DEBUG": "false",
+        "CERTPORTAL_PUBLIC_BASE_URL": "https://localhost",
+        "DATABASE_URL": test_database_url(),
+        "CELERY_BROKER_URL": os.environ.get("CELERY_BROKER_URL") or "filesystem://",
+        "CERTPORTAL_EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
         "CERTPORTAL_SECRET_KEY": "test-only-secret-key-for-the-nginx-tests-0123456789",
         "CERTPORTAL_CA_PASSPHRASE": settings.CA_KEY_PASSPHRASE,  # the test process's CA keys
         "CERTPORTAL_ALLOWED_HOSTS": "127.0.0.1,localhost",

@@ -259,14 +259,13 @@ def embedded_stack(tmp_path: Path) -> Stack:
 def production_stack(tmp_path: Path, *, redis_url: str, postmark: PostmarkStandIn) -> Stack:
     """PostgreSQL (this test's database), Redis with a queue of its own, anymail to the Postmark stand-in."""
     var_dir = tmp_path / "var"
-    environment = server_environment(
-        var_dir,
-        CELERY_BROKER_URL=redis_url,
-        CELERY_TASK_DEFAULT_QUEUE=f"e2e-{uuid.uuid4().hex[:12]}",  # parallel runs share the Redis server
-        CERTPORTAL_LOG_LEVEL="INFO",
+    environment = server_environment(var_dir, **{
         **production_environment(),
+        "CELERY_BROKER_URL": redis_url,
+        "CELERY_TASK_DEFAULT_QUEUE": f"e2e-{uuid.uuid4().hex[:12]}",  # parallel runs share the Redis server
+        "CERTPORTAL_LOG_LEVEL": "INFO",
         **postmark.anymail_env(),
-    )
+    })
     # Debug off: WhiteNoise serves /static/ (the enrollment page's script) only from STATIC_ROOT.
     done = subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput"], cwd=BASE_DIR,
                           env=environment, capture_output=True, text=True, timeout=120)

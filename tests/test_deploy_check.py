@@ -13,6 +13,9 @@ def production_env(**overrides: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("CERTPORTAL_", "DJANGO_"))}
     env.update(
         CERTPORTAL_DEBUG="false",
+        DATABASE_URL="postgres://certportal@db.bank.internal:5432/certportal",  # not connected to by `check`
+        CELERY_BROKER_URL="redis://redis.bank.internal:6379/0",
+        CERTPORTAL_EMAIL_BACKEND="anymail.backends.postmark.EmailBackend",
         CERTPORTAL_SECRET_KEY=secrets.token_urlsafe(50),
         CERTPORTAL_CA_PASSPHRASE=secrets.token_urlsafe(24),
         CERTPORTAL_ALLOWED_HOSTS="portal.bank.example",

@@ -64,6 +64,13 @@ def start(tmp_path, code: str = SETUP, **variables: str) -> subprocess.Completed
         ({"CERTPORTAL_EMAIL_BACKEND": "not a backend"}, "CERTPORTAL_EMAIL_BACKEND"),
         ({"CERTPORTAL_FROM_EMAIL": "nobody"}, "CERTPORTAL_FROM_EMAIL"),
         ({"CERTPORTAL_LOG_LEVEL": "verbose"}, "CERTPORTAL_LOG_LEVEL"),
+        ({"CERTPORTAL_REMINDER_TIME": "00:00+00:00"}, "CERTPORTAL_REMINDER_TIME"),
+        ({"CERTPORTAL_REMINDER_TIME": "09:00:30"}, "CERTPORTAL_REMINDER_TIME"),
+        ({"ANYMAIL_IGNORE_RECIPIENT_STATUS": "nope"}, "ANYMAIL_IGNORE_RECIPIENT_STATUS"),
+        # Production states what would otherwise fall back to a development default.
+        *(({**PRODUCTION, name: ""}, name) for name in (
+            "CERTPORTAL_PUBLIC_BASE_URL", "DATABASE_URL", "CELERY_BROKER_URL", "CERTPORTAL_EMAIL_BACKEND",
+        )),
     ],
     ids=lambda value: value if isinstance(value, str) else None,
 )
@@ -92,6 +99,16 @@ def test_the_production_environment_starts_with_exactly_those_values(tmp_path):
         ["portal.bank.example"], ["10.0.0.5", "10.0.0.6"], "08:30:00", 3, True, True,
         "https://portal.bank.example/pki/crl",
     ]
+
+
+def test_anymail_switches_are_true_or_false_not_strings(tmp_path):
+    code = SETUP + "; from django.conf import settings as s; import json; print(json.dumps(s.ANYMAIL))"
+    result = start(tmp_path, code, ANYMAIL_IGNORE_RECIPIENT_STATUS="false", ANYMAIL_DEBUG_API_REQUESTS="true",
+                   ANYMAIL_POSTMARK_SERVER_TOKEN="token-123")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "IGNORE_RECIPIENT_STATUS": False, "DEBUG_API_REQUESTS": True, "POSTMARK_SERVER_TOKEN": "token-123",
+    }
 
 
 def test_with_no_environment_the_portal_runs_embedded_in_debug_mode(tmp_path):
