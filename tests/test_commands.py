@@ -244,6 +244,29 @@ def test_revoke_certificate_revokes_by_serial_with_the_reason_and_publishes_a_cr
         run("revoke_certificate", certificate.serial_number, "--reason", "unspecified")
 
 
+def test_crl_commands_and_revoke_certificate_with_another_passphrase_say_the_passphrase_is_wrong(
+    ca, bob, settings, tmp_path
+):
+    csr_file = tmp_path / "bob.csr"
+    csr_file.write_bytes(make_csr()[0])
+    run("issue_certificate", "bob-user", "--csr", str(csr_file))
+    certificate = Certificate.objects.get()
+    settings.CA_KEY_PASSPHRASE = "not-the-passphrase-it-was-created-with"
+
+    for command in (
+        ["refresh_crl"],
+        ["export_crl", str(tmp_path / "crl" / "crl.pem")],
+        ["revoke_certificate", certificate.serial_number, "--reason", "key_compromise"],
+    ):
+        with pytest.raises(CommandError, match="CERTPORTAL_CA_PASSPHRASE does not decrypt"):
+            run(*command)
+
+    certificate.refresh_from_db()
+    assert certificate.revoked_at is None
+    assert not RevocationList.objects.exists()
+    assert not (tmp_path / "crl").exists()
+
+
 def test_revoke_certificate_refuses_an_unknown_serial_or_reason(ca, bob):
     with pytest.raises(CommandError, match="No certificate with serial number ABCDEF"):
         run("revoke_certificate", "ABCDEF", "--reason", "unspecified")

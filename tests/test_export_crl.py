@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 from cryptography import x509
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from certificates import ca as portal_ca
 from certificates.models import CertificateAuthority
@@ -74,3 +74,14 @@ def test_each_export_gives_the_root_crl_a_higher_number(ca, tmp_path):
     first = root_number()
     export(tmp_path)
     assert root_number() == first + 1
+
+
+def test_a_directory_as_the_output_is_a_clear_error_and_leaves_no_temporary_file(ca, tmp_path):
+    output = tmp_path / "crl.pem"
+    output.mkdir()
+
+    with pytest.raises(CommandError, match=r"Cannot write .*crl\.pem: Is a directory"):
+        call_command("export_crl", str(output), stdout=io.StringIO())
+
+    assert [path.name for path in tmp_path.iterdir()] == ["crl.pem"]
+    assert list(output.iterdir()) == []

@@ -350,6 +350,28 @@ def test_the_command_refuses_a_malformed_date(db):
         call_command("send_expiry_reminders", "--date", "1/3/2027")
 
 
+def test_the_command_refuses_a_date_after_today_in_japan_and_records_nothing(ca, bob):
+    certificate = expiring(bob, days_left=45)
+    # On 16 December the certificate is 30 days from expiry: a run "as on" that day would record the
+    # 30-day reminder 45 days early, and the unique constraint would then block the real one.
+    with time_machine.travel(datetime(2026, 12, 1, 0, 30, tzinfo=JST), tick=False):
+        for day in ("2026-12-02", "2026-12-16", "9999-12-31"):
+            with pytest.raises(CommandError, match=r"after today \(2026-12-01, Japan time\)"):
+                call_command("send_expiry_reminders", "--date", day, stdout=StringIO())
+    assert reminders_of(certificate) == {}
+    assert not Reminder.objects.exists()
+
+
+def test_the_command_catches_up_a_past_date_and_accepts_today_in_japan(ca, bob, django_capture_on_commit_callbacks):
+    certificate = expiring(bob, days_left=30)
+    # 00:30 JST on 6 December is still 5 December in UTC: 6 December is today in Japan, not the future.
+    with time_machine.travel(datetime(2026, 12, 6, 0, 30, tzinfo=JST), tick=False), \
+            django_capture_on_commit_callbacks(execute=False):
+        call_command("send_expiry_reminders", "--date", "2026-12-05", stdout=StringIO())
+        call_command("send_expiry_reminders", "--date", "2026-12-06", stdout=StringIO())
+    assert reminders_of(certificate) == {30: Reminder.State.QUEUED}
+
+
 # --- operators -----------------------------------------------------------------------------
 
 

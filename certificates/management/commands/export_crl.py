@@ -15,6 +15,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
@@ -53,6 +54,19 @@ def crl_bundle_pem(*, now: datetime | None = None) -> bytes:
     )
 
 
+def replace_file(path: Path, content: bytes) -> None:
+    """Replace `path` in one step, so that nginx never reads half a file; leave no temporary file behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".crl-", delete=False) as temporary:
+        try:
+            temporary.write(content)
+            temporary.close()
+            os.chmod(temporary.name, 0o644)
+            os.replace(temporary.name, path)
+        finally:
+            Path(temporary.name).unlink(missing_ok=True)  # already gone once it has replaced `path`
+
+
 class Command(BaseCommand):
     help = "Write the issuing and root CRLs as PEM for nginx's ssl_crl (run hourly, then reload nginx)."
 
@@ -62,12 +76,10 @@ class Command(BaseCommand):
     def handle(self, *args, output: Path, **options) -> None:
         try:
             pem = crl_bundle_pem()
-        except CANotInitialised as error:
+        except (CANotInitialised, ImproperlyConfigured) as error:
             raise CommandError(str(error)) from None
-        output.parent.mkdir(parents=True, exist_ok=True)
-        # Replaced in one step, so that nginx never reads half a file.
-        with tempfile.NamedTemporaryFile(dir=output.parent, prefix=".crl-", delete=False) as temporary:
-            temporary.write(pem)
-        os.chmod(temporary.name, 0o644)
-        os.replace(temporary.name, output)
+        try:
+            replace_file(output, pem)
+        except OSError as error:
+            raise CommandError(f"Cannot write {output}: {error.strerror}") from None
         self.stdout.write(f"wrote {output}")

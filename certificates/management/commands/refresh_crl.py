@@ -1,3 +1,4 @@
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
 from certificates.ca import CANotInitialised
@@ -10,6 +11,6 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         try:
             crl = current_crl()
-        except CANotInitialised as error:
+        except (CANotInitialised, ImproperlyConfigured) as error:
             raise CommandError(str(error)) from None
         self.stdout.write(f"CRL #{crl.number}, next update {crl.next_update:%Y-%m-%d %H:%M %Z}")

@@ -1,3 +1,4 @@
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
 from certificates.models import Certificate, RevocationReason
@@ -19,6 +20,6 @@ class Command(BaseCommand):
             raise CommandError(f"No certificate with serial number {serial}") from None
         try:
             revoke_certificate(certificate=certificate, reason=reason, by=None)
-        except RevocationRefused as error:
+        except (RevocationRefused, ImproperlyConfigured) as error:
             raise CommandError(str(error)) from None
         self.stdout.write(self.style.SUCCESS(f"Revoked {certificate.serial_number} ({reason})"))

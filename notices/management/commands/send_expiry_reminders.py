@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from notices.emails import days_left
 from notices.models import Reminder
-from notices.reminders import READ_BATCH, japan_day_start, run_reminder_job
+from notices.reminders import READ_BATCH, run_reminder_job
 
 
 class Command(BaseCommand):
@@ -17,16 +17,15 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument(
-            "--date", help="Run as on this Japan-time date (YYYY-MM-DD) instead of today, e.g. to catch up."
+            "--date", help="Run as on this earlier Japan-time date (YYYY-MM-DD) instead of today, to catch up."
         )
 
     def handle(self, *args, date: str | None = None, **options) -> None:
         now = timezone.now()
         today = timezone.localdate(now)
         if date is not None:
-            today = self._parse_date(date)
-            # A certificate already expired gets no reminder, whatever day the run pretends to be.
-            now = max(now, japan_day_start(today))
+            # Only today or a past day: `now` stays the real time, so an expired certificate gets no reminder.
+            today = self._parse_date(date, today=today)
         result = run_reminder_job(today=today, now=now)
         queued = (
             Reminder.objects.filter(pk__in=result.queued)
@@ -42,11 +41,18 @@ class Command(BaseCommand):
         )
 
     @staticmethod
-    def _parse_date(value: str) -> date:
+    def _parse_date(value: str, *, today: date) -> date:
+        """A day to catch up; never a future one, whose reminders would block the real ones on their day."""
         try:
-            return date.fromisoformat(value)
+            day = date.fromisoformat(value)
         except ValueError:
             raise CommandError(f"--date must be a date as YYYY-MM-DD, not {value!r}") from None
+        if day > today:
+            raise CommandError(
+                f"--date {day.isoformat()} is after today ({today.isoformat()}, Japan time): reminders recorded "
+                "early would stop the real ones from being sent on their day; only a past date can be caught up"
+            )
+        return day
 
     @staticmethod
     def _describe(reminder: Reminder, today: date) -> str:
