@@ -14,13 +14,25 @@ from . import ca
 from .models import Certificate, CertificateAuthority, RevocationList, RevocationReason
 
 
-def publish_crl(*, now: datetime | None = None) -> RevocationList:
-    """Sign a new CRL listing every revoked certificate that has not yet expired."""
+def _is_fresh(crl: RevocationList | None, now: datetime) -> bool:
+    return crl is not None and crl.next_update - timedelta(hours=settings.CRL_REFRESH_MARGIN_HOURS) > now
+
+
+def publish_crl(*, now: datetime | None = None, unless_fresh: bool = False) -> RevocationList:
+    """Sign a new CRL listing every revoked certificate that has not yet expired.
+
+    With `unless_fresh`, the newest CRL is returned instead if it is fresh once the lock is held:
+    requests that all found it due, and waited for each other here, sign one new CRL between them.
+    """
     now = now or timezone.now()
     with transaction.atomic():
         issuing = ca.unlock(CertificateAuthority.Kind.ISSUING)
         # Serialises publishers, so CRL numbers strictly increase.
         record = CertificateAuthority.objects.select_for_update().get(pk=issuing.record.pk)
+        if unless_fresh:
+            latest = RevocationList.objects.order_by("-number").first()
+            if _is_fresh(latest, now):
+                return latest
         number = record.last_crl_number + 1
         next_update = now + timedelta(hours=settings.CRL_VALIDITY_HOURS)
         builder = (
@@ -54,7 +66,6 @@ def current_crl(*, now: datetime | None = None) -> RevocationList:
     """The newest CRL, re-signed first if its nextUpdate is near or past."""
     now = now or timezone.now()
     latest = RevocationList.objects.order_by("-number").first()
-    margin = timedelta(hours=settings.CRL_REFRESH_MARGIN_HOURS)
-    if latest is None or latest.next_update - margin <= now:
-        latest = publish_crl(now=now)
-    return latest
+    if _is_fresh(latest, now):
+        return latest
+    return publish_crl(now=now, unless_fresh=True)

@@ -300,6 +300,12 @@ PENDING_CERTIFICATE_HOLD_MINUTES = env_int("CERTPORTAL_PENDING_HOLD_MINUTES", 10
 CRL_VALIDITY_HOURS = env_int("CERTPORTAL_CRL_VALIDITY_HOURS", 24, minimum=1, maximum=168)
 # The CRL is re-signed when its nextUpdate is closer than this.
 CRL_REFRESH_MARGIN_HOURS = env_int("CERTPORTAL_CRL_REFRESH_MARGIN_HOURS", 6, minimum=1, maximum=72)
+if CRL_REFRESH_MARGIN_HOURS >= CRL_VALIDITY_HOURS:
+    # A CRL would be due as soon as it is signed: every anonymous GET /pki/crl would sign another.
+    raise ImproperlyConfigured(
+        f"CERTPORTAL_CRL_REFRESH_MARGIN_HOURS ({CRL_REFRESH_MARGIN_HOURS}) must be smaller than "
+        f"CERTPORTAL_CRL_VALIDITY_HOURS ({CRL_VALIDITY_HOURS})"
+    )
 RENEWAL_WINDOW_DAYS = 30
 REMINDER_THRESHOLDS_DAYS = (30, 10)
 # Contract administrators get one e-mail a day listing their contract's IDs that must renew.

@@ -6,15 +6,18 @@ import io
 import json
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import time_machine
 from cryptography import x509
-from django.db import transaction
+from django.db import connections, transaction
 
 from accounts.models import AuditEntry
+from certificates.crl import current_crl, publish_crl
 from certificates.models import Certificate, RevocationList, RevocationReason
 from certificates.services import (
     RevocationRefused,
@@ -23,7 +26,7 @@ from certificates.services import (
     supersede_older_certificates,
 )
 
-from .conftest import make_csr
+from .conftest import make_csr, uses_postgresql
 
 pytestmark = pytest.mark.django_db
 
@@ -186,6 +189,35 @@ def test_refresh_crl_command_re_signs_only_when_due(ca, settings):
     with time_machine.travel(T0 + timedelta(hours=20), tick=False):
         call_command("refresh_crl", stdout=io.StringIO())
     assert RevocationList.objects.count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_requests_that_all_find_the_crl_due_sign_one_new_crl_between_them(ca, settings):
+    if not uses_postgresql():
+        pytest.skip("needs PostgreSQL's row lock between connections: set DATABASE_URL=postgres://... (CI does)")
+    settings.CRL_VALIDITY_HOURS = 24
+    settings.CRL_REFRESH_MARGIN_HOURS = 6
+    first = publish_crl(now=T0)
+    due_at = T0 + timedelta(hours=20)
+    requests = 10
+    start = threading.Barrier(requests)
+
+    def request() -> int:
+        """One GET /pki/crl in its own thread with its own database connection, released together."""
+        try:
+            start.wait(timeout=30)
+            return current_crl(now=due_at).number
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=requests) as pool:
+        futures = [pool.submit(request) for _ in range(requests)]
+    numbers = [future.result() for future in futures]
+
+    assert numbers == [first.number + 1] * requests
+    assert list(RevocationList.objects.order_by("number").values_list("number", flat=True)) == [
+        first.number, first.number + 1
+    ]
 
 
 def test_a_revoked_certificate_leaves_the_crl_once_it_has_expired(client, ca, bob, olivia):

@@ -60,6 +60,8 @@ def start(tmp_path, code: str = SETUP, **variables: str) -> subprocess.Completed
         ({"CERTPORTAL_ALLOWED_HOSTS": "a.example,,b.example"}, "CERTPORTAL_ALLOWED_HOSTS"),
         ({"CERTPORTAL_REMINDER_TIME": "25:99"}, "CERTPORTAL_REMINDER_TIME"),
         ({"CERTPORTAL_CRL_URL": "ftp://portal.bank.example/crl"}, "CERTPORTAL_CRL_URL"),
+        ({"CERTPORTAL_CRL_REFRESH_MARGIN_HOURS": "24"}, "CERTPORTAL_CRL_REFRESH_MARGIN_HOURS"),
+        ({"CERTPORTAL_CRL_VALIDITY_HOURS": "4"}, "CERTPORTAL_CRL_VALIDITY_HOURS"),
         ({"CERTPORTAL_TRUSTED_PROXIES": "proxy.internal"}, "CERTPORTAL_TRUSTED_PROXIES"),
         ({"CERTPORTAL_EMAIL_BACKEND": "not a backend"}, "CERTPORTAL_EMAIL_BACKEND"),
         ({"CERTPORTAL_FROM_EMAIL": "nobody"}, "CERTPORTAL_FROM_EMAIL"),
