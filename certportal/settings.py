@@ -359,7 +359,12 @@ if CELERY_BROKER_URL.startswith("filesystem"):
         "store_processed": False,
     }
 else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    # Redis hands an unacknowledged message to another worker after this long; a retry waiting for
+    # its backoff or a send's lease must not be taken for lost (the claim would stop a second e-mail,
+    # but the tasks would multiply during a provider outage).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": max(3600, 2 * (REMINDER_RETRY_MAX_SECONDS + REMINDER_SENDING_LEASE_SECONDS))
+    }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 # One queue name per deployment (or per test run) when several share a Redis server.
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "celery")

@@ -19,6 +19,7 @@ import time
 import uuid
 from collections import Counter
 from datetime import date, datetime, timedelta
+from datetime import time as clock_time
 from pathlib import Path
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -37,7 +38,8 @@ from .esp_standin import PostmarkStandIn
 
 JST = ZoneInfo("Asia/Tokyo")
 BASE_DIR = Path(django_settings.BASE_DIR)
-RUN_DATE = date(2026, 12, 1)
+# The job in its own process runs on the real clock, and refuses a day after today: it runs today.
+RUN_DATE = datetime.now(JST).date()
 
 
 @pytest.fixture(autouse=True)
@@ -139,7 +141,7 @@ def due_certificates(contract, count: int) -> list:
              contract=contract, role=User.Role.USER)
         for n in range(count)
     )
-    expires = datetime(2026, 12, 21, 9, 0, tzinfo=JST)
+    expires = datetime.combine(RUN_DATE + timedelta(days=20), clock_time(9, 0), tzinfo=JST)
     return [issue_for(user, now=expires + timedelta(seconds=1) - relativedelta(months=12))[0] for user in users]
 
 

@@ -103,6 +103,17 @@ def test_the_production_environment_starts_with_exactly_those_values(tmp_path):
     ]
 
 
+def test_redis_keeps_a_retry_waiting_for_its_backoff_rather_than_handing_it_out_again(tmp_path):
+    code = SETUP + (
+        "; from django.conf import settings as s;"
+        " print(s.CELERY_BROKER_TRANSPORT_OPTIONS['visibility_timeout'])"
+    )
+    result = start(tmp_path, code, CELERY_BROKER_URL="redis://127.0.0.1:6379/0",
+                   CERTPORTAL_REMINDER_RETRY_MAX_SECONDS="86400", CERTPORTAL_REMINDER_SENDING_LEASE_SECONDS="600")
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) > 86400 + 600
+
+
 def test_anymail_switches_are_true_or_false_not_strings(tmp_path):
     code = SETUP + "; from django.conf import settings as s; import json; print(json.dumps(s.ANYMAIL))"
     result = start(tmp_path, code, ANYMAIL_IGNORE_RECIPIENT_STATUS="false", ANYMAIL_DEBUG_API_REQUESTS="true",
