@@ -27,6 +27,11 @@ from .models import CertificateAuthority
 
 ROOT_VALIDITY = timedelta(days=20 * 365)
 ISSUING_VALIDITY = timedelta(days=10 * 365)
+# notBefore in the certificate is this much before the issuance: a customer's PC whose clock is
+# a little behind would otherwise not offer the certificate it has just saved.
+CLOCK_SKEW_ALLOWANCE = timedelta(hours=1)
+# The CA keys are P-384: signatures use the hash of the same strength.
+SIGNATURE_HASH = hashes.SHA384
 
 
 class CANotInitialised(Exception):
@@ -89,7 +94,7 @@ def _ca_certificate(
     if issuer is not None:
         builder = builder.add_extension(issuer.key_identifier, critical=False)
     signer = issuer.private_key if issuer else key
-    return builder.sign(signer, hashes.SHA384())
+    return builder.sign(signer, SIGNATURE_HASH())
 
 
 def create_ca(*, now: datetime | None = None) -> tuple[CertificateAuthority, bool]:
@@ -131,7 +136,7 @@ def create_ca(*, now: datetime | None = None) -> tuple[CertificateAuthority, boo
 
 @functools.lru_cache(maxsize=4)
 def _decrypt(encrypted_key_pem: str, passphrase: str):
-    # Decrypting PKCS#8 runs a deliberately slow KDF; do it once per process.
+    # Decrypting is done once per process (PKCS#8's PBKDF2 is cryptography's default: 2048 rounds).
     try:
         return serialization.load_pem_private_key(encrypted_key_pem.encode(), passphrase.encode())
     except (ValueError, TypeError):
@@ -170,14 +175,17 @@ def crl_url() -> str:
 def sign_client_certificate(
     *, ca: UnlockedCA, public_key, subject: x509.Name, not_before: datetime, not_after: datetime
 ) -> x509.Certificate:
-    """Everything but the public key is the portal's choice; nothing is copied from the CSR."""
+    """Everything but the public key is the portal's choice; nothing is copied from the CSR.
+
+    notBefore is backdated by CLOCK_SKEW_ALLOWANCE; the portal's own records keep the issuance time.
+    """
     return (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(ca.certificate.subject)
         .public_key(public_key)
         .serial_number(x509.random_serial_number())  # 159 random bits
-        .not_valid_before(not_before)
+        .not_valid_before(not_before - CLOCK_SKEW_ALLOWANCE)
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
@@ -200,7 +208,7 @@ def sign_client_certificate(
             ]),
             critical=False,
         )
-        .sign(ca.private_key, hashes.SHA256())
+        .sign(ca.private_key, SIGNATURE_HASH())
     )
 
 
@@ -232,5 +240,5 @@ def sign_server_certificate(
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(ca.key_identifier, critical=False)
-        .sign(ca.private_key, hashes.SHA256())
+        .sign(ca.private_key, SIGNATURE_HASH())
     )

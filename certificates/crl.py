@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -53,7 +53,7 @@ def publish_crl(*, now: datetime | None = None, unless_fresh: bool = False) -> R
                     x509.CRLReason(RevocationReason(reason).x509_reason), critical=False
                 )
             builder = builder.add_revoked_certificate(entry.build())
-        crl = builder.sign(issuing.private_key, hashes.SHA256())
+        crl = builder.sign(issuing.private_key, ca.SIGNATURE_HASH())
         record.last_crl_number = number
         record.save(update_fields=["last_crl_number"])
         return RevocationList.objects.create(

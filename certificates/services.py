@@ -122,9 +122,10 @@ def _issue(*, user, request, via, actor, now, remote_addr) -> Issuance:
                 _("A certificate for this ID was issued moments ago. Use that one, or try again in a few minutes."),
             )
         issuer = ca.unlock()
+        # Never beyond the issuing CA's own validity: nothing would verify it after that.
+        not_after = min(validity_end(now), issuer.certificate.not_valid_after_utc)
         cert = ca.sign_client_certificate(
-            ca=issuer, public_key=public_key, subject=subject_for(user),
-            not_before=now, not_after=validity_end(now),
+            ca=issuer, public_key=public_key, subject=subject_for(user), not_before=now, not_after=not_after,
         )
         der = cert.public_bytes(serialization.Encoding.DER)
         certificate = Certificate.objects.create(
@@ -135,7 +136,7 @@ def _issue(*, user, request, via, actor, now, remote_addr) -> Issuance:
             public_key_sha256=key_hash,
             fingerprint_sha256=hashlib.sha256(der).hexdigest(),
             not_before=now,
-            not_after=validity_end(now),
+            not_after=not_after,
             der=der,
             issued_via=via,
         )

@@ -150,7 +150,14 @@ require_when_not_debug(
 # The address customers use; the CRL distribution point in every certificate points here.
 PUBLIC_BASE_URL = env_str("CERTPORTAL_PUBLIC_BASE_URL", "https://127.0.0.1:8443").rstrip("/")
 # Written into every certificate; a URI validators accept (pkilint refuses a bare "localhost").
-CRL_URL = env_str("CERTPORTAL_CRL_URL", f"{PUBLIC_BASE_URL}/pki/crl")
+# In production plain HTTP on port 80, as CRL consumers expect (deploy/nginx.conf serves /pki/ there);
+# `make run` has only its HTTPS port.
+_public_host = urlsplit(PUBLIC_BASE_URL).hostname or ""
+_default_crl_url = (
+    f"{PUBLIC_BASE_URL}/pki/crl" if DEBUG
+    else f"http://{f'[{_public_host}]' if ':' in _public_host else _public_host}/pki/crl"
+)
+CRL_URL = env_str("CERTPORTAL_CRL_URL", _default_crl_url)
 for _name, _url in (("CERTPORTAL_PUBLIC_BASE_URL", PUBLIC_BASE_URL), ("CERTPORTAL_CRL_URL", CRL_URL)):
     if urlsplit(_url).scheme not in ("http", "https") or not urlsplit(_url).hostname:
         raise ImproperlyConfigured(f"{_name} must be an http(s) URL, not {_url!r}")

@@ -144,11 +144,25 @@ def test_validity_is_exactly_one_year_from_issuance(ca, bob, issued_at, expected
         certificate = issue(bob)
 
     cert = certificate.x509
-    assert cert.not_valid_before_utc == issued_at
+    # Backdated an hour, for a customer's PC whose clock is a little behind; the record keeps the issuance.
+    assert cert.not_valid_before_utc == issued_at - timedelta(hours=1)
     # X.509 validity is inclusive: the last valid second is one year minus a second after issuance.
     assert cert.not_valid_after_utc == expected_not_after
     assert certificate.not_before == issued_at
     assert certificate.not_after == expected_not_after
+
+
+def test_a_certificate_never_outlives_the_issuing_ca(ca, bob):
+    from certificates.ca import unlock
+
+    ca_expires = unlock().certificate.not_valid_after_utc
+    with time_machine.travel(ca_expires - timedelta(days=30), tick=False):
+        certificate = issue(bob)
+    assert certificate.not_after == certificate.x509.not_valid_after_utc == ca_expires
+
+
+def test_certificates_are_signed_with_sha384_like_the_p384_ca_key(ca, bob):
+    assert isinstance(issue(bob).x509.signature_hash_algorithm, hashes.SHA384)
 
 
 def test_the_issuance_and_its_audit_entry_are_one_transaction(ca, bob):

@@ -99,7 +99,7 @@ def test_the_production_environment_starts_with_exactly_those_values(tmp_path):
         False, "django.db.backends.postgresql", "db.bank.internal", "5433", "certportal", "certportal",
         {"sslmode": "require"}, "redis://redis.bank.internal:6379/1", "anymail.backends.amazon_ses.EmailBackend",
         ["portal.bank.example"], ["10.0.0.5", "10.0.0.6"], "08:30:00", 3, True, True,
-        "https://portal.bank.example/pki/crl",
+        "http://portal.bank.example/pki/crl",  # plain HTTP on port 80, as CRL consumers expect
     ]
 
 
