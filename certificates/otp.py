@@ -8,7 +8,9 @@ a customer is not flooded by someone who knows the password.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -131,7 +133,8 @@ def verify_one_time_code(
 ) -> OneTimeCode:
     """Accept `entered` for the code `code_id` of `user` once, or raise CodeRefused (every failure audited)."""
     now = now or timezone.now()
-    entered = entered.strip()
+    # As typed on a Japanese keyboard: full-width digits (１２３４５６), a space or hyphen in the middle.
+    entered = re.sub(r"[\s\-]", "", unicodedata.normalize("NFKC", entered))
     with transaction.atomic():
         record = OneTimeCode.objects.select_for_update().filter(pk=code_id, user=user).first()
         outcome = _check(record, entered=entered, now=now)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -83,9 +84,13 @@ class TestRenewalGuidance:
             CertificateClient(certificate).post(reverse("login"), {"login_id": alice.login_id, "password": PASSWORD})
             issue_for(alice, now=at)
         html = notices_page(certificate, at=at + timedelta(minutes=5))
-        assert "電子証明書の更新はこちら" not in html
-        # Still logged in with the older one: told to restart the browser and use the new one.
-        assert "新しい電子証明書" in html
+        assert 'class="notice-box renewal-guidance"' not in html
+        # Still logged in with the older one: told to restart the browser and use the new one ...
+        newer = re.search(r'<section class="notice-box newer-certificate">(.*?)</section>', html, re.S).group(1)
+        assert "新しい電子証明書" in newer
+        # ... or, had its file not been saved, to renew again.
+        assert "新しい電子証明書のファイルを保存していない場合" in newer
+        assert LINK.format(reverse("renewal-prepare")) in newer
 
 
 class TestRenewalWindowFunction:

@@ -223,6 +223,16 @@ def test_an_expired_code_is_refused(browser, charlie, django_capture_on_commit_c
     assert AuditEntry.objects.filter(action=AuditEntry.Action.ONE_TIME_CODE_FAILED, detail__reason="expired").exists()
 
 
+def test_the_code_typed_in_full_width_digits_or_with_a_space_is_accepted(
+    browser, charlie, django_capture_on_commit_callbacks
+):
+    identify(browser, "charlie-admin", capture=django_capture_on_commit_callbacks)
+    code = code_from_mail(mail.outbox[0])
+    full_width = "".join(chr(ord(digit) + 0xFEE0) for digit in code)  # １２３４５６, as a Japanese IME types it
+    response = enter_code(browser, f"{full_width[:3]}\u3000{full_width[3:]}")
+    assert response.status_code == 302 and response["Location"] == reverse("obtain-enroll")
+
+
 def test_a_code_works_only_once(browser, charlie, django_capture_on_commit_callbacks):
     identify(browser, "charlie-admin", capture=django_capture_on_commit_callbacks)
     code = code_from_mail(mail.outbox[0])
@@ -269,6 +279,9 @@ def test_an_id_with_a_valid_certificate_is_told_to_log_in_and_renew(
         "en": "renew it from the important-notices screen",
     }[language]
     assert expected in response.content.decode()
+    # A customer who no longer has it (a new PC) is told the way out.
+    assert {"ja": "失効を依頼してから", "en": "ask your contract administrator or the bank to revoke it"}[language] \
+        in response.content.decode()
     assert mail.outbox == [] and not OneTimeCode.objects.exists()
     assert AuditEntry.objects.filter(action=AuditEntry.Action.ISSUANCE_REFUSED, subject=charlie,
                                      detail__reason="has_valid_certificate").exists()
