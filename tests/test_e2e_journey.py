@@ -64,11 +64,12 @@ LABELS = {
         "reminder_subject": "あと30日", "days_left": "残り30日", "notices": "重要なお知らせ",
     },
     "en": {
-        "obtain": "Obtain certificate", "login_id": "Login ID", "password": "Password",
+        "obtain": "Obtain certificate (電子証明書取得)", "login_id": "Login ID", "password": "Password",
         "send_code": "Send confirmation code", "code": "Confirmation code", "confirm": "Confirm",
-        "obtain_button": "Obtain", "web_access": "Confirm web access", "yes": "Yes", "issued": "Certificate issued",
-        "close": "Close this window", "log_in": "Log in", "prepare": "Preparing certificate renewal",
-        "start": "Start certificate renewal", "renew": "Renew",
+        "obtain_button": "Obtain", "web_access": "Confirm web access (Web アクセスの確認)", "yes": "Yes (はい)",
+        "issued": "Certificate issued (電子証明書発行 発行完了)", "close": "Close this window (このウィンドウを閉じる)",
+        "log_in": "Log in", "prepare": "Preparing certificate renewal (電子証明書更新前処理中)",
+        "start": "Start certificate renewal (電子証明書更新開始)", "renew": "Renew (更新)",
         "reminder_subject": "expires in 30 days", "days_left": "Days left: 30",
         "notices": "Important notices (重要なお知らせ)",
     },
@@ -160,9 +161,9 @@ def the_journey(chromium, stack: Stack, user: User, administrator: User, languag
     stack.start()
     context, page = browser_context(chromium, stack, language)
     page.goto(stack.origin + "/")
-    assert page.get_by_role("link", name="電子証明書取得").is_visible()
+    assert page.get_by_role("link", name=labels["obtain"], exact=True).is_visible()
     screens.shot(page, "login-screen")
-    page.get_by_role("link", name="電子証明書取得").click()
+    page.get_by_role("link", name=labels["obtain"], exact=True).click()
     page.wait_for_url("**/certificate/obtain/")
     assert heading(page) == labels["obtain"]
     page.get_by_label(labels["login_id"], exact=True).fill(user.login_id)

@@ -189,7 +189,7 @@ def test_an_id_without_a_certificate_obtains_one_in_english_with_the_emailed_cod
     page.on("pageerror", lambda error: errors.append(error))
 
     page.goto(portal.url + reverse("obtain-start"))
-    assert page.locator("h1").inner_text() == "Obtain certificate"
+    assert page.locator("h1").inner_text() == "Obtain certificate (電子証明書取得)"
     page.get_by_label("Login ID").fill("charlie-admin")
     page.get_by_label("Password").fill(PASSWORD)
     shot(page, "11-obtain-identify")
@@ -201,20 +201,22 @@ def test_an_id_without_a_certificate_obtains_one_in_english_with_the_emailed_cod
     page.get_by_role("button", name="Confirm").click()
 
     page.wait_for_url(f"**{reverse('obtain-enroll')}")
-    assert page.locator("h1").inner_text() == "Obtain certificate"
+    assert page.locator("h1").inner_text() == "Obtain certificate (電子証明書取得)"
     page.locator("#p12-password").fill(FILE_PASSWORD)
     page.locator("#p12-password-again").fill(FILE_PASSWORD)
     shot(page, "13-obtain-enroll")
     page.get_by_role("button", name="Obtain", exact=True).click()
-    page.get_by_role("dialog", name="Confirm web access").get_by_role("button", name="Yes").click()
+    page.get_by_role("dialog", name="Confirm web access (Web アクセスの確認)").get_by_role(
+        "button", name="Yes (はい)"
+    ).click()
     install = page.locator("#confirm-install")
     install.wait_for(state="visible", timeout=15_000)
     with page.expect_download(timeout=15_000) as download_info:
-        install.get_by_role("button", name="Yes").click()
+        install.get_by_role("button", name="Yes (はい)").click()
     p12_path = tmp_path / "obtained.p12"
     download_info.value.save_as(p12_path)
     page.wait_for_url("**/certificate/obtain/done/**", timeout=10_000)
-    assert page.locator("h1").inner_text() == "Certificate issued"
+    assert page.locator("h1").inner_text() == "Certificate issued (電子証明書発行 発行完了)"
     shot(page, "14-obtain-issued")
     context.close()
     assert errors == []

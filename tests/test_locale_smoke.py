@@ -33,10 +33,14 @@ HEADINGS = {
         "renewal-done": "電子証明書発行 発行完了", "password-change": "パスワード", "manage": "契約管理",
     },
     "en": {
-        "login": "Log in", "obtain-start": "Obtain certificate", "obtain-code": "code", "obtain-enroll": "Obtain",
-        "obtain-done": "Certificate issued", "important-notices": "Important notices",
-        "renewal-prepare": "Preparing certificate renewal", "renewal-start": "Start certificate renewal",
-        "renewal-done": "Certificate issued", "password-change": "password", "manage": "Contract administration",
+        "login": "Log in", "obtain-start": "Obtain certificate (電子証明書取得)", "obtain-code": "code",
+        "obtain-enroll": "Obtain certificate (電子証明書取得)",
+        "obtain-done": "Certificate issued (電子証明書発行 発行完了)",
+        "important-notices": "Important notices (重要なお知らせ)",
+        "renewal-prepare": "Preparing certificate renewal (電子証明書更新前処理中)",
+        "renewal-start": "Start certificate renewal (電子証明書更新開始)",
+        "renewal-done": "Certificate issued (電子証明書発行 発行完了)", "password-change": "password",
+        "manage": "Contract administration",
     },
 }
 

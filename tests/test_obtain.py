@@ -71,7 +71,8 @@ def post_csr(client, pem=None):
     ("language", "title", "button", "dialog", "yes", "issued"),
     [
         ("ja", "電子証明書取得", "取得", "Web アクセスの確認", "はい", "電子証明書発行 発行完了"),
-        ("en", "Obtain certificate", "Obtain", "Confirm web access", "Yes", "Certificate issued"),
+        ("en", "Obtain certificate (電子証明書取得)", "Obtain", "Confirm web access (Web アクセスの確認)", "Yes (はい)",
+         "Certificate issued (電子証明書発行 発行完了)"),
     ],
 )
 def test_an_id_without_a_certificate_obtains_one_with_the_code_from_the_email(
@@ -101,8 +102,8 @@ def test_an_id_without_a_certificate_obtains_one_with_the_code_from_the_email(
     html = enroll.content.decode()
     assert h1(enroll) == title
     assert f'id="enroll-start">{button}</button>' in html
-    assert len(re.findall(rf'<h2 id="confirm-(key|install)-title">{dialog}</h2>', html)) == 2
-    assert len(re.findall(rf'data-answer="yes" autofocus>{yes}</button>', html)) == 2
+    assert len(re.findall(rf'<h2 id="confirm-(key|install)-title">{re.escape(dialog)}</h2>', html)) == 2
+    assert len(re.findall(rf'data-answer="yes" autofocus>{re.escape(yes)}</button>', html)) == 2
     assert f'data-issue-url="{reverse("obtain-issue")}"' in html and 'data-common-name="charlie-admin"' in html
 
     created = post_csr(browser)

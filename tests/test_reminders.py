@@ -205,6 +205,9 @@ def test_an_english_speaking_id_gets_the_email_in_english(ca, bob, eager_tasks, 
     assert "(1 day left)" in message.body
     # The screen labels the customer must find are shown as the screens show them.
     assert "「重要なお知らせ」" in message.body and "「電子証明書の更新はこちら」" in message.body
+    # 電子証明書取得 in the English the login screen's link says beside it.
+    assert "「電子証明書取得」 (Obtain certificate) on the login screen" in message.body
+    assert "「電子証明書取得」</strong> (Obtain certificate) on the login screen" in message.alternatives[0].content
     assert "<html lang=\"en\">" in message.alternatives[0].content
 
 

@@ -70,7 +70,8 @@ def post_csr(client, url_name="renewal-issue", csr=None):
 
 
 @pytest.mark.parametrize(
-    ("language", "title"), [("ja", "電子証明書更新前処理中"), ("en", "Preparing certificate renewal")]
+    ("language", "title"),
+    [("ja", "電子証明書更新前処理中"), ("en", "Preparing certificate renewal (電子証明書更新前処理中)")],
 )
 def test_the_preparing_screen_moves_on_by_itself_to_the_start_screen(alice, alice_cert, language, title):
     response = logged_in_browser(alice, alice_cert, language=language).get(reverse("renewal-prepare"))
@@ -83,7 +84,8 @@ def test_the_preparing_screen_moves_on_by_itself_to_the_start_screen(alice, alic
     ("language", "title", "button", "dialog", "yes"),
     [
         ("ja", "電子証明書更新開始", "更新", "Web アクセスの確認", "はい"),
-        ("en", "Start certificate renewal", "Renew", "Confirm web access", "Yes"),
+        ("en", "Start certificate renewal (電子証明書更新開始)", "Renew (更新)",
+         "Confirm web access (Web アクセスの確認)", "Yes (はい)"),
     ],
 )
 def test_the_start_screen_has_the_button_and_the_two_confirmations(
@@ -93,9 +95,9 @@ def test_the_start_screen_has_the_button_and_the_two_confirmations(
     html = response.content.decode()
     assert response.status_code == 200
     assert h1(response) == title
-    assert re.search(rf'<button type="button" class="primary" id="enroll-start">{button}</button>', html)
-    assert len(re.findall(rf"<h2 id=\"confirm-(key|install)-title\">{dialog}</h2>", html)) == 2
-    assert len(re.findall(rf'data-answer="yes" autofocus>{yes}</button>', html)) == 2
+    assert re.search(rf'<button type="button" class="primary" id="enroll-start">{re.escape(button)}</button>', html)
+    assert len(re.findall(rf"<h2 id=\"confirm-(key|install)-title\">{re.escape(dialog)}</h2>", html)) == 2
+    assert len(re.findall(rf'data-answer="yes" autofocus>{re.escape(yes)}</button>', html)) == 2
     assert 'src="/static/certportal/enroll.js"' in html
     assert f'data-issue-url="{reverse("renewal-issue")}"' in html
     assert alice_cert.serial_number in html  # the certificate being renewed, which keeps working
@@ -105,7 +107,8 @@ def test_the_start_screen_has_the_button_and_the_two_confirmations(
     ("language", "title", "close", "restart"),
     [
         ("ja", "電子証明書発行 発行完了", "このウィンドウを閉じる", "ブラウザ"),
-        ("en", "Certificate issued", "Close this window", "exit the browser once"),
+        ("en", "Certificate issued (電子証明書発行 発行完了)", "Close this window (このウィンドウを閉じる)",
+         "exit the browser once"),
     ],
 )
 def test_the_issued_screen_shows_the_new_certificate_and_what_to_do_next(
