@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import re
 from datetime import timedelta
+from gettext import GNUTranslations
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -114,3 +116,17 @@ def test_the_notices_screen_links_an_administrator_to_its_contract_site_and_no_o
         browser.post(reverse("login"), {"login_id": user.login_id, "password": PASSWORD})
         html = browser.get(reverse("important-notices")).content.decode()
         assert (f'href="{reverse("contract_admin:index")}"' in html) is linked, user.login_id
+
+
+def test_the_japanese_texts_write_ブラウザ_as_the_guide_does_and_full_width_question_marks():
+    base = Path(settings.BASE_DIR)
+    texts = {}
+    for mo in [base / "locale/ja/LC_MESSAGES/django.mo", *base.glob("*/locale/ja/LC_MESSAGES/django.mo")]:
+        with mo.open("rb") as catalogue:
+            texts.update({f"{mo}: {msgid}": text for msgid, text in GNUTranslations(catalogue)._catalog.items()})
+    for path in [*base.glob("templates/emails/ja/*"), base / "deploy/errors/certificate-error.html"]:
+        texts[str(path)] = path.read_text()
+    assert len(texts) > 100
+    for where, text in texts.items():
+        assert "ブラウザー" not in text, where
+        assert not re.search(r"[\u3040-\u30ff\u4e00-\u9fff]\?", text), where
