@@ -118,36 +118,31 @@ def test_a_user_id_without_a_contract_is_a_form_error_not_a_server_error(operato
     assert not User.objects.filter(login_id="eve-user").exists()
 
 
-def test_an_id_added_inline_to_a_contract_needs_a_role(operator_client, alice):
-    contract = alice.contract
+def add_inline_id(operator_client, existing: User, *, role: str):
+    """Save the contract page of `existing`'s contract with one more ID, frank-user, added inline."""
+    contract = existing.contract
     prefix = "ids"
-    response = operator_client.post(f"/operator/accounts/contract/{contract.pk}/change/", {
+    return operator_client.post(f"/operator/accounts/contract/{contract.pk}/change/", {
         "number": contract.number, "name": contract.name,
         f"{prefix}-TOTAL_FORMS": "2", f"{prefix}-INITIAL_FORMS": "1", f"{prefix}-MIN_NUM_FORMS": "0",
         f"{prefix}-MAX_NUM_FORMS": "1000",
-        f"{prefix}-0-id": alice.pk, f"{prefix}-0-contract": contract.pk, f"{prefix}-0-login_id": alice.login_id,
-        f"{prefix}-0-role": alice.role, f"{prefix}-0-email": alice.email, f"{prefix}-0-language": alice.language,
-        f"{prefix}-1-contract": contract.pk, f"{prefix}-1-login_id": "frank-user", f"{prefix}-1-role": "",
+        f"{prefix}-0-id": existing.pk, f"{prefix}-0-contract": contract.pk, f"{prefix}-0-login_id": existing.login_id,
+        f"{prefix}-0-role": existing.role, f"{prefix}-0-email": existing.email,
+        f"{prefix}-0-language": existing.language,
+        f"{prefix}-1-contract": contract.pk, f"{prefix}-1-login_id": "frank-user", f"{prefix}-1-role": role,
         f"{prefix}-1-email": "frank@alpha.example", f"{prefix}-1-language": "ja",
     }, secure=True)
+
+
+def test_an_id_added_inline_to_a_contract_needs_a_role(operator_client, alice):
+    response = add_inline_id(operator_client, alice, role="")
 
     assert response.status_code == 200
     assert not User.objects.filter(login_id="frank-user").exists()
 
 
 def test_an_id_added_inline_to_a_contract_is_audited(operator_client, olivia, alice):
-    contract = alice.contract
-    prefix = "ids"
-    response = operator_client.post(f"/operator/accounts/contract/{contract.pk}/change/", {
-        "number": contract.number, "name": contract.name,
-        f"{prefix}-TOTAL_FORMS": "2", f"{prefix}-INITIAL_FORMS": "1", f"{prefix}-MIN_NUM_FORMS": "0",
-        f"{prefix}-MAX_NUM_FORMS": "1000",
-        f"{prefix}-0-id": alice.pk, f"{prefix}-0-contract": contract.pk, f"{prefix}-0-login_id": alice.login_id,
-        f"{prefix}-0-role": alice.role, f"{prefix}-0-email": alice.email, f"{prefix}-0-language": alice.language,
-        f"{prefix}-1-contract": contract.pk, f"{prefix}-1-login_id": "frank-user", f"{prefix}-1-role": "user",
-        f"{prefix}-1-email": "frank@alpha.example", f"{prefix}-1-language": "ja",
-    }, secure=True)
-    assert response.status_code == 302
+    assert add_inline_id(operator_client, alice, role="user").status_code == 302
     frank = User.objects.get(login_id="frank-user")
     entry = AuditEntry.objects.get(action=AuditEntry.Action.ID_CREATED, subject=frank)
     assert entry.actor == olivia and entry.detail["changed"]["login_id"]["new"] == "frank-user"
