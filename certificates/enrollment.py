@@ -200,15 +200,6 @@ def _obtain_user(request: HttpRequest, *, verified: bool) -> User | None:
     return User.objects.filter(pk=state["user"], contract__isnull=False, state=User.State.ACTIVE).first()
 
 
-def _has_usable_certificate(user: User, now: datetime) -> bool:
-    """A valid certificate already used to log in: the ID should log in and renew instead.
-
-    One issued but never used (a file lost half-way through obtaining) does not count;
-    issuing a new one revokes it.
-    """
-    return user.certificates.in_use(now).exists()
-
-
 @never_cache
 @sensitive_post_parameters("password")
 @require_http_methods(["GET", "POST"])
@@ -233,7 +224,8 @@ def obtain_start(request: HttpRequest) -> HttpResponse:
     if check != PasswordCheck.ACCEPTED:
         form.add_error(None, PASSWORD_REFUSALS[check])
         return render(request, template, {"form": form})
-    if _has_usable_certificate(user, timezone.now()):
+    # Told before a code is sent; issuance refuses it too (certificates.services), under the ID's lock.
+    if user.certificates.in_use(timezone.now()).exists():
         audit.record(AuditEntry.Action.ISSUANCE_REFUSED, subject=user, remote_addr=remote_addr,
                      reason="has_valid_certificate", via=str(Certificate.Channel.OBTAIN))
         return render(request, "certificates/enroll/obtain_renew_instead.html", {"login_id": user.login_id})

@@ -21,7 +21,10 @@ class CertificateQuerySet(QuerySet):
         return self.not_revoked().filter(not_before__lte=now, not_after__gt=now)
 
     def in_use(self, now: datetime | None = None) -> CertificateQuerySet:
-        """Valid at `now` and already used to log in: the ID renews it rather than obtaining another."""
+        """Valid at `now` and already used to log in: the ID renews it rather than obtaining another.
+
+        One issued but never used (a file lost half-way) is not in use; issuing a new one revokes it.
+        """
         return self.valid(now).filter(first_used_at__isnull=False)
 
     def expired(self, now: datetime | None = None) -> CertificateQuerySet:
