@@ -211,3 +211,28 @@ class PasswordHistory(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} {self.set_at:%Y-%m-%d %H:%M}"
+
+
+class AttemptCounter(models.Model):
+    """Attempts counted per (scope, key) in fixed time windows: by client address, or by a typed login ID.
+
+    Written only through accounts.throttle, whose compare-and-set UPDATE keeps the count exact
+    with any number of server processes; rows of windows long past are deleted as new ones start.
+    """
+
+    scope = models.CharField(_("scope"), max_length=32)
+    key = models.CharField(_("key"), max_length=64)
+    window_start = models.DateTimeField(_("window start"))
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+
+    class Meta:
+        verbose_name = _("attempt counter")
+        verbose_name_plural = _("attempt counters")
+        constraints = [
+            models.UniqueConstraint(fields=["scope", "key", "window_start"], name="one_counter_per_key_and_window"),
+        ]
+        # Pruning deletes a scope's windows that ended.
+        indexes = [models.Index(fields=["scope", "window_start"], name="attempt_counter_window")]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.key} {self.window_start:%Y-%m-%d %H:%M}: {self.attempts}"

@@ -61,16 +61,6 @@ def verify_password(*, user: User, password: str, remote_addr: str | None = None
     return _count_failure(user, reason="wrong_password", remote_addr=remote_addr)
 
 
-@transaction.atomic
-def record_failed_login(*, user: User, reason: str, remote_addr: str | None = None, **detail) -> PasswordCheck:
-    """A login refused for something other than the password (its certificate) counts toward the lock too."""
-    user = User.objects.select_for_update().get(pk=user.pk)
-    if user.state != User.State.ACTIVE:
-        audit.record(AuditEntry.Action.LOGIN_FAILED, subject=user, remote_addr=remote_addr, reason=user.state)
-        return PasswordCheck.ID_NOT_ACTIVE
-    return _count_failure(user, reason=reason, remote_addr=remote_addr, **detail)
-
-
 def _change_state(*, user: User, by: User | None, expected: str, new: str, action: AuditEntry.Action) -> User:
     with transaction.atomic():
         user = User.objects.select_for_update().get(pk=user.pk)

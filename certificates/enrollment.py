@@ -31,7 +31,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts import audit
 from accounts.models import AuditEntry, User
-from accounts.services import PasswordCheck, verify_password
+from accounts.throttle import Attempt, Scope, address_budget, obtain_id_budget, take_attempt, too_many_from_this_address
 
 from .csr import CertificateRefused
 from .forms import ObtainIdentifyForm, OneTimeCodeForm
@@ -43,18 +43,9 @@ from .services import issue_certificate
 OBTAIN_SESSION_KEY = "certportal_obtain"
 # After the code is accepted, the page has this long to send its CSR.
 OBTAIN_VERIFIED_FOR = timedelta(minutes=30)
-# Password and code entries allowed per browser session in a sliding window (the ID's own
-# lock-out and the per-code limit apply as well).
-SESSION_ATTEMPT_LIMIT = 10
-SESSION_ATTEMPT_WINDOW_SECONDS = 15 * 60
-ATTEMPTS_SESSION_KEY = "certportal_obtain_attempts"
-PASSWORD_REFUSALS = {
-    PasswordCheck.REFUSED: gettext_lazy("The login ID or the password is not correct."),
-    PasswordCheck.LOCKED_NOW: gettext_lazy(
-        "Too many wrong passwords: this ID is now locked. Ask your administrator to unlock it."
-    ),
-    PasswordCheck.ID_NOT_ACTIVE: gettext_lazy("This ID is locked or suspended. Ask your administrator to unlock it."),
-}
+# Every refusal of 電子証明書取得's first step reads the same, whether the ID exists, is locked or
+# suspended, or the password is wrong: without a certificate, nothing about an ID is told.
+OBTAIN_REFUSAL = gettext_lazy("The login ID or the password is not correct, or the ID is locked or suspended.")
 # The page 電子証明書更新前処理中 moves on by itself after this many seconds.
 PREPARE_SECONDS = 2
 
@@ -162,25 +153,11 @@ def renewal_done(request: HttpRequest, serial: str) -> HttpResponse:
 # --- obtaining (電子証明書取得) from the login screen ---------------------------------------
 
 
-def _count_session_attempt(request: HttpRequest) -> bool:
-    """Record one attempt in this session; False once the session has used up its attempts."""
-    now = time.time()
-    since = now - SESSION_ATTEMPT_WINDOW_SECONDS
-    recent = [at for at in request.session.get(ATTEMPTS_SESSION_KEY, []) if at > since]
-    if len(recent) >= SESSION_ATTEMPT_LIMIT:
-        request.session[ATTEMPTS_SESSION_KEY] = recent
-        return False
-    request.session[ATTEMPTS_SESSION_KEY] = [*recent, now]
-    return True
-
-
-def _too_many_attempts(request: HttpRequest, template: str, context: dict, *, user: User | None = None) -> HttpResponse:
-    audit.record(
-        AuditEntry.Action.ONE_TIME_CODE_FAILED if user else AuditEntry.Action.LOGIN_FAILED,
-        subject=user, remote_addr=_remote_addr(request), reason="session_rate_limited", via="obtain",
-    )
-    context["form"].add_error(None, _("Too many attempts from this browser. Please wait 15 minutes and try again."))
-    return render(request, template, context, status=429)
+def _too_many_attempts(request: HttpRequest, form, attempt: Attempt, message: str) -> HttpResponse:
+    form.add_error(None, message)
+    response = render(request, "certificates/enroll/obtain_identify.html", {"form": form}, status=429)
+    response["Retry-After"] = str(attempt.retry_after_seconds())
+    return response
 
 
 def _obtain_state(request: HttpRequest) -> dict | None:
@@ -200,6 +177,44 @@ def _obtain_user(request: HttpRequest, *, verified: bool) -> User | None:
     return User.objects.filter(pk=state["user"], contract__isnull=False, state=User.State.ACTIVE).first()
 
 
+def _identify(request: HttpRequest, form, *, login_id: str, password: str, remote_addr: str | None):
+    """The ID whose password this is, or the page saying no (429 once a budget is spent).
+
+    Obtaining has no certificate by nature, so a wrong password here never counts toward the
+    ID's login lock (anyone could lock it): each costs one attempt of the client address's
+    budget and of the typed login ID's own budget, whether that ID exists or not. Every
+    refusal reads the same and costs one password hash, for known, unknown and locked IDs.
+    """
+    by_address = take_attempt(scope=Scope.OBTAIN_ADDRESS, key=remote_addr, budget=address_budget())
+    by_id = take_attempt(scope=Scope.OBTAIN_ID, key=login_id, budget=obtain_id_budget()) if by_address.allowed else None
+    user = User.objects.filter(login_id=login_id, contract__isnull=False).first()
+    if by_id is None or not by_id.allowed:
+        audit.record(AuditEntry.Action.LOGIN_FAILED, subject=user, remote_addr=remote_addr, via="obtain",
+                     reason="address_rate_limited" if not by_address.allowed else "id_rate_limited",
+                     login_id=None if user else login_id[:32])
+        if not by_address.allowed:
+            return _too_many_attempts(request, form, by_address, too_many_from_this_address())
+        return _too_many_attempts(request, form, by_id, _(
+            "Too many attempts for this login ID. Please wait %(minutes)s minutes and try again."
+        ) % {"minutes": settings.OBTAIN_ID_ATTEMPT_WINDOW_MINUTES})
+    if user is None:
+        make_password(password)  # the hash a known ID's check costs: the work done must not tell which IDs exist
+        reason = "unknown_id"
+    elif not user.check_password(password):
+        reason = "wrong_password"
+    elif user.state != User.State.ACTIVE:
+        reason = user.state
+    else:
+        # A right password uses up nothing: the budgets count failures.
+        by_address.give_back()
+        by_id.give_back()
+        return user
+    audit.record(AuditEntry.Action.LOGIN_FAILED, subject=user, remote_addr=remote_addr, reason=reason,
+                 via="obtain", login_id=None if user else login_id[:32])
+    form.add_error(None, OBTAIN_REFUSAL)
+    return render(request, "certificates/enroll/obtain_identify.html", {"form": form})
+
+
 @never_cache
 @sensitive_post_parameters("password")
 @require_http_methods(["GET", "POST"])
@@ -209,21 +224,11 @@ def obtain_start(request: HttpRequest) -> HttpResponse:
     form = ObtainIdentifyForm(request.POST if request.method == "POST" else None)
     if request.method == "GET" or not form.is_valid():
         return render(request, template, {"form": form})
-    if not _count_session_attempt(request):
-        return _too_many_attempts(request, template, {"form": form})
     remote_addr = _remote_addr(request)
-    login_id = form.cleaned_data["login_id"]
-    user = User.objects.filter(login_id=login_id, contract__isnull=False).first()
-    if user is None:
-        make_password(form.cleaned_data["password"])  # as slow as a real check: timing must not tell which IDs exist
-        audit.record(AuditEntry.Action.LOGIN_FAILED, remote_addr=remote_addr, reason="unknown_id",
-                     login_id=login_id[:32], via="obtain")
-        form.add_error(None, _("The login ID or the password is not correct."))
-        return render(request, template, {"form": form})
-    check = verify_password(user=user, password=form.cleaned_data["password"], remote_addr=remote_addr)
-    if check != PasswordCheck.ACCEPTED:
-        form.add_error(None, PASSWORD_REFUSALS[check])
-        return render(request, template, {"form": form})
+    login_id, password = form.cleaned_data["login_id"], form.cleaned_data["password"]
+    user = _identify(request, form, login_id=login_id, password=password, remote_addr=remote_addr)
+    if isinstance(user, HttpResponse):
+        return user
     # Told before a code is sent; issuance refuses it too (certificates.services), under the ID's lock.
     if user.certificates.in_use(timezone.now()).exists():
         audit.record(AuditEntry.Action.ISSUANCE_REFUSED, subject=user, remote_addr=remote_addr,
@@ -253,8 +258,6 @@ def obtain_code(request: HttpRequest) -> HttpResponse:
     context = {"form": form, "email": _masked(user.email)}
     if request.method == "GET" or not form.is_valid():
         return render(request, template, context)
-    if not _count_session_attempt(request):
-        return _too_many_attempts(request, template, context, user=user)
     try:
         verify_one_time_code(code_id=state["code"], user=user, entered=form.cleaned_data["code"],
                              remote_addr=_remote_addr(request))

@@ -2,9 +2,13 @@
 
 Login needs both halves: the client certificate presented in this TLS connection must be
 the ID's own valid certificate from the portal's CA, and the password must be the ID's.
-Every refusal says which half is wrong, opens no session, is audited and counts toward the
-ID's lock. With a certificate problem the password is not checked at all, so a visitor
-without the certificate learns nothing about it and a right guess resets nothing.
+
+Only someone holding that certificate can affect or learn anything about the ID: with it,
+a wrong password is audited and counts toward the ID's lock, and a locked or suspended ID
+is told so. Without it (no certificate, one the portal did not issue, an expired or revoked
+one, another ID's), the password is not even hashed, nothing counts toward any lock, and
+the reply depends only on the certificate presented, never on whether the ID exists or is
+locked; such attempts are audited and bounded per client address (accounts.throttle).
 """
 
 from __future__ import annotations
@@ -15,7 +19,6 @@ from datetime import datetime
 
 from django import forms
 from django.contrib import auth, messages
-from django.contrib.auth.hashers import make_password
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -29,7 +32,8 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import audit
 from accounts.models import AuditEntry, User
-from accounts.services import PasswordCheck, record_failed_login, verify_password
+from accounts.services import PasswordCheck, verify_password
+from accounts.throttle import Scope, address_budget, take_attempt, too_many_from_this_address
 
 from .client_cert import SESSION_CERTIFICATE_KEY
 from .models import Certificate
@@ -71,16 +75,20 @@ class CertificateProblem(enum.Enum):
             ),
             CertificateProblem.NOT_YET_VALID: _("The electronic certificate presented is not valid yet."),
             CertificateProblem.ANOTHER_ID: _(
-                "The electronic certificate presented belongs to another login ID. Restart your browser and "
-                "choose the certificate of the login ID you entered."
+                "The login ID entered is not the one of the electronic certificate presented. Check the login "
+                "ID, or restart your browser and choose the certificate of that login ID."
             ),
         }[self]
 
 
 def certificate_problem(
-    *, presented_der: bytes | None, presented: Certificate | None, user: User | None, now: datetime
+    *, presented_der: bytes | None, presented: Certificate | None, login_id: str, now: datetime
 ) -> CertificateProblem | None:
-    """What is wrong with the connection's certificate for logging in as `user`, if anything."""
+    """Why the connection's certificate is not the valid certificate of the customer ID `login_id`, if it is not.
+
+    Decided from the certificate and the typed ID alone: the answer is the same whether or
+    not an ID of that name exists, and whatever its state.
+    """
     if presented_der is None:
         return CertificateProblem.MISSING
     if presented is None:
@@ -92,7 +100,8 @@ def certificate_problem(
         return CertificateProblem.EXPIRED
     if state == Certificate.State.NOT_YET_VALID:
         return CertificateProblem.NOT_YET_VALID
-    if user is not None and presented.owner_id != user.pk:
+    # Customers' IDs only: the bank's operators sign in to their own site.
+    if presented.owner.login_id != login_id or presented.owner.contract_id is None:
         return CertificateProblem.ANOTHER_ID
     return None
 
@@ -104,6 +113,8 @@ class LoginCheck:
     user: User | None = None
     certificate: Certificate | None = None
     refusal: str = ""
+    status: int = 200
+    retry_after: int | None = None
 
 
 def _state_refusal(user: User) -> str:
@@ -115,17 +126,26 @@ def _state_refusal(user: User) -> str:
     )
 
 
-def _count_certificate_failure(
-    *, user: User, problem: CertificateProblem, presented: Certificate | None, remote_addr: str | None
+def _refuse_without_certificate(
+    *, login_id: str, problem: CertificateProblem, presented: Certificate | None, remote_addr: str | None,
+    now: datetime,
 ) -> LoginCheck:
-    """A login refused for its certificate counts toward the lock like a wrong password."""
-    check = record_failed_login(
-        user=user, reason=problem.value, remote_addr=remote_addr,
+    """No valid certificate of this ID: counted against the address, never against the ID; no password hashed."""
+    attempt = take_attempt(scope=Scope.LOGIN_ADDRESS, key=remote_addr, budget=address_budget(), now=now)
+    # For the audit log only (operators and the ID's contract administrators read it); the reply ignores it.
+    known = User.objects.filter(login_id=login_id, contract__isnull=False).first()
+    audit.record(
+        AuditEntry.Action.LOGIN_FAILED, subject=known, remote_addr=remote_addr,
         certificate_serial=presented.serial_number if presented else "",
+        reason="address_rate_limited" if not attempt.allowed else problem.value,
+        certificate=problem.value if not attempt.allowed else None,
+        login_id=None if known else login_id[:32],
     )
-    if check in (PasswordCheck.ID_NOT_ACTIVE, PasswordCheck.LOCKED_NOW):
-        user.refresh_from_db(fields=["state"])
-        return LoginCheck(refusal=_state_refusal(user))
+    if not attempt.allowed:
+        return LoginCheck(
+            refusal=too_many_from_this_address(),
+            status=429, retry_after=attempt.retry_after_seconds(now),
+        )
     return LoginCheck(refusal=problem.message)
 
 
@@ -138,22 +158,13 @@ def check_login(
     remote_addr: str | None,
     now: datetime,
 ) -> LoginCheck:
-    """Both halves or nothing; every refusal audited and, for a known ID, counted toward the lock."""
-    # Customers' IDs only: the bank's operators sign in to their own site.
-    user = User.objects.filter(login_id=login_id, contract__isnull=False).first()
-    if user is None:
-        problem = certificate_problem(presented_der=presented_der, presented=presented, user=None, now=now)
-        if problem is None:
-            make_password(password)  # as slow as a real check: timing must not tell which IDs exist
-        audit.record(AuditEntry.Action.LOGIN_FAILED, remote_addr=remote_addr, reason="unknown_id",
-                     login_id=login_id[:32], certificate=problem.value if problem else None)
-        return LoginCheck(refusal=problem.message if problem else _("The login ID or password is incorrect."))
-
-    problem = certificate_problem(presented_der=presented_der, presented=presented, user=user, now=now)
+    """Both halves or nothing; every refusal audited; only the certificate holder's wrong passwords lock."""
+    problem = certificate_problem(presented_der=presented_der, presented=presented, login_id=login_id, now=now)
     if problem is not None:
-        # The password is not even checked: without the certificate nothing is learnt about it,
-        # and a right guess cannot reset the count of failures.
-        return _count_certificate_failure(user=user, problem=problem, presented=presented, remote_addr=remote_addr)
+        return _refuse_without_certificate(
+            login_id=login_id, problem=problem, presented=presented, remote_addr=remote_addr, now=now
+        )
+    user = presented.owner
     password_check = verify_password(user=user, password=password, remote_addr=remote_addr)  # audits a failure
     if password_check in (PasswordCheck.ID_NOT_ACTIVE, PasswordCheck.LOCKED_NOW):
         user.refresh_from_db(fields=["state"])
@@ -184,7 +195,10 @@ def login(request: HttpRequest) -> HttpResponse:
     )
     if outcome.refusal:
         form.add_error(None, outcome.refusal)
-        return render(request, "certificates/login.html", {"form": form})
+        response = render(request, "certificates/login.html", {"form": form}, status=outcome.status)
+        if outcome.retry_after is not None:
+            response["Retry-After"] = str(outcome.retry_after)
+        return response
     with transaction.atomic():
         auth.login(request, outcome.user, backend="django.contrib.auth.backends.ModelBackend")
         request.session[SESSION_CERTIFICATE_KEY] = outcome.certificate.fingerprint_sha256

@@ -181,7 +181,8 @@ class OneTimeCode(models.Model):
     code_hash = models.CharField(_("code hash"), max_length=64)
     created_at = models.DateTimeField(_("created at"))
     expires_at = models.DateTimeField(_("expires at"))
-    failed_attempts = models.PositiveSmallIntegerField(_("failed attempts"), default=0)
+    # Entries of this code so far, right or wrong (certificates.otp claims each with a compare-and-set UPDATE).
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
     used_at = models.DateTimeField(_("used at"), null=True, blank=True)
 
     class Meta:

@@ -1,7 +1,9 @@
 """One-time codes e-mailed to an ID's registered address (電子証明書取得 proves the ID with one).
 
-Six digits from `secrets`, stored as a keyed hash, valid ten minutes, five wrong entries and
-it is spent, usable once. An ID gets at most CODES_PER_HOUR codes an hour, so the mailbox of
+Six digits from `secrets`, stored as a keyed hash, valid ten minutes, five entries and it is
+spent, usable once. The entries are counted on the code's row in the database, each claimed by
+a compare-and-set UPDATE: concurrent entries cannot share one, and a new browser session
+(a new cookie) gets no more of them. An ID gets at most CODES_PER_HOUR codes an hour, so the mailbox of
 a customer is not flooded by someone who knows the password.
 """
 
@@ -11,12 +13,12 @@ import logging
 import re
 import secrets
 import unicodedata
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
+from django.db.models import F
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 from django.utils.crypto import constant_time_compare, salted_hmac
@@ -31,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 CODE_DIGITS = 6
 CODE_LIFETIME = timedelta(minutes=10)
-MAX_FAILED_ATTEMPTS = 5
+MAX_ATTEMPTS = 5
 CODES_PER_HOUR = 5
 
 
@@ -123,11 +125,6 @@ def _mail_code(*, user: User, code: str, expires_at: datetime) -> None:
         raise CodeNotDelivered from error
 
 
-@dataclass(frozen=True)
-class _Outcome:
-    refusal: CodeRefused | None
-
-
 def verify_one_time_code(
     *, code_id: int, user: User, entered: str, remote_addr: str | None = None, now: datetime | None = None
 ) -> OneTimeCode:
@@ -135,52 +132,64 @@ def verify_one_time_code(
     now = now or timezone.now()
     # As typed on a Japanese keyboard: full-width digits (１２３４５６), a space or hyphen in the middle.
     entered = re.sub(r"[\s\-]", "", unicodedata.normalize("NFKC", entered))
+    codes = OneTimeCode.objects.filter(pk=code_id, user=user)
     with transaction.atomic():
-        record = OneTimeCode.objects.select_for_update().filter(pk=code_id, user=user).first()
-        outcome = _check(record, entered=entered, now=now)
-        if outcome.refusal is None:
+        # Claim one of the code's entries: attempts = attempts + 1 WHERE attempts < MAX_ATTEMPTS. Concurrent
+        # entries queue on the row and each sees the count the one before it left.
+        claimed = codes.filter(used_at__isnull=True, expires_at__gt=now, attempts__lt=MAX_ATTEMPTS).update(
+            attempts=F("attempts") + 1
+        )
+        record = codes.first()
+        refusal = _refusal(record, claimed=bool(claimed), entered=entered, now=now)
+        # Used once: of two right entries at the same moment, only the first marks it.
+        if refusal is None and not codes.filter(used_at__isnull=True).update(used_at=now):
+            refusal = _no_longer_usable()
+        if refusal is None:
             record.used_at = now
-            record.save(update_fields=["used_at"])
             # Who proved the ID, and from where: the code stands in for the certificate when obtaining one.
             audit.record(AuditEntry.Action.ONE_TIME_CODE_ACCEPTED, subject=user, remote_addr=remote_addr,
                          code_id=code_id, purpose=record.purpose)
         else:
-            if outcome.refusal.code == "wrong_code":
-                record.failed_attempts += 1
-                record.save(update_fields=["failed_attempts"])
             audit.record(
                 AuditEntry.Action.ONE_TIME_CODE_FAILED, subject=user, remote_addr=remote_addr,
-                reason=outcome.refusal.code, code_id=code_id,
-                failed_attempts=record.failed_attempts if record else None,
+                reason=refusal.code, code_id=code_id, attempts=record.attempts if record else None,
             )
-    if outcome.refusal is not None:
-        raise outcome.refusal
+    if refusal is not None:
+        raise refusal
     return record
 
 
-def _check(record: OneTimeCode | None, *, entered: str, now: datetime) -> _Outcome:
+def _no_longer_usable() -> CodeRefused:
+    return CodeRefused("no_code", _("This confirmation code can no longer be used. Please start again."))
+
+
+def _refusal(record: OneTimeCode | None, *, claimed: bool, entered: str, now: datetime) -> CodeRefused | None:
+    """Why `entered` is refused; `claimed` says whether this entry got one of the code's attempts."""
     if record is None or record.used_at is not None:
-        return _Outcome(CodeRefused("no_code", _("This confirmation code can no longer be used. Please start again.")))
-    if record.failed_attempts >= MAX_FAILED_ATTEMPTS:
-        return _Outcome(CodeRefused(
-            "too_many_attempts",
-            _("The confirmation code was entered wrongly too many times. Please start again to receive a new code."),
-        ))
-    if now >= record.expires_at:
-        return _Outcome(CodeRefused(
-            "expired", _("The confirmation code has expired. Please start again to receive a new code.")
-        ))
+        return _no_longer_usable()
+    if not claimed:
+        if record.attempts >= MAX_ATTEMPTS:
+            return CodeRefused(
+                "too_many_attempts",
+                _("The confirmation code was entered wrongly too many times. Please start again to receive a new "
+                  "code."),
+            )
+        if now >= record.expires_at:
+            return CodeRefused(
+                "expired", _("The confirmation code has expired. Please start again to receive a new code.")
+            )
+        return _no_longer_usable()
     if not (entered.isdigit() and len(entered) == CODE_DIGITS) or not constant_time_compare(
         _hash(record.salt, entered), record.code_hash
     ):
-        left = MAX_FAILED_ATTEMPTS - record.failed_attempts - 1
+        left = MAX_ATTEMPTS - record.attempts
         if left <= 0:
-            return _Outcome(CodeRefused(
+            return CodeRefused(
                 "wrong_code",
                 _("The confirmation code is not correct. It can no longer be used; please start again."),
-            ))
-        return _Outcome(CodeRefused(
+            )
+        return CodeRefused(
             "wrong_code",
             _("The confirmation code is not correct. You can try %(left)s more time(s).") % {"left": left},
-        ))
-    return _Outcome(None)
+        )
+    return None

@@ -288,6 +288,13 @@ if TRUSTED_PROXY_ADDRESSES:
 # --- accounts -------------------------------------------------------------------------
 
 LOCKOUT_THRESHOLD = env_int("CERTPORTAL_LOCKOUT_THRESHOLD", 5, minimum=1, maximum=20)
+# Only a wrong password presented with the ID's own valid certificate counts toward its lock. Attempts
+# without one (the login screen) and 電子証明書取得's passwords are bounded instead, in fixed windows
+# (accounts.throttle): per client address, and for 電子証明書取得 also per login ID as typed.
+ADDRESS_ATTEMPT_LIMIT = env_int("CERTPORTAL_ADDRESS_ATTEMPT_LIMIT", 20, minimum=1, maximum=10000)
+ADDRESS_ATTEMPT_WINDOW_MINUTES = env_int("CERTPORTAL_ADDRESS_ATTEMPT_WINDOW_MINUTES", 15, minimum=1, maximum=1440)
+OBTAIN_ID_ATTEMPT_LIMIT = env_int("CERTPORTAL_OBTAIN_ID_ATTEMPT_LIMIT", 5, minimum=1, maximum=100)
+OBTAIN_ID_ATTEMPT_WINDOW_MINUTES = env_int("CERTPORTAL_OBTAIN_ID_ATTEMPT_WINDOW_MINUTES", 60, minimum=1, maximum=1440)
 
 # --- the certificate authority --------------------------------------------------------
 

@@ -24,6 +24,7 @@ from certificates.services import revoke_certificate
 
 from .clients import PROXY_ADDRESS, CertificateClient, issue_for, self_signed_certificate
 from .conftest import PASSWORD
+from .hashing import CountingHasher
 
 pytestmark = [pytest.mark.embedded, pytest.mark.usefixtures("ca", "behind_proxy")]
 
@@ -125,6 +126,8 @@ class TestLoginRefuses:
         assert "No electronic certificate was presented" in errors(response)
         assert "_auth_user_id" not in client.session
         assert [entry.detail["reason"] for entry in failures(alice)] == ["certificate_missing"]
+        alice.refresh_from_db()
+        assert alice.failed_password_attempts == 0
 
     def test_it_refuses_a_certificate_the_portal_did_not_issue(self, alice):
         issue_for(alice)
@@ -139,14 +142,14 @@ class TestLoginRefuses:
         bobs, _key = issue_for(bob)
         client = CertificateClient(bobs, HTTP_ACCEPT_LANGUAGE="en")
         response = log_in(client, alice)
-        assert "belongs to another login ID" in errors(response)
+        assert "is not the one of the electronic certificate presented" in errors(response)
         assert "_auth_user_id" not in client.session
         assert failures(alice)[0].certificate_serial == bobs.serial_number
 
     def test_it_refuses_the_certificate_of_an_id_of_another_contract(self, alice, charlie):
         charlies, _key = issue_for(charlie)
         response = log_in(CertificateClient(charlies, HTTP_ACCEPT_LANGUAGE="en"), alice)
-        assert "belongs to another login ID" in errors(response)
+        assert "is not the one of the electronic certificate presented" in errors(response)
 
     def test_it_refuses_a_wrong_password_and_counts_it(self, alice):
         certificate, _key = issue_for(alice)
@@ -158,25 +161,33 @@ class TestLoginRefuses:
         assert alice.failed_password_attempts == 1
         assert failures(alice)[0].detail["reason"] == "wrong_password"
 
-    def test_a_wrong_password_counts_even_without_the_certificate(self, alice):
+    def test_a_wrong_password_without_the_certificate_is_not_counted_against_the_id(self, alice):
         issue_for(alice)
         response = log_in(CertificateClient(None, HTTP_ACCEPT_LANGUAGE="en"), alice, "not-the-password")
         # The certificate is reported, whatever the password: no password oracle without the certificate.
         assert "No electronic certificate was presented" in errors(response)
         alice.refresh_from_db()
-        assert alice.failed_password_attempts == 1
+        assert alice.failed_password_attempts == 0
 
-    def test_a_refused_certificate_counts_toward_the_lock_even_with_the_right_password(self, alice, settings):
-        issue_for(alice)
-        client = CertificateClient(None, HTTP_ACCEPT_LANGUAGE="en")
-        for attempt in range(1, settings.LOCKOUT_THRESHOLD):
-            assert "No electronic certificate was presented" in errors(log_in(client, alice))
-            alice.refresh_from_db()
-            assert alice.failed_password_attempts == attempt
-        assert "locked" in errors(log_in(client, alice))
+    def test_attempts_without_the_certificate_never_lock_the_id_and_are_bounded_per_address(self, alice, settings):
+        certificate, _key = issue_for(alice)
+        settings.LOCKOUT_THRESHOLD, settings.ADDRESS_ATTEMPT_LIMIT = 2, 4
+        attacker = CertificateClient(None, HTTP_ACCEPT_LANGUAGE="en", HTTP_X_REAL_IP="203.0.113.66")
+        for password in ("guess-1", "guess-2", "guess-3", PASSWORD):
+            response = log_in(attacker, alice, password)
+            assert response.status_code == 200 and "No electronic certificate was presented" in errors(response)
+        refused = log_in(attacker, alice, "guess-4")
+        assert refused.status_code == 429
+        assert "Too many attempts from this network address. Please wait 15 minutes" in errors(refused)
+        assert 0 < int(refused["Retry-After"]) <= 15 * 60
         alice.refresh_from_db()
-        assert alice.state == User.State.LOCKED
-        assert AuditEntry.objects.filter(action=AuditEntry.Action.ID_LOCKED, subject=alice).count() == 1
+        assert (alice.state, alice.failed_password_attempts) == (User.State.ACTIVE, 0)
+        assert not AuditEntry.objects.filter(action=AuditEntry.Action.ID_LOCKED).exists()
+        assert [entry.detail["reason"] for entry in failures(alice)][0] == "address_rate_limited"
+        # Another address is not affected, and the holder of the certificate logs in even from that one.
+        other = CertificateClient(None, HTTP_ACCEPT_LANGUAGE="en", HTTP_X_REAL_IP="203.0.113.67")
+        assert log_in(other, alice).status_code == 200
+        assert log_in(CertificateClient(certificate, HTTP_X_REAL_IP="203.0.113.66"), alice).status_code == 302
 
     def test_the_threshold_th_wrong_password_locks_the_id(self, alice, settings):
         certificate, _key = issue_for(alice)
@@ -200,18 +211,20 @@ class TestLoginRefuses:
         assert "suspended" in errors(response)
         assert "_auth_user_id" not in client.session
 
-    def test_it_refuses_an_unknown_login_id_like_a_wrong_password(self, alice):
+    def test_an_unknown_login_id_with_a_valid_certificate_is_told_they_do_not_match(self, alice):
         certificate, _key = issue_for(alice)
         client = CertificateClient(certificate, HTTP_ACCEPT_LANGUAGE="en")
         response = client.post(reverse("login"), {"login_id": "nobody-here", "password": PASSWORD})
-        assert "The login ID or password is incorrect." in errors(response)
+        assert "is not the one of the electronic certificate presented" in errors(response)
         entry = AuditEntry.objects.get(action=AuditEntry.Action.LOGIN_FAILED)
-        assert entry.detail == {"reason": "unknown_id", "login_id": "nobody-here"}
+        assert entry.detail == {"reason": "certificate_of_another_id", "login_id": "nobody-here"}
 
     def test_it_refuses_a_bank_operator_on_the_customers_login(self, alice, olivia):
         certificate, _key = issue_for(alice)
         response = log_in(CertificateClient(certificate, HTTP_ACCEPT_LANGUAGE="en"), olivia)
-        assert "The login ID or password is incorrect." in errors(response)
+        assert "is not the one of the electronic certificate presented" in errors(response)
+        olivia.refresh_from_db()
+        assert olivia.failed_password_attempts == 0
 
     def test_it_refuses_a_revoked_certificate(self, alice):
         certificate, _key = issue_for(alice)
@@ -230,6 +243,38 @@ class TestLoginRefuses:
         client = CertificateClient(certificate, HTTP_X_SSL_CLIENT_VERIFY="FAILED:certificate revoked",
                                    HTTP_ACCEPT_LANGUAGE="en")
         assert "No electronic certificate was presented" in errors(log_in(client, alice))
+
+
+class TestNothingIsLearntWithoutTheCertificate:
+    """Known, unknown, locked and suspended IDs get the same reply for the same (no) hashing."""
+
+    @pytest.mark.parametrize("presented", ["none", "foreign", "expired", "revoked", "another_ids"])
+    def test_the_reply_does_not_depend_on_the_id(self, alice, bob, charlie, settings, presented):
+        settings.PASSWORD_HASHERS = ["tests.hashing.CountingHasher"]
+        settings.LOCKOUT_THRESHOLD = 1
+        for user in (alice, bob, charlie):
+            user.set_password(PASSWORD)
+            user.save()
+        certificate = issue_for(charlie, now=datetime.now(UTC) - timedelta(days=400))[0] if presented == "expired" \
+            else issue_for(charlie)[0]
+        if presented == "revoked":
+            revoke_certificate(certificate=certificate, reason="key_compromise", by=None)
+        headers = {
+            "none": lambda: CertificateClient(None).defaults,
+            "foreign": self_signed_headers,
+        }.get(presented, lambda: CertificateClient(certificate).defaults)()
+        User.objects.filter(pk=bob.pk).update(state=User.State.LOCKED)
+        replies = {}
+        for login_id in ("alice-admin", "nobody-here", "bob-user"):
+            for password in (PASSWORD, "not-the-password"):
+                CountingHasher.hashed = 0
+                response = Client(**headers).post(reverse("login"), {"login_id": login_id, "password": password})
+                replies[login_id, password] = (response.status_code, errors(response), CountingHasher.hashed)
+        assert len(set(replies.values())) == 1, replies
+        status, _text, hashed = next(iter(replies.values()))
+        assert (status, hashed) == (200, 0)
+        alice.refresh_from_db()
+        assert (alice.state, alice.failed_password_attempts) == (User.State.ACTIVE, 0)
 
 
 class TestMessagesInBothLanguages:

@@ -14,19 +14,18 @@ from datetime import timedelta
 
 import pytest
 import time_machine
-from django.contrib.auth.hashers import MD5PasswordHasher
 from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import AuditEntry, User
 from certificates import otp
-from certificates.enrollment import SESSION_ATTEMPT_LIMIT
 from certificates.models import Certificate, OneTimeCode
 from certificates.services import supersede_older_certificates
 
 from .clients import CertificateClient, issue_for
 from .conftest import PASSWORD, make_csr
+from .hashing import CountingHasher
 
 pytestmark = pytest.mark.embedded
 
@@ -195,7 +194,7 @@ def test_a_wrong_code_is_refused_counted_and_audited(browser, charlie, django_ca
     response = enter_code(browser, wrong)
     assert response.status_code == 200
     assert "確認コードが正しくありません。あと 4 回入力できます。" in errors(response)
-    assert OneTimeCode.objects.get(user=charlie).failed_attempts == 1
+    assert OneTimeCode.objects.get(user=charlie).attempts == 1
     assert AuditEntry.objects.filter(action=AuditEntry.Action.ONE_TIME_CODE_FAILED, subject=charlie,
                                      detail__reason="wrong_code").count() == 1
     assert enter_code(browser, right)["Location"] == reverse("obtain-enroll")
@@ -205,7 +204,7 @@ def test_after_five_wrong_codes_even_the_right_one_is_refused(browser, charlie, 
     identify(browser, "charlie-admin", capture=django_capture_on_commit_callbacks)
     right = code_from_mail(mail.outbox[0])
     wrong = f"{(int(right) + 1) % 1_000_000:06d}"
-    for _ in range(otp.MAX_FAILED_ATTEMPTS):
+    for _ in range(otp.MAX_ATTEMPTS):
         enter_code(browser, wrong)
     response = enter_code(browser, right)
     assert response.status_code == 200
@@ -288,57 +287,50 @@ def test_an_id_with_a_valid_certificate_is_told_to_log_in_and_renew(
                                      detail__reason="has_valid_certificate").exists()
 
 
-def test_a_wrong_password_sends_no_code_and_counts_toward_the_lock(
+REFUSED = "ログインIDまたはパスワードが正しくないか、IDがロックまたは利用停止されています。"
+
+
+def test_a_wrong_password_sends_no_code_and_never_counts_toward_the_login_lock(
     browser, charlie, django_capture_on_commit_callbacks
 ):
     response = identify(browser, "charlie-admin", "not-the-password", capture=django_capture_on_commit_callbacks)
-    assert "ログインIDまたはパスワードが正しくありません。" in errors(response)
+    assert REFUSED in errors(response)
     assert mail.outbox == []
     charlie.refresh_from_db()
-    assert charlie.failed_password_attempts == 1
+    assert (charlie.state, charlie.failed_password_attempts) == (User.State.ACTIVE, 0)
+    assert AuditEntry.objects.filter(action=AuditEntry.Action.LOGIN_FAILED, subject=charlie, detail__via="obtain",
+                                     detail__reason="wrong_password").exists()
 
 
 def test_an_unknown_id_gets_the_same_answer_as_a_wrong_password(browser, django_capture_on_commit_callbacks):
     response = identify(browser, "nobody-here", capture=django_capture_on_commit_callbacks)
-    assert "ログインIDまたはパスワードが正しくありません。" in errors(response)
+    assert REFUSED in errors(response)
     assert AuditEntry.objects.filter(action=AuditEntry.Action.LOGIN_FAILED, detail__reason="unknown_id").exists()
 
 
-class CountingHasher(MD5PasswordHasher):
-    """Counts the passwords it hashes: the work done for a login ID, whether or not it exists."""
-
-    hashed = 0
-
-    def encode(self, password, salt):
-        CountingHasher.hashed += 1
-        return super().encode(password, salt)
-
-
-def test_an_unknown_id_costs_the_same_password_hashing_as_a_known_one(
-    browser, charlie, settings, django_capture_on_commit_callbacks
+def test_known_unknown_locked_and_suspended_ids_get_the_same_reply_for_the_same_hashing(
+    ca, behind_proxy, charlie, bob, alice, settings, django_capture_on_commit_callbacks
 ):
-    settings.PASSWORD_HASHERS = ["tests.test_obtain.CountingHasher"]
-    charlie.set_password(PASSWORD)
-    charlie.save()
-    counts = []
-    for login_id in ("charlie-admin", "nobody-here"):
+    settings.PASSWORD_HASHERS = ["tests.hashing.CountingHasher"]
+    for user in (charlie, bob, alice):
+        user.set_password(PASSWORD)
+        user.save()
+    User.objects.filter(pk=bob.pk).update(state=User.State.LOCKED)
+    User.objects.filter(pk=alice.pk).update(state=User.State.SUSPENDED)
+    replies = {}
+    for login_id, password in [("charlie-admin", "not-the-password"), ("nobody-here", "not-the-password"),
+                               ("bob-user", "not-the-password"), ("bob-user", PASSWORD),
+                               ("alice-admin", PASSWORD)]:
         CountingHasher.hashed = 0
-        response = identify(browser, login_id, "not-the-password", capture=django_capture_on_commit_callbacks)
-        assert "ログインIDまたはパスワードが正しくありません。" in errors(response)
-        counts.append(CountingHasher.hashed)
-    assert counts[0] == counts[1] >= 1  # the answer's timing does not tell which IDs exist
-
-
-def test_a_locked_id_gets_no_code(browser, charlie, django_capture_on_commit_callbacks):
-    User.objects.filter(pk=charlie.pk).update(state=User.State.LOCKED)
-    response = identify(browser, "charlie-admin", capture=django_capture_on_commit_callbacks)
-    assert "ロックまたは利用停止されています" in errors(response)
+        response = identify(CertificateClient(None), login_id, password, capture=django_capture_on_commit_callbacks)
+        replies[login_id, password] = (response.status_code, errors(response), CountingHasher.hashed)
+    assert set(replies.values()) == {(200, f"<li>{REFUSED}</li>", 1)}, replies
     assert mail.outbox == []
 
 
 def test_a_bank_operator_cannot_obtain_a_certificate(browser, olivia, django_capture_on_commit_callbacks):
     response = identify(browser, "olivia-operator", capture=django_capture_on_commit_callbacks)
-    assert "ログインIDまたはパスワードが正しくありません。" in errors(response)
+    assert REFUSED in errors(response)
     assert mail.outbox == []
 
 
@@ -374,14 +366,64 @@ def test_an_id_gets_at_most_five_codes_an_hour(ca, behind_proxy, charlie, django
     assert again.status_code == 302
 
 
-def test_a_browser_session_gets_a_limited_number_of_attempts(browser, charlie, django_capture_on_commit_callbacks):
-    # Attempts against IDs that do not exist: the ID lock-out cannot stop these, the session limit does.
-    for number in range(SESSION_ATTEMPT_LIMIT):
-        assert identify(browser, f"guess-{number}", capture=django_capture_on_commit_callbacks).status_code == 200
-    refused = identify(browser, "charlie-admin", capture=django_capture_on_commit_callbacks)
-    assert refused.status_code == 429
-    assert "試行回数が上限に達しました" in errors(refused)
+def from_address(address: str) -> CertificateClient:
+    """A new browser (new cookies) at this client address, as the proxy reports it."""
+    return CertificateClient(None, HTTP_X_REAL_IP=address)
+
+
+def test_an_ids_wrong_passwords_are_bounded_without_locking_its_login(
+    ca, behind_proxy, charlie, settings, django_capture_on_commit_callbacks
+):
+    settings.OBTAIN_ID_ATTEMPT_LIMIT = 3
+    # From three addresses, each in a new browser: neither cookies nor addresses reset an ID's budget.
+    for number in range(3):
+        response = identify(from_address(f"198.51.100.{number}"), "charlie-admin", "not-the-password",
+                            capture=django_capture_on_commit_callbacks)
+        assert response.status_code == 200 and REFUSED in errors(response)
+    refused = identify(from_address("198.51.100.9"), "charlie-admin", capture=django_capture_on_commit_callbacks)
+    assert refused.status_code == 429  # even the right password, once the budget is spent
+    assert "このログインIDの試行回数が上限に達しました。60 分待ってから" in errors(refused)
+    assert 0 < int(refused["Retry-After"]) <= 3600
     assert mail.outbox == []
+    charlie.refresh_from_db()
+    assert (charlie.state, charlie.failed_password_attempts) == (User.State.ACTIVE, 0)  # its login is untouched
+    # An unknown ID reads the same at every step.
+    for number in range(3):
+        assert errors(identify(from_address(f"198.51.100.{number}"), "nobody-here", "not-the-password",
+                               capture=django_capture_on_commit_callbacks)) == errors(response)
+    unknown = identify(from_address("198.51.100.9"), "nobody-here", capture=django_capture_on_commit_callbacks)
+    assert (unknown.status_code, errors(unknown)) == (429, errors(refused))
+    with time_machine.travel(timezone.now() + timedelta(minutes=61)):
+        assert identify(from_address("198.51.100.9"), "charlie-admin",
+                        capture=django_capture_on_commit_callbacks).status_code == 302
+
+
+def test_an_address_gets_a_bounded_number_of_wrong_passwords_whatever_the_ids(
+    ca, behind_proxy, charlie, settings, django_capture_on_commit_callbacks
+):
+    settings.ADDRESS_ATTEMPT_LIMIT = 3
+    for number in range(3):
+        assert identify(from_address("203.0.113.5"), f"guess-{number}",
+                        capture=django_capture_on_commit_callbacks).status_code == 200
+    refused = identify(from_address("203.0.113.5"), "charlie-admin", capture=django_capture_on_commit_callbacks)
+    assert refused.status_code == 429
+    assert "このネットワークアドレスからの試行回数が上限に達しました" in errors(refused)
+    assert AuditEntry.objects.filter(action=AuditEntry.Action.LOGIN_FAILED, subject=charlie,
+                                     detail__reason="address_rate_limited", remote_addr="203.0.113.5").exists()
+    assert identify(from_address("203.0.113.6"), "charlie-admin",
+                    capture=django_capture_on_commit_callbacks).status_code == 302
+
+
+def test_a_right_password_uses_up_no_attempt(ca, behind_proxy, charlie, settings, django_capture_on_commit_callbacks):
+    settings.OBTAIN_ID_ATTEMPT_LIMIT = settings.ADDRESS_ATTEMPT_LIMIT = 2
+    for _ in range(3):
+        assert identify(from_address("203.0.113.7"), "charlie-admin",
+                        capture=django_capture_on_commit_callbacks).status_code == 302
+    for _ in range(2):
+        assert identify(from_address("203.0.113.7"), "charlie-admin", "not-the-password",
+                        capture=django_capture_on_commit_callbacks).status_code == 200
+    assert identify(from_address("203.0.113.7"), "charlie-admin",
+                    capture=django_capture_on_commit_callbacks).status_code == 429
 
 
 def test_an_id_suspended_after_its_code_was_accepted_gets_no_certificate(
@@ -408,15 +450,3 @@ def test_when_the_mail_server_refuses_the_customer_is_told_and_it_is_audited(tra
     assert "確認コードのメールを送信できませんでした" in errors(response)
     assert AuditEntry.objects.filter(action=AuditEntry.Action.ONE_TIME_CODE_FAILED, subject=charlie,
                                      detail__reason="mail_failed").exists()
-
-
-def test_code_entries_count_toward_the_sessions_limit_too(browser, charlie, django_capture_on_commit_callbacks):
-    identify(browser, "charlie-admin", capture=django_capture_on_commit_callbacks)
-    right = code_from_mail(mail.outbox[0])
-    for _ in range(SESSION_ATTEMPT_LIMIT - 1):
-        assert enter_code(browser, f"{(int(right) + 1) % 1_000_000:06d}").status_code == 200
-    refused = enter_code(browser, right)
-    assert refused.status_code == 429
-    assert "試行回数が上限に達しました" in errors(refused) and "c***@beta.example" in refused.content.decode()
-    assert AuditEntry.objects.filter(action=AuditEntry.Action.ONE_TIME_CODE_FAILED, subject=charlie,
-                                     detail__reason="session_rate_limited").exists()
