@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from .models import User
+from .services import PasswordCheck, verify_password
 
 
 class PasswordChangeForm(forms.Form):
@@ -23,13 +24,17 @@ class PasswordChangeForm(forms.Form):
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
     )
 
-    def __init__(self, user: User, *args, **kwargs) -> None:
+    def __init__(self, user: User, *args, remote_addr: str | None = None, **kwargs) -> None:
         self.user = user
+        self.remote_addr = remote_addr
+        self.password_check: PasswordCheck | None = None
         super().__init__(*args, **kwargs)
 
     def clean_current_password(self) -> str:
+        # A guess here is a guess at the ID's password like any other: audited, and counted toward the lock.
         password = self.cleaned_data["current_password"]
-        if not self.user.check_password(password):
+        self.password_check = verify_password(user=self.user, password=password, remote_addr=self.remote_addr)
+        if self.password_check != PasswordCheck.ACCEPTED:
             raise ValidationError(_("The current password is not correct."), code="password_incorrect")
         return password
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth import update_session_auth_hash
+from django.contrib.auth import logout, update_session_auth_hash
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
@@ -14,8 +14,9 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 
-from . import services
+from . import audit, services
 from .forms import PasswordChangeForm
+from .models import AuditEntry
 
 
 def portal_login_url() -> str:
@@ -33,12 +34,29 @@ def _safe_next(request: HttpRequest) -> str | None:
     return None
 
 
+LOCKED = (services.PasswordCheck.LOCKED_NOW, services.PasswordCheck.ID_NOT_ACTIVE)
+
+
+def _locked_out(request: HttpRequest) -> HttpResponse:
+    """The wrong current password that locked the ID ends its session, as the lock ends any login."""
+    audit.record(AuditEntry.Action.LOGOUT, subject=request.user, remote_addr=getattr(request, "client_address", None),
+                 reason="id_locked")
+    logout(request)
+    messages.error(request, _(
+        "This ID is locked after too many failed attempts. Ask your contract administrator or the bank to unlock it."
+    ))
+    return redirect(portal_login_url())
+
+
 @never_cache
 @sensitive_post_parameters("current_password", "new_password", "new_password_again")
 def password_change(request: HttpRequest) -> HttpResponse:
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path(), portal_login_url())
-    form = PasswordChangeForm(request.user, request.POST if request.method == "POST" else None)
+    form = PasswordChangeForm(request.user, request.POST if request.method == "POST" else None,
+                              remote_addr=getattr(request, "client_address", None) or request.META.get("REMOTE_ADDR"))
+    if request.method == "POST" and not form.is_valid() and form.password_check in LOCKED:
+        return _locked_out(request)
     if request.method == "POST" and form.is_valid():
         try:
             user = services.change_password(user=request.user, new_password=form.cleaned_data["new_password"])

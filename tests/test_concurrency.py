@@ -12,8 +12,8 @@ from django.core import mail
 from django.db import connection, connections
 
 from accounts.models import AuditEntry
-from certificates.csr import CertificateRefused
 from certificates import otp
+from certificates.csr import CertificateRefused
 from certificates.models import Certificate, OneTimeCode
 from certificates.services import issue_certificate
 

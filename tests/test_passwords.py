@@ -158,3 +158,35 @@ def test_an_offsite_next_is_ignored_after_the_change(ca, behind_proxy, bob):
 def test_the_password_page_sends_anonymous_visitors_to_the_login(behind_proxy, db):
     response = CertificateClient(None).get("/password/")
     assert response.status_code == 302 and response["Location"].startswith("/?next=/password/")
+
+
+def test_wrong_current_passwords_are_audited_and_lock_the_id_like_any_others(ca, behind_proxy, bob, settings):
+    settings.LOCKOUT_THRESHOLD = 3
+    client = signed_in(bob)
+    change = {"new_password": "Fresh-start-2026", "new_password_again": "Fresh-start-2026"}
+    for attempt in (1, 2):
+        response = client.post("/password/", {"current_password": f"guess-{attempt}", **change},
+                               HTTP_X_REAL_IP="198.51.100.30")
+        assert response.status_code == 200 and "current_password" in response.context["form"].errors
+        bob.refresh_from_db()
+        assert bob.failed_password_attempts == attempt
+    entry = AuditEntry.objects.filter(action=AuditEntry.Action.LOGIN_FAILED, subject=bob).first()
+    assert (entry.detail["reason"], entry.remote_addr) == ("wrong_password", "198.51.100.30")
+
+    response = client.post("/password/", {"current_password": "guess-3", **change})
+
+    assert response.status_code == 302 and response["Location"] == "/"
+    bob.refresh_from_db()
+    assert bob.state == User.State.LOCKED and bob.check_password(PASSWORD)
+    assert AuditEntry.objects.filter(action=AuditEntry.Action.ID_LOCKED, subject=bob).exists()
+    assert "_auth_user_id" not in client.session
+    assert "ロックされています" in client.get("/").content.decode()
+
+
+def test_the_right_current_password_clears_the_count_of_wrong_ones(ca, behind_proxy, bob):
+    client = signed_in(bob)
+    change = {"new_password": "Fresh-start-2026", "new_password_again": "Fresh-start-2026"}
+    client.post("/password/", {"current_password": "guess", **change})
+    assert client.post("/password/", {"current_password": PASSWORD, **change}).status_code == 302
+    bob.refresh_from_db()
+    assert bob.failed_password_attempts == 0
