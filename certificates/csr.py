@@ -7,12 +7,15 @@ is one the bank accepts and that the requester holds its private half.
 from __future__ import annotations
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
 MAX_CSR_BYTES = 16 * 1024
 RSA_MIN_BITS, RSA_MAX_BITS = 2048, 4096
 ALLOWED_CURVES = (ec.SECP256R1, ec.SECP384R1)
+BROKEN_SIGNATURE_HASHES = {"sha1": "SHA-1", "md5": "MD5"}
 
 
 class CertificateRefused(Exception):
@@ -42,6 +45,7 @@ def load_csr(data: bytes | str) -> x509.CertificateSigningRequest:
         csr = x509.load_pem_x509_csr(data) if is_pem else x509.load_der_x509_csr(data)
     except ValueError:
         raise CsrRejected("not_a_csr", _("This is not a certificate signing request (CSR).")) from None
+    refuse_a_broken_hash(csr)
     try:
         signature_ok = csr.is_signature_valid
     except Exception:  # an unsupported signature algorithm cannot prove possession either
@@ -53,6 +57,20 @@ def load_csr(data: bytes | str) -> x509.CertificateSigningRequest:
         )
     check_public_key(csr.public_key())
     return csr
+
+
+def refuse_a_broken_hash(csr: x509.CertificateSigningRequest) -> None:
+    """SHA-1 and MD5 signatures are refused for what they are (their signature cannot be checked either)."""
+    try:
+        algorithm = csr.signature_hash_algorithm
+    except UnsupportedAlgorithm:
+        return  # not a hash this check knows; the signature check refuses it
+    if algorithm is not None and algorithm.name in BROKEN_SIGNATURE_HASHES:
+        raise CsrRejected(
+            "broken_signature_hash",
+            format_lazy(_("The request is signed with {algorithm}, which is no longer accepted. Create it again with "
+                          "SHA-256 or a stronger hash."), algorithm=BROKEN_SIGNATURE_HASHES[algorithm.name]),
+        )
 
 
 def check_public_key(key) -> None:

@@ -51,6 +51,27 @@ def test_it_refuses_a_csr_whose_signature_does_not_match(ca, bob):
     assert refusal(bob, bytes(der)).code == "bad_signature"
 
 
+def der(tag: int, body: bytes) -> bytes:
+    length = len(body).to_bytes((len(body).bit_length() + 7) // 8 or 1, "big")
+    return bytes([tag]) + (length if len(body) < 128 else bytes([0x80 | len(length)]) + length) + body
+
+
+def sha1_signed_csr() -> bytes:
+    """A CSR signed with ECDSA-with-SHA1, as old tools still make them (cryptography no longer signs with SHA-1)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    tbs = x509.load_pem_x509_csr(make_csr(key)[0]).tbs_certrequest_bytes
+    ecdsa_with_sha1 = der(0x30, der(0x06, bytes.fromhex("2a8648ce3d0401")))  # 1.2.840.10045.4.1
+    return der(0x30, tbs + ecdsa_with_sha1 + der(0x03, b"\x00" + key.sign(tbs, ec.ECDSA(hashes.SHA1()))))
+
+
+def test_it_refuses_a_sha1_signed_csr_for_what_it_is(ca, bob):
+    error = refusal(bob, sha1_signed_csr())
+    assert error.code == "broken_signature_hash"
+    ja, en = messages(error)
+    assert "signed with SHA-1, which is no longer accepted" in en
+    assert "SHA-1" in ja and ja != en
+
+
 def test_it_refuses_a_1024_bit_rsa_key(ca, bob):
     key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
     error = refusal(bob, make_csr(key)[0])
