@@ -230,6 +230,9 @@ class UserIDForm(forms.ModelForm):
     class Meta:
         model = UserID
         fields = ["login_id", "email", "language"]
+        # Login IDs are unique across all contracts: "already exists" would tell another contract's IDs.
+        # The same words for an ID of this contract, so the reply never says whose it is.
+        error_messages = {"login_id": {"unique": gettext_lazy("This login ID cannot be used. Choose another one.")}}
 
 
 class UserIDChangeForm(forms.ModelForm):

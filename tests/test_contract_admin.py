@@ -111,12 +111,18 @@ def test_adding_a_user_id_forces_the_role_and_contract_and_shows_a_temporary_pas
     assert shown not in alice_client.get(user_url("change", erin)).content.decode()
 
 
-def test_adding_a_login_id_that_is_taken_in_another_contract_is_refused(alice_client, dave):
-    response = alice_client.post("/manage/accounts/userid/add/", {
-        "login_id": "dave-user", "email": "x@alpha.example", "language": "ja",
-    })
-    assert response.status_code == 200
-    assert response.context["adminform"].form.errors["login_id"]
+@pytest.mark.parametrize("language", ["ja", "en"])
+def test_a_taken_login_id_is_refused_with_words_that_do_not_tell_whose_it_is(alice_client, alice, bob, dave, language):
+    alice_client.cookies["django_language"] = language
+    replies = set()
+    for taken in ("dave-user", "bob-user", "alice-admin"):  # another contract's, a user and the administrator here
+        response = alice_client.post("/manage/accounts/userid/add/", {
+            "login_id": taken, "email": "x@alpha.example", "language": "ja",
+        })
+        assert response.status_code == 200
+        replies.add(tuple(response.context["adminform"].form.errors["login_id"]))
+    assert replies == {({"ja": "このログインIDは使用できません。別のログインIDを指定してください。",
+                         "en": "This login ID cannot be used. Choose another one."}[language],)}
     assert User.objects.filter(login_id="dave-user").get().contract.number == "3000001"
 
 
