@@ -11,7 +11,6 @@ URL is looked up among that ID's own certificates, 404 otherwise.
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import datetime, timedelta
 
@@ -35,6 +34,7 @@ from accounts.throttle import Attempt, Scope, address_budget, obtain_id_budget, 
 
 from .csr import CertificateRefused
 from .forms import ObtainIdentifyForm, OneTimeCodeForm
+from .json_body import UnreadableBody, read_json_object
 from .models import Certificate, OneTimeCode
 from .otp import CodeRefused, send_one_time_code, verify_one_time_code
 from .services import issue_certificate
@@ -71,10 +71,10 @@ def _older_certificates(certificate: Certificate) -> list[Certificate]:
 def _issue(request: HttpRequest, *, user: User, via: Certificate.Channel, done_url_name: str) -> JsonResponse:
     """Issue from the page's CSR; the page needs the certificate, the file name and where to go next."""
     try:
-        csr = json.loads(request.body)["csr"]
-        if not isinstance(csr, str):
-            raise TypeError
-    except (ValueError, KeyError, TypeError):
+        csr = read_json_object(request).get("csr")
+    except UnreadableBody as unreadable:
+        return JsonResponse({"error": str(unreadable.message)}, status=unreadable.status)
+    if not isinstance(csr, str):
         return JsonResponse({"error": _("The request from the page could not be read. Reload it and try again.")},
                             status=400)
     try:

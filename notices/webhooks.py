@@ -15,6 +15,7 @@ from datetime import datetime
 from anymail import urls as anymail_urls
 from anymail.signals import AnymailTrackingEvent, tracking
 from django.conf import settings
+from django.core.exceptions import BadRequest
 from django.dispatch import receiver
 from django.http import HttpResponseForbidden
 from django.urls.resolvers import URLPattern
@@ -69,8 +70,36 @@ def _refused_without_a_secret(view):
     return csrf_exempt(guarded)
 
 
+# What a provider's parser raises on a payload of the wrong shape or encoding (anymail trusts the
+# provider's format), and what json raises for nesting deeper than it can recurse.
+UNREADABLE_PAYLOAD = (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError)
+
+
+def _unreadable_payload_refused(callback):
+    """anymail's view, with a payload it cannot parse answered 400 rather than 500.
+
+    Only the parsing is guarded: a failure while recording the events still answers 500, which
+    providers take as "try again later".
+    """
+    view_class = getattr(callback, "view_class", None)
+    if view_class is None:
+        return callback
+
+    class Guarded(view_class):
+        def parse_events(self, request):
+            try:
+                return list(super().parse_events(request))
+            except UNREADABLE_PAYLOAD as error:
+                log.warning("refused an unreadable %s webhook payload: %r", self.esp_name, error)
+                raise BadRequest("The webhook payload could not be read.") from None
+
+    Guarded.__name__ = Guarded.__qualname__ = view_class.__name__
+    return Guarded.as_view(**callback.view_initkwargs)
+
+
 # include("notices.webhooks") under /anymail/: anymail's own URLs, each refused without a secret.
 urlpatterns = [
-    URLPattern(pattern.pattern, _refused_without_a_secret(pattern.callback), pattern.default_args, pattern.name)
+    URLPattern(pattern.pattern, _refused_without_a_secret(_unreadable_payload_refused(pattern.callback)),
+               pattern.default_args, pattern.name)
     for pattern in anymail_urls.urlpatterns
 ]
