@@ -33,12 +33,8 @@ js:
 	npx --prefix frontend esbuild frontend/src/enroll.js --bundle --minify --format=iife --target=es2020 \
 	  --outfile=static/certportal/enroll.js
 
+# certportal.run migrates, creates the CA and the demo contract, and serves; var/ is private (umask 077).
 run: venv
-	mkdir -p var
-	$(MANAGE) migrate --noinput
-	$(MANAGE) init_ca
-	$(MANAGE) seed_demo
-	$(MANAGE) collectstatic --noinput >/dev/null
 	$(PY) -m certportal.run --port $(PORT)
 
 lint: venv

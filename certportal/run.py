@@ -3,6 +3,11 @@
 One machine, no nginx: gunicorn asks for a client certificate optionally at the TLS
 layer, with the portal's CA as the only trusted issuer, and a server certificate
 issued by that same CA.
+
+Everything it writes under var/ holds secrets or leads to them (the SQLite database with
+the encrypted CA keys and password hashes, the server's TLS key, e-mails with one-time
+codes, the broker's messages), so it runs with umask 077: files 0600, folders 0700, also
+in the gunicorn and Celery processes it starts; what an earlier run left is tightened.
 """
 
 from __future__ import annotations
@@ -88,13 +93,44 @@ def gunicorn_command(
     return command
 
 
+PRIVATE_UMASK = 0o077
+
+
+def keep_private(var_dir: Path) -> None:
+    """Folders 0700 and files 0600 under var/, for files written before this umask was in force."""
+    for folder, _folders, files in os.walk(var_dir):
+        os.chmod(folder, 0o700)
+        for name in files:
+            path = Path(folder) / name
+            if not path.is_symlink():
+                path.chmod(0o600)
+
+
+def prepare(hostnames: list[str]) -> tuple[Path, Path, Path]:
+    """The database migrated, the CA and the demo contract created, static files collected, TLS files written."""
+    os.umask(PRIVATE_UMASK)  # before Django creates var/ and the database
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+
+    keep_private(Path(settings.VAR_DIR))
+    Path(settings.EMAIL_FILE_PATH).mkdir(mode=0o700, parents=True, exist_ok=True)
+    call_command("migrate", interactive=False, verbosity=0)
+    call_command("init_ca")
+    call_command("seed_demo")
+    call_command("collectstatic", interactive=False, verbosity=0)
+    return prepare_tls(hostnames)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=8443)
     parser.add_argument("--host", default="localhost")
+    parser.add_argument("--prepare-only", action="store_true", help="set up var/ and stop, without serving")
     args = parser.parse_args()
-    django.setup()
-    chain, cert, key = prepare_tls([args.host, "127.0.0.1"])
+    chain, cert, key = prepare([args.host, "127.0.0.1"])
+    if args.prepare_only:
+        return
     url = f"https://{args.host}:{args.port}/"
     print(f"\ncertportal is at {url}")
     print(f"Trust its CA to avoid the browser warning: import {chain} as a trusted authority")
