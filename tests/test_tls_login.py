@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from django.utils import timezone
 
-from accounts.models import AuditEntry
+from accounts.models import AuditEntry, User
 
 from .clients import issue_for, self_signed_certificate
 from .conftest import PASSWORD
@@ -59,11 +59,20 @@ def test_without_a_certificate_the_login_screen_opens_but_login_is_refused(tls_p
     assert AuditEntry.objects.filter(action=AuditEntry.Action.LOGIN_FAILED, subject=alice).exists()
 
 
+def test_without_a_certificate_no_number_of_wrong_passwords_locks_the_id(tls_portal, alice, alice_files):
+    browser = Browser(tls_portal)
+    for attempt in range(6):  # past the default threshold of 5
+        assert "電子証明書が提示されませんでした" in browser.log_in(alice.login_id, f"guess-{attempt}").text
+    alice.refresh_from_db()
+    assert (alice.state, alice.failed_password_attempts) == (User.State.ACTIVE, 0)
+    assert Browser(tls_portal, alice_files).log_in(alice.login_id, PASSWORD).status == 302
+
+
 def test_the_certificate_of_another_id_is_refused(tls_portal, alice, bob_files):
     browser = Browser(tls_portal, bob_files, language="en")
     response = browser.log_in(alice.login_id, PASSWORD)
     assert response.status == 200
-    assert "belongs to another login ID" in response.text
+    assert "is not the one of the electronic certificate presented" in response.text
     assert "sessionid" not in browser.cookies
 
 
