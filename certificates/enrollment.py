@@ -197,9 +197,9 @@ def _identify(request: HttpRequest, form, *, login_id: str, password: str, remot
         return _too_many_attempts(request, form, by_id, _(
             "Too many attempts for this login ID. Please wait %(minutes)s minutes and try again."
         ) % {"minutes": settings.OBTAIN_ID_ATTEMPT_WINDOW_MINUTES})
-    if user is None:
+    if user is None or not user.has_usable_password():
         make_password(password)  # the hash a known ID's check costs: the work done must not tell which IDs exist
-        reason = "unknown_id"
+        reason = "unknown_id" if user is None else "wrong_password"
     elif not user.check_password(password):
         reason = "wrong_password"
     elif user.state != User.State.ACTIVE:
