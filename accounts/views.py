@@ -15,6 +15,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 
 from . import audit, services
+from .decorators import form_posts_only
 from .forms import PasswordChangeForm
 from .models import AuditEntry
 
@@ -50,6 +51,7 @@ def _locked_out(request: HttpRequest) -> HttpResponse:
 
 @never_cache
 @sensitive_post_parameters("current_password", "new_password", "new_password_again")
+@form_posts_only
 def password_change(request: HttpRequest) -> HttpResponse:
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path(), portal_login_url())

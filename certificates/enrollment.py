@@ -29,6 +29,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import audit
+from accounts.decorators import form_posts_only
 from accounts.models import AuditEntry, User
 from accounts.throttle import Attempt, Scope, address_budget, obtain_id_budget, take_attempt, too_many_from_this_address
 
@@ -218,6 +219,7 @@ def _identify(request: HttpRequest, form, *, login_id: str, password: str, remot
 @never_cache
 @sensitive_post_parameters("password")
 @require_http_methods(["GET", "POST"])
+@form_posts_only
 def obtain_start(request: HttpRequest) -> HttpResponse:
     """電子証明書取得: the login ID and password, then a code to the registered address."""
     template = "certificates/enroll/obtain_identify.html"
@@ -247,6 +249,7 @@ def obtain_start(request: HttpRequest) -> HttpResponse:
 @never_cache
 @sensitive_post_parameters("code")
 @require_http_methods(["GET", "POST"])
+@form_posts_only
 def obtain_code(request: HttpRequest) -> HttpResponse:
     """The six-digit code from the e-mail."""
     template = "certificates/enroll/obtain_code.html"

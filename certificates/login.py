@@ -31,6 +31,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import audit
+from accounts.decorators import form_posts_only
 from accounts.models import AuditEntry, User
 from accounts.services import PasswordCheck, verify_password
 from accounts.throttle import Scope, address_budget, take_attempt, too_many_from_this_address
@@ -178,6 +179,7 @@ def check_login(
 @csrf_protect
 @sensitive_post_parameters("password")
 @require_http_methods(["GET", "HEAD", "POST"])
+@form_posts_only
 def login(request: HttpRequest) -> HttpResponse:
     if request.method != "POST" and request.user.is_authenticated and not request.user.is_staff:
         return redirect("important-notices")  # still logged in, with this certificate (the middleware checked)

@@ -197,8 +197,13 @@ def post(endpoint: Endpoint, portal: dict, *, logged_in: bool, body: bytes, cont
                           **dict(endpoint.headers))
 
 
-@pytest.mark.parametrize("logged_in", [False, True], ids=["anonymous", "with its session"])
-@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=[endpoint.name for endpoint in ENDPOINTS])
+CASES = [(endpoint, logged_in) for endpoint in ENDPOINTS for logged_in in (False, True)
+         if endpoint.session or not logged_in]
+
+
+@pytest.mark.parametrize(("endpoint", "logged_in"), CASES,
+                         ids=[f"{endpoint.name}, {'with its session' if logged_in else 'anonymous'}"
+                              for endpoint, logged_in in CASES])
 @given(body=bodies, content_type=st.sampled_from(CONTENT_TYPES))
 @example(body=DEEP_JSON, content_type="application/json")
 @example(body=DEEP_OBJECT, content_type="application/json")
@@ -212,11 +217,37 @@ def post(endpoint: Endpoint, portal: dict, *, logged_in: bool, body: bytes, cont
 @example(body=b"action=delete_selected&_selected_action=99999999999999999999999&post=yes",
          content_type="application/x-www-form-urlencoded")
 def test_no_body_or_content_type_gets_a_500(portal, endpoint, logged_in, body, content_type):
-    if logged_in and not endpoint.session:
-        pytest.skip("this endpoint serves no session")
     response = post(endpoint, portal, logged_in=logged_in, body=body, content_type=content_type)
     assert response.status_code < 500, (endpoint.name, response.status_code, body[:200], content_type)
 
 
 def test_the_upload_limit_is_one_mebibyte_as_nginx_accepts():
     assert django_settings.DATA_UPLOAD_MAX_MEMORY_SIZE == 1024 * 1024
+
+
+FORM_PAGES = [endpoint for endpoint in ENDPOINTS if endpoint.name in (
+    "login", "password change", "obtain: ID and password", "obtain: code")]
+JSON_ENDPOINTS = [endpoint for endpoint in ENDPOINTS if "(JSON)" in endpoint.name]
+
+
+@pytest.mark.parametrize("endpoint", FORM_PAGES, ids=[endpoint.name for endpoint in FORM_PAGES])
+@pytest.mark.parametrize("content_type", ["application/json", "text/plain", ""])
+def test_the_portals_form_pages_refuse_what_is_not_a_form_with_415(portal, endpoint, content_type):
+    response = post(endpoint, portal, logged_in=True, body=b'{"login_id": "alice-admin"}', content_type=content_type)
+    assert response.status_code == 415
+
+
+@pytest.mark.parametrize("endpoint", JSON_ENDPOINTS, ids=[endpoint.name for endpoint in JSON_ENDPOINTS])
+@pytest.mark.parametrize(("body", "content_type", "status"), [
+    (DEEP_JSON, "application/json", 400),
+    (DEEP_OBJECT, "application/json", 400),
+    (NOT_UTF8, "application/json", 400),
+    (b'["csr"]', "application/json", 400),
+    (b'{"csr": "' + b"A" * 70_000 + b'"}', "application/json", 413),
+    (HUGE, "application/json", 413),
+    (b"csr=abc", "application/x-www-form-urlencoded", 415),
+], ids=["deep array", "deep object", "not UTF-8", "not an object", "over 64 KiB", "over 1 MiB", "a form"])
+def test_the_enrollment_json_endpoints_say_what_is_wrong(portal, endpoint, body, content_type, status):
+    response = post(endpoint, portal, logged_in=True, body=body, content_type=content_type)
+    assert response.status_code == status
+    assert response.json()["error"]
