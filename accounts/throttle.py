@@ -13,6 +13,7 @@ twice the limit fits across a window's edge.
 from __future__ import annotations
 
 import enum
+import ipaddress
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,8 +27,8 @@ from .models import AttemptCounter
 
 
 class Scope(enum.StrEnum):
-    LOGIN_ADDRESS = "login_address"  # logins without the ID's own valid certificate, per client address
-    OBTAIN_ADDRESS = "obtain_address"  # 電子証明書取得 passwords, per client address
+    LOGIN_ADDRESS = "login_address"  # logins without the ID's own valid certificate, per address_key()
+    OBTAIN_ADDRESS = "obtain_address"  # 電子証明書取得 passwords, per address_key()
     OBTAIN_ID = "obtain_id"  # 電子証明書取得 passwords, per login ID as typed (known or not)
 
 
@@ -62,6 +63,19 @@ def _window_start(now: datetime, window: timedelta) -> datetime:
     length = int(window.total_seconds())
     epoch_seconds = int(now.timestamp())
     return datetime.fromtimestamp(epoch_seconds - epoch_seconds % length, tz=UTC)
+
+
+def address_key(address: str | None) -> str:
+    """The key of a client address: IPv4 as it is, IPv6 by its /64, which one subscriber usually holds whole."""
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return "unknown"
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    if ip.version == 6:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
 
 def take_attempt(*, scope: Scope, key: str | None, budget: Budget, now: datetime | None = None) -> Attempt:

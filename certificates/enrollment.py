@@ -31,7 +31,15 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts import audit
 from accounts.decorators import form_posts_only
 from accounts.models import AuditEntry, User
-from accounts.throttle import Attempt, Scope, address_budget, obtain_id_budget, take_attempt, too_many_from_this_address
+from accounts.throttle import (
+    Attempt,
+    Scope,
+    address_budget,
+    address_key,
+    obtain_id_budget,
+    take_attempt,
+    too_many_from_this_address,
+)
 
 from .csr import CertificateRefused
 from .forms import ObtainIdentifyForm, OneTimeCodeForm
@@ -186,7 +194,7 @@ def _identify(request: HttpRequest, form, *, login_id: str, password: str, remot
     budget and of the typed login ID's own budget, whether that ID exists or not. Every
     refusal reads the same and costs one password hash, for known, unknown and locked IDs.
     """
-    by_address = take_attempt(scope=Scope.OBTAIN_ADDRESS, key=remote_addr, budget=address_budget())
+    by_address = take_attempt(scope=Scope.OBTAIN_ADDRESS, key=address_key(remote_addr), budget=address_budget())
     by_id = take_attempt(scope=Scope.OBTAIN_ID, key=login_id, budget=obtain_id_budget()) if by_address.allowed else None
     user = User.objects.filter(login_id=login_id, contract__isnull=False).first()
     if by_id is None or not by_id.allowed:

@@ -34,7 +34,7 @@ from accounts import audit
 from accounts.decorators import form_posts_only
 from accounts.models import AuditEntry, User
 from accounts.services import PasswordCheck, verify_password
-from accounts.throttle import Scope, address_budget, take_attempt, too_many_from_this_address
+from accounts.throttle import Scope, address_budget, address_key, take_attempt, too_many_from_this_address
 
 from .client_cert import SESSION_CERTIFICATE_KEY
 from .models import Certificate
@@ -132,7 +132,7 @@ def _refuse_without_certificate(
     now: datetime,
 ) -> LoginCheck:
     """No valid certificate of this ID: counted against the address, never against the ID; no password hashed."""
-    attempt = take_attempt(scope=Scope.LOGIN_ADDRESS, key=remote_addr, budget=address_budget(), now=now)
+    attempt = take_attempt(scope=Scope.LOGIN_ADDRESS, key=address_key(remote_addr), budget=address_budget(), now=now)
     # For the audit log only (operators and the ID's contract administrators read it); the reply ignores it.
     known = User.objects.filter(login_id=login_id, contract__isnull=False).first()
     audit.record(

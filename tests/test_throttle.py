@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from accounts.models import AttemptCounter
-from accounts.throttle import Budget, Scope, take_attempt
+from accounts.throttle import Budget, Scope, address_key, take_attempt
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
 
@@ -47,3 +47,14 @@ def test_windows_that_ended_are_deleted_as_new_ones_start():
     attempts("192.0.2.2", 1, NINE + timedelta(minutes=15))
     attempts("192.0.2.3", 1, NINE + timedelta(minutes=30))
     assert sorted(AttemptCounter.objects.values_list("key", flat=True)) == ["192.0.2.2", "192.0.2.3"]
+
+
+@pytest.mark.parametrize(("address", "key"), [
+    ("192.0.2.7", "192.0.2.7"),
+    ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),  # the whole /64 one subscriber usually gets
+    ("2001:db8:1:2:ffff::9", "2001:db8:1:2::/64"),
+    ("::ffff:192.0.2.7", "192.0.2.7"),
+    (None, "unknown"),
+])
+def test_addresses_are_counted_by_ipv4_address_or_ipv6_slash_64(address, key):
+    assert address_key(address) == key
