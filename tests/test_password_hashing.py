@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from argon2 import extract_parameters
 from argon2 import Type as Argon2Type
+from argon2 import extract_parameters
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.urls import reverse
