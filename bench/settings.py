@@ -12,3 +12,6 @@ LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"level": "W
 # The login figure's baseline: the hash the portal used before Argon2id (Django's PBKDF2 default).
 if os.environ.get("BENCH_PASSWORD_HASHER") == "pbkdf2":
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
+
+# bench/templates: the fair peer's template (bench/views.py).
+TEMPLATES = [{**TEMPLATES[0], "DIRS": [*TEMPLATES[0]["DIRS"], BASE_DIR / "bench" / "templates"]}]  # noqa: F405
