@@ -1,6 +1,6 @@
 """Reminder figures of `make bench`: 1,000,000 certificates in PostgreSQL, 20,000 of them due.
 
-A fresh database certportal_bench (on the server of BENCH_DATABASE_URL or DATABASE_URL,
+A fresh database of this run's own (bench/databases.py; on the server of BENCH_DATABASE_URL or DATABASE_URL,
 else postgres://postgres@127.0.0.1:5432/postgres) is filled with generate_series INSERTs:
 600,000 IDs of 50,000 contracts, each with its current certificate; 390,000 older
 certificates superseded inside the 30-day window; 10,000 IDs renewed but not yet using
@@ -22,42 +22,17 @@ import sys
 import tempfile
 import time
 import uuid
-from urllib.parse import urlsplit
 
 from tests.net import reachable
+
+from .databases import create_database, drop_database, postgres_server_url
 
 DUE = 20_000
 IDS = 600_000
 CONTRACTS = 50_000
 SUPERSEDED = 390_000
 RENEWED = 10_000
-BENCH_DB = "certportal_bench"
 REDIS = ("127.0.0.1", 6379)
-
-
-def _server_url() -> str | None:
-    url = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("DATABASE_URL") or ""
-    if not url.startswith("postgres"):
-        url = "postgres://postgres@127.0.0.1:5432/postgres"
-    parts = urlsplit(url)
-    return url if reachable(parts.hostname or "127.0.0.1", parts.port or 5432) else None
-
-
-def _create_database(server_url: str) -> str:
-    import psycopg
-
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {BENCH_DB}")
-    base, _, _name = server_url.partition("?")[0].rpartition("/")
-    return f"{base}/{BENCH_DB}"
-
-
-def _drop_database(server_url: str) -> None:
-    import psycopg
-
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
 
 
 def _step(message: str) -> float:
@@ -269,7 +244,7 @@ def _purge(queue: str, broker_url: str) -> None:
 
 
 def main() -> list[dict]:
-    server = _server_url()
+    server = postgres_server_url()
     if server is None:
         print("no PostgreSQL on BENCH_DATABASE_URL, DATABASE_URL or 127.0.0.1:5432: reminder bench skipped")
         return [{"figure": "reminder selection over 1,000,000 certificates", "measured": "skipped: no PostgreSQL",
@@ -279,7 +254,7 @@ def main() -> list[dict]:
     broker_url = "redis://127.0.0.1:6379/0" if reachable(*REDIS) else "filesystem://"
     os.environ.update({
         "DJANGO_SETTINGS_MODULE": "certportal.settings",
-        "DATABASE_URL": _create_database(server),
+        "DATABASE_URL": (database_url := create_database(server, "reminders")),
         "CERTPORTAL_VAR_DIR": workdir,  # the file broker's folders: not the portal's own queue
         "CELERY_BROKER_URL": broker_url,
         "CELERY_TASK_DEFAULT_QUEUE": queue,  # nobody consumes it; deleted afterwards
@@ -290,7 +265,7 @@ def main() -> list[dict]:
     from django.core.management import call_command
     from django.utils import timezone
 
-    started = _step(f"creating {BENCH_DB} and migrating")
+    started = _step(f"migrating {database_url.rpartition('/')[2]}")
     call_command("migrate", verbosity=0)
     now = timezone.now()
     today = timezone.localdate(now)
@@ -304,7 +279,7 @@ def main() -> list[dict]:
         from django.db import connections
 
         connections.close_all()
-        _drop_database(server)
+        drop_database(server, database_url)
     for figure in figures:
         print(f"  {figure['figure']}: {figure['measured']}"
               + ("" if figure["ratio"] is None else f" -> {figure['ratio']:.2f}x (target {figure['target']})"))

@@ -1,12 +1,16 @@
 """Baselines measured in the same run and on the same server as the portal's own views."""
 
 from django.contrib import auth
+from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from django.shortcuts import render
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts.models import AuditEntry, User
 from certificates.models import Certificate
 from certificates.services import issue_certificate
+from notices.models import Notice
 
 
 def hello(request: HttpRequest) -> HttpResponse:
@@ -36,3 +40,16 @@ def issue(request: HttpRequest) -> HttpResponse:
     user = User.objects.get(login_id=request.POST["login_id"])
     issuance = issue_certificate(user=user, csr=request.POST["csr"], via=Certificate.Channel.OPERATOR)
     return HttpResponse(issuance.certificate.pem, status=201, content_type="application/x-pem-file")
+
+
+@login_required
+def peer_notices(request: HttpRequest) -> HttpResponse:
+    """The notices page's fair peer: a stock Django page with a database session doing the same reads.
+
+    Stock authentication loads the user; then the ID's newest certificate and the published
+    notices, rendered in a template like the notices page's.
+    """
+    now = timezone.now()
+    certificate = Certificate.objects.filter(owner=request.user).order_by("-not_after").first()
+    return render(request, "bench/peer.html", {"certificate": certificate,
+                                               "notices": list(Notice.objects.published(now))})

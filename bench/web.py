@@ -20,6 +20,7 @@ from http.cookies import SimpleCookie
 from pathlib import Path
 
 from . import load
+from .databases import create_database
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "Bench-password-2026"
@@ -33,17 +34,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _database_url(workdir: str) -> str:
+def _database_url(workdir: str) -> tuple[str | None, str]:
+    """(the PostgreSQL server's URL or None, this run's own database URL)."""
     url = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("DATABASE_URL", "")
     if not url.startswith("postgres"):
-        return f"sqlite:///{workdir}/bench.sqlite3"
-    import psycopg
-
-    base, _, _name = url.rpartition("/")
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS certportal_bench_web")
-        conn.execute("CREATE DATABASE certportal_bench_web")
-    return f"{base}/certportal_bench_web"
+        return None, f"sqlite:///{workdir}/bench.sqlite3"
+    return url, create_database(url, "web")
 
 
 def setup(workdir: str) -> None:

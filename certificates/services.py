@@ -189,6 +189,8 @@ def revoke_certificate(
 def supersede_older_certificates(*, newer: Certificate, now: datetime | None = None) -> list[Certificate]:
     """Once `newer` is first used to log in, the ID's older certificates are revoked as superseded."""
     now = now or timezone.now()
+    if newer.first_used_at is not None:
+        return []  # used before (first_used_at is never cleared): every login but the first takes no lock
     with transaction.atomic():
         newer = Certificate.objects.select_for_update().select_related("owner").get(pk=newer.pk)
         if newer.first_used_at is not None:

@@ -228,6 +228,13 @@ AUTH_USER_MODEL = "accounts.User"
 # backend refuses a known ID outright, so ModelBackend only answers for unknown IDs and loads session users.
 AUTHENTICATION_BACKENDS = ["accounts.backends.LockoutModelBackend", "django.contrib.auth.backends.ModelBackend"]
 
+# The first hasher makes every new hash; the others only verify older hashes, which are upgraded at the
+# ID's next successful login (accounts/hashers.py says why Argon2id at these costs).
+PASSWORD_HASHERS = [
+    "accounts.hashers.BankArgon2idHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator",
      "OPTIONS": {"user_attributes": ("login_id", "email")}},

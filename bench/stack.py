@@ -1,0 +1,118 @@
+"""The production path for `make bench`: Debian's nginx (mutual TLS) in front of gunicorn on PostgreSQL.
+
+The same deploy/nginx.conf and gunicorn worker set-up as deploy/certportal.service, with
+this run's ports, files and database. Used by the login and the notices-under-load figures.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NGINX = "/usr/sbin/nginx"
+PRODUCTION_WORKERS = 4  # deploy/certportal.service
+
+
+@dataclass
+class Stack:
+    https_port: int
+    ca_chain: Path
+    processes: list[subprocess.Popen] = field(default_factory=list)
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def production_env(base: dict[str, str], workdir: str) -> dict[str, str]:
+    return {
+        **base,
+        "CERTPORTAL_DEBUG": "false",
+        "CERTPORTAL_PUBLIC_BASE_URL": "https://localhost",
+        "CERTPORTAL_EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
+        "CERTPORTAL_SECRET_KEY": "bench-only-secret-key-0123456789-abcdefghijklmnop",
+        "CERTPORTAL_CA_PASSPHRASE": "bench-only-ca-passphrase-0123456789",
+        "CERTPORTAL_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "CERTPORTAL_TRUSTED_PROXIES": "127.0.0.1",
+        "CERTPORTAL_LOG_LEVEL": "WARNING",
+        "CERTPORTAL_VAR_DIR": workdir,
+        "CELERY_BROKER_URL": base.get("CELERY_BROKER_URL") or "filesystem://",
+    }
+
+
+def _wait(port: int, process: subprocess.Popen, name: str) -> None:
+    for _ in range(300):
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited during start-up")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{name} did not start")
+
+
+def start(env: dict[str, str], workdir: str, *, workers: int = PRODUCTION_WORKERS) -> Stack:
+    """gunicorn (sync workers, as in production) behind nginx; needs Django set up in this process."""
+    from certportal.run import gunicorn_command, prepare_tls
+
+    chain, _cert, _key = prepare_tls(["localhost", "127.0.0.1"], Path(workdir, "tls"))  # the same files for every stack
+    upstream = socket.socket()
+    upstream.bind(("127.0.0.1", 0))
+    upstream.listen(1024)
+    upstream_port = upstream.getsockname()[1]
+    gunicorn = subprocess.Popen(
+        gunicorn_command(bind=f"fd://{upstream.fileno()}", workers=workers, access_log=False),
+        cwd=ROOT, env=env, pass_fds=(upstream.fileno(),),
+    )
+    upstream.close()
+    stack = Stack(https_port=0, ca_chain=chain, processes=[gunicorn])
+    try:
+        _start_nginx(stack, workdir, upstream_port)
+        _wait(upstream_port, gunicorn, "gunicorn")
+        _wait(stack.https_port, stack.processes[-1], "nginx")
+    except BaseException:
+        stack.stop()
+        raise
+    return stack
+
+
+def _start_nginx(stack: Stack, workdir: str, upstream_port: int) -> None:
+    from django.core.management import call_command
+
+    from tests.servers import free_port, nginx_main_config, nginx_site
+
+    prefix = Path(tempfile.mkdtemp(prefix="nginx-", dir=workdir))
+    crl = prefix / "crl.pem"
+    with open(os.devnull, "w") as devnull:
+        call_command("export_crl", str(crl), stdout=devnull)
+    https_port, http_port = free_port(), free_port()
+    site = prefix / "certportal.conf"
+    site.write_text(nginx_site(https_port=https_port, http_port=http_port, upstream_port=upstream_port,
+                               tls_dir=stack.ca_chain.parent, crl=crl))
+    config = prefix / "nginx.conf"
+    # As many nginx workers as cores, as Debian's own nginx.conf has it.
+    config.write_text(nginx_main_config(prefix=prefix, site=site)
+                      .replace("worker_processes 1;", "worker_processes auto;")
+                      .replace("worker_connections 128;", "worker_connections 1024;")
+                      .replace(f"access_log {prefix / 'access.log'};", "access_log off;"))
+    nginx = subprocess.Popen([NGINX, "-p", str(prefix), "-c", str(config), "-e", str(prefix / "error.log")],
+                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    stack.https_port = https_port
+    stack.processes.append(nginx)
+
+
+def available() -> bool:
+    return Path(NGINX).exists() and sys.platform.startswith("linux")
