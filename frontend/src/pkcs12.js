@@ -4,12 +4,12 @@
 // OpenSSL 3 makes (RFC 7292; DER throughout; certificates first, then the key):
 //
 // - MODERN (`openssl pkcs12 -export`): certificates and key encrypted with PBES2 =
-//   PBKDF2-HMAC-SHA-256 + AES-256-CBC, HMAC-SHA-256 MAC. Windows 10 1709+ and 11, current
-//   macOS, iOS, Android, Firefox/NSS, OpenSSL 3 and Java open it.
+//   PBKDF2-HMAC-SHA-256 + AES-256-CBC, HMAC-SHA-256 MAC. Windows 10 1709+ and 11,
+//   Firefox/NSS, OpenSSL 3, Java and GnuTLS open it.
 // - COMPATIBILITY (`openssl pkcs12 -export -legacy`): key encrypted with
 //   pbeWithSHAAnd3-KeyTripleDES-CBC, certificates with pbeWithSHAAnd40BitRC2-CBC (they are
-//   public: the weak cipher only hides nothing secret), HMAC-SHA-1 MAC. For older macOS, iOS,
-//   Android and Windows Server 2016 and earlier, which refuse PBES2/AES.
+//   public, so the weak cipher guards nothing secret), HMAC-SHA-1 MAC. For macOS, iOS,
+//   Android and Windows before 10 1709 / Server 2016 and earlier, which refuse PBES2/AES.
 //
 // Every cipher and key derivation (PBKDF2, the PKCS#12 KDF of RFC 7292 B.2, AES, 3DES,
 // RC2, HMAC) and the DER encoder come from node-forge; this file only assembles them.
@@ -48,9 +48,8 @@ const OID = {
   sha256: "2.16.840.1.101.3.4.2.1",
 };
 
-// OpenSSL 3's defaults, which Windows (at most 10,000,000 iterations accepted), macOS, iOS,
-// Android and Java all open quickly; the file password (8+ characters, chosen by the
-// customer) is its real protection.
+// OpenSSL 3's defaults for both the encryption and the MAC: under every importer's cap and
+// quick on a phone; the file password (8+ characters, chosen by the customer) protects it.
 export const ITERATIONS = 2048;
 const SALT_BYTES = 8;
 
