@@ -162,16 +162,21 @@ function certificateBag(certificateDer, bagAttributes) {
   return sequence(bag);
 }
 
-function messageAuthentication(authenticatedSafe, password, digestName) {
-  const digest = DIGESTS[digestName];
-  const salt = randomBytes(SALT_BYTES);
+// RFC 7292 appendix B: the HMAC key comes from the PKCS#12 KDF (ID 3) with the MAC's own digest.
+function mac(digest, password, salt, iterations, data) {
   const length = digest.create().digestLength;
-  const key = forge.pbe.generatePkcs12Key(password, forge.util.createBuffer(salt), 3, ITERATIONS, length, digest.create());
+  const key = forge.pbe.generatePkcs12Key(password, forge.util.createBuffer(salt), 3, iterations, length, digest.create());
   const hmac = forge.hmac.create();
   hmac.start(digest.create(), key.getBytes());
-  hmac.update(authenticatedSafe);
-  const mac = hmac.digest().getBytes();
-  return sequence([sequence([sequence([oid(digest.oid), nul()]), octets(mac)]), octets(salt), integer(ITERATIONS)]);
+  hmac.update(data);
+  return hmac.digest().getBytes();
+}
+
+function macData(authenticatedSafe, password, digestName) {
+  const digest = DIGESTS[digestName];
+  const salt = randomBytes(SALT_BYTES);
+  const value = mac(digest, password, salt, ITERATIONS, authenticatedSafe);
+  return sequence([sequence([sequence([oid(digest.oid), nul()]), octets(value)]), octets(salt), integer(ITERATIONS)]);
 }
 
 /**
@@ -215,7 +220,7 @@ export async function makePkcs12({ profile, privateKeyPkcs8, certificateDer, cha
   const pfx = sequence([
     integer(3),
     sequence([oid(OID.data), explicit(0, octets(authenticatedSafe))]),
-    messageAuthentication(authenticatedSafe, password, profile.macDigest),
+    macData(authenticatedSafe, password, profile.macDigest),
   ]);
   return bytesOf(der(pfx));
 }
@@ -225,28 +230,27 @@ export async function makePkcs12({ profile, privateKeyPkcs8, certificateDer, cha
  * importer first checks the password. "opens", "wrong-password" or "not-pkcs12".
  */
 export function checkPkcs12(bytes, password) {
-  let macData;
+  let fields;
   let authenticatedSafe;
   let digest;
   try {
     const pfx = asn1.fromDer(binaryOf(bytes), { strict: true, decodeBitStrings: false });
-    const [version, authSafe, mac] = pfx.value;
-    if (asn1.derToInteger(version.value) !== 3 || !mac) return "not-pkcs12";
-    authenticatedSafe = authSafe.value[1].value[0].value;
-    macData = mac.value;
-    digest = Object.values(DIGESTS).find((d) => d.oid === asn1.derToOid(macData[0].value[0].value[0].value));
+    const [version, authSafe, macField] = pfx.value;
+    if (asn1.derToInteger(version.value) !== 3 || !macField) return "not-pkcs12";
+    // Files from other tools may split it BER's way, as a constructed OCTET STRING.
+    const content = authSafe.value[1].value[0];
+    authenticatedSafe = content.constructed ? content.value.map((part) => part.value).join("") : content.value;
+    fields = macField.value;
+    digest = Object.values(DIGESTS).find((d) => d.oid === asn1.derToOid(fields[0].value[0].value[0].value));
     if (typeof authenticatedSafe !== "string" || !digest) return "not-pkcs12";
   } catch {
     return "not-pkcs12";
   }
-  const expected = macData[0].value[1].value;
-  const salt = macData[1].value;
-  const iterations = macData[2] ? asn1.derToInteger(macData[2].value) : 1;
+  const [digestInfo, salt, iterationField] = fields;
+  const iterations = iterationField ? asn1.derToInteger(iterationField.value) : 1;
+  // A bound, so that a stray file cannot freeze the page.
   if (!(iterations >= 1 && iterations <= 10_000_000)) return "not-pkcs12";
-  const length = digest.create().digestLength;
-  const key = forge.pbe.generatePkcs12Key(password, forge.util.createBuffer(salt), 3, iterations, length, digest.create());
-  const hmac = forge.hmac.create();
-  hmac.start(digest.create(), key.getBytes());
-  hmac.update(authenticatedSafe);
-  return hmac.digest().getBytes() === expected ? "opens" : "wrong-password";
+  return mac(digest, password, salt.value, iterations, authenticatedSafe) === digestInfo.value[1].value
+    ? "opens"
+    : "wrong-password";
 }
