@@ -48,7 +48,7 @@ function pemBlocks(pem) {
   return pem.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) || [];
 }
 
-// The saved file's form, from the certificate the server issued and the key in this page.
+// Saves the PKCS#12 file in `profile`'s form: the issued certificate, its chain, this page's key.
 async function savePkcs12(state, profile, filename) {
   const bytes = await makePkcs12({
     profile,
@@ -71,7 +71,8 @@ async function showIssued(state) {
     issued = new DOMParser().parseFromString(await response.text(), "text/html");
   } catch (exception) {
     console.error(exception);
-    window.location.assign(state.issued.next);
+    // A moment for the browser to take the download before the page (and the key) goes.
+    setTimeout(() => window.location.assign(state.issued.next), 1000);
     return;
   }
   document.querySelector("main").replaceWith(document.adoptNode(issued.querySelector("main")));
