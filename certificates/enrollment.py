@@ -41,6 +41,7 @@ from accounts.throttle import (
     too_many_from_this_address,
 )
 
+from . import ca
 from .csr import CertificateRefused
 from .forms import ObtainIdentifyForm, OneTimeCodeForm
 from .json_body import UnreadableBody, read_json_object
@@ -92,10 +93,15 @@ def _issue(request: HttpRequest, *, user: User, via: Certificate.Channel, done_u
         status = 409 if refusal.code in ("issuance_in_progress", "has_valid_certificate") else 400
         return JsonResponse({"error": str(refusal.message), "code": refusal.code}, status=status)
     certificate = issuance.certificate
+    name = f"certportal-{user.login_id}-{certificate.serial_number}"
     return JsonResponse({
         "certificate": certificate.pem,
+        # The issuing CA and the root go into the file too: Windows and macOS show a complete
+        # chain, and an importer never has to fetch them.
+        "chain": ca.chain_pem(),
         "serial": certificate.serial_number,
-        "filename": f"certportal-{user.login_id}-{certificate.serial_number}.p12",
+        "filename": f"{name}.p12",
+        "compatibility_filename": f"{name}-compat.p12",
         "friendly_name": f"{user.login_id} ({certificate.serial_number})",
         "next": reverse(done_url_name, args=[certificate.serial_number]),
         "created": issuance.created,

@@ -217,11 +217,20 @@ def test_an_id_without_a_certificate_obtains_one_in_english_with_the_emailed_cod
     download_info.value.save_as(p12_path)
     page.wait_for_url("**/certificate/obtain/done/**", timeout=10_000)
     assert page.locator("h1").inner_text() == "Certificate issued (電子証明書発行 発行完了)"
+    assert page.locator("h1").evaluate("heading => heading === document.activeElement")
     shot(page, "14-obtain-issued")
+    # The issued screen still holds the key: it makes the compatibility file too.
+    with page.expect_download(timeout=15_000) as compatibility_info:
+        page.get_by_role("button", name="Save the compatibility file").click()
+    compatibility_path = tmp_path / compatibility_info.value.suggested_filename
+    compatibility_info.value.save_as(compatibility_path)
     context.close()
     assert errors == []
 
     new = charlie.certificates.get()
     assert new.issued_via == Certificate.Channel.OBTAIN
-    key, certificate, _chain = pkcs12.load_key_and_certificates(p12_path.read_bytes(), FILE_PASSWORD.encode())
-    assert portal_ca.spki_sha256(key.public_key()) == new.public_key_sha256
+    assert compatibility_path.name == f"certportal-charlie-admin-{new.serial_number}-compat.p12"
+    for path in (p12_path, compatibility_path):
+        key, certificate, chain = pkcs12.load_key_and_certificates(path.read_bytes(), FILE_PASSWORD.encode())
+        assert portal_ca.spki_sha256(key.public_key()) == new.public_key_sha256
+        assert len(chain) == 2  # the issuing CA and the root

@@ -127,7 +127,7 @@ def test_the_issued_screen_shows_the_new_certificate_and_what_to_do_next(
     assert f'<dd class="serial">{new.serial_number}</dd>' in html
     assert new.fingerprint_display in html
     assert timezone.localtime(new.not_after).strftime("%Y-%m-%d %H:%M:%S") in html
-    for platform in ("Windows", "macOS", "Linux (Chromium, Chrome)", "Firefox"):
+    for platform in ("Windows", "macOS", "iPhone", "Android", "Firefox", "Linux"):
         assert platform in html
     # The older certificate that may be deleted after the first login with the new one.
     older = re.search(r'<section class="older-certificates">(.*?)</section>', html, re.S).group(1)
@@ -150,11 +150,20 @@ def test_renewing_issues_a_certificate_for_the_pages_key_and_the_old_one_keeps_w
     new = Certificate.objects.get(serial_number=body["serial"])
     assert new.owner == alice and new.issued_via == Certificate.Channel.RENEWAL
     assert body["filename"] == f"certportal-alice-admin-{new.serial_number}.p12"
+    assert body["compatibility_filename"] == f"certportal-alice-admin-{new.serial_number}-compat.p12"
     assert body["next"] == reverse("renewal-done", args=[new.serial_number])
+    # The page puts the issuing CA and the root into the PKCS#12 files, after the certificate.
+    chain = x509.load_pem_x509_certificates(body["chain"].encode())
+    assert [c.subject for c in chain] == [issued.issuer, chain[1].issuer] and chain[1].subject == chain[1].issuer
     alice_cert.refresh_from_db()
     assert alice_cert.revoked_at is None and alice_cert.is_valid_at(timezone.now())
-    # The session bound to the old certificate is still good for the next screen.
-    assert browser.get(body["next"]).status_code == 200
+    # The session bound to the old certificate is still good for the next screen. Opened on its
+    # own (a reload), it holds no key: the compatibility file is explained, not offered.
+    done = browser.get(body["next"])
+    assert done.status_code == 200
+    html = done.content.decode()
+    assert '<div id="compatibility-offer" hidden' in html
+    assert '<p id="compatibility-unavailable">' in html and 'id="file-check"' in html
 
 
 def test_a_double_submit_of_the_same_request_gets_the_same_certificate(browser, alice):

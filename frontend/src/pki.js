@@ -1,7 +1,8 @@
-// Key, CSR and PKCS#12 for certportal's in-page enrollment, built with PKI.js and asn1js.
+// Key and CSR for certportal's in-page enrollment, built with PKI.js and asn1js (the PKCS#12
+// files are made in pkcs12.js).
 //
 // The private key is created here with WebCrypto and leaves this page only inside the
-// password-protected PKCS#12 file that the customer saves; the server sees the CSR alone.
+// password-protected PKCS#12 files that the customer saves; the server sees the CSR alone.
 import * as asn1js from "asn1js";
 import * as pkijs from "pkijs";
 
@@ -12,19 +13,8 @@ import * as pkijs from "pkijs";
 export const KEY_ALGORITHM = { name: "ECDSA", namedCurve: "P-256" };
 const SIGNATURE_HASH = "SHA-256";
 
-// PKCS#12 protection (RFC 7292 with RFC 8018 PBES2): the key bag is encrypted with
-// PBES2 = PBKDF2-HMAC-SHA-256 + AES-256-CBC, the whole file carries a SHA-256 MAC.
-// No RC2, no 3DES, no SHA-1. Iteration counts: high enough to slow guessing, low enough
-// for Windows' and NSS's importers to open the file without a noticeable wait.
-const PBKDF2_ITERATIONS = 100000;
-const MAC_ITERATIONS = 10000;
-
 const OID = {
   commonName: "2.5.4.3",
-  pkcs8ShroudedKeyBag: "1.2.840.113549.1.12.10.1.2",
-  certBag: "1.2.840.113549.1.12.10.1.3",
-  friendlyName: "1.2.840.113549.1.9.20",
-  localKeyId: "1.2.840.113549.1.9.21",
 };
 
 function engine() {
@@ -73,73 +63,4 @@ export async function buildCsr(keys, commonName) {
 
 export function parseCertificate(pem) {
   return pkijs.Certificate.fromBER(fromPem(pem));
-}
-
-function bagAttributes(localKeyId, friendlyName) {
-  return [
-    new pkijs.Attribute({ type: OID.localKeyId, values: [new asn1js.OctetString({ valueHex: localKeyId })] }),
-    new pkijs.Attribute({ type: OID.friendlyName, values: [new asn1js.BmpString({ value: friendlyName })] }),
-  ];
-}
-
-// The certificate and its private key in one password-protected PKCS#12 (.p12) file.
-export async function buildPkcs12({ privateKey, certificatePem, password, friendlyName }) {
-  const crypto_ = engine();
-  const certificate = parseCertificate(certificatePem);
-  const passwordBytes = new TextEncoder().encode(password).buffer;
-  const pkcs8 = await crypto.subtle.exportKey("pkcs8", privateKey);
-  const keyInfo = pkijs.PrivateKeyInfo.fromBER(pkcs8);
-  // localKeyId ties the key bag to the certificate bag, as Windows and NSS expect.
-  const localKeyId = await crypto.subtle.digest("SHA-256", certificate.toSchema().toBER(false));
-
-  const keyBag = new pkijs.PKCS8ShroudedKeyBag({ parsedValue: keyInfo });
-  await keyBag.makeInternalValues(
-    {
-      password: passwordBytes,
-      contentEncryptionAlgorithm: { name: "AES-CBC", length: 256 },
-      hmacHashAlgorithm: "SHA-256",
-      iterationCount: PBKDF2_ITERATIONS,
-    },
-    crypto_,
-  );
-
-  const pfx = new pkijs.PFX({
-    parsedValue: {
-      integrityMode: 0, // password-based integrity: the MAC below
-      authenticatedSafe: new pkijs.AuthenticatedSafe({
-        parsedValue: {
-          safeContents: [
-            {
-              privacyMode: 0, // the key bag is shrouded itself; the certificate is public
-              value: new pkijs.SafeContents({
-                safeBags: [
-                  new pkijs.SafeBag({
-                    bagId: OID.pkcs8ShroudedKeyBag,
-                    bagValue: keyBag,
-                    bagAttributes: bagAttributes(localKeyId, friendlyName),
-                  }),
-                  new pkijs.SafeBag({
-                    bagId: OID.certBag,
-                    bagValue: new pkijs.CertBag({ parsedValue: certificate }),
-                    bagAttributes: bagAttributes(localKeyId, friendlyName),
-                  }),
-                ],
-              }),
-            },
-          ],
-        },
-      }),
-    },
-  });
-  await pfx.parsedValue.authenticatedSafe.makeInternalValues({ safeContents: [{}] }, crypto_);
-  await pfx.makeInternalValues(
-    {
-      password: passwordBytes,
-      iterations: MAC_ITERATIONS,
-      pbkdf2HashAlgorithm: "SHA-256",
-      hmacHashAlgorithm: "SHA-256",
-    },
-    crypto_,
-  );
-  return pfx.toSchema().toBER(false);
 }
