@@ -6,9 +6,10 @@ Two ways a certificate reaches Django, and only these two:
   connection, `request.META["gunicorn.socket"].getpeercert(binary_form=True)`;
 - nginx terminated TLS in front of gunicorn (production): nginx passes the certificate it
   verified, URL-escaped PEM in settings.CLIENT_CERT_HEADER with settings.CLIENT_VERIFY_HEADER
-  "SUCCESS". Those headers are believed only from settings.TRUSTED_PROXY_ADDRESSES; anyone
-  else sending them is trying to pose as a certificate holder, so the request is refused
-  and audited.
+  "SUCCESS". Those headers are believed only from nginx: with settings.PROXY_SOCKET, from a
+  request that arrived on gunicorn's unix socket (which only nginx's user can open), else from
+  settings.TRUSTED_PROXY_ADDRESSES. Anyone else sending them is trying to pose as a
+  certificate holder, so the request is refused and audited.
 
 ClientCertificateMiddleware (first in MIDDLEWARE) sets `request.client_certificate_der`
 (bytes or None), `request.client_certificate` (the portal's Certificate with that
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import socket
 from collections.abc import Callable
 from urllib.parse import unquote
 
@@ -61,7 +63,19 @@ def fingerprint(der: bytes) -> str:
 
 
 def _from_trusted_proxy(request: HttpRequest) -> bool:
+    if settings.PROXY_SOCKET:
+        return arrived_on_unix_socket(request)
     return request.META.get("REMOTE_ADDR") in settings.TRUSTED_PROXY_ADDRESSES
+
+
+def arrived_on_unix_socket(request: HttpRequest) -> bool:
+    """Whether gunicorn accepted this request's connection on a unix socket, not on TCP.
+
+    Asked of the connection itself: gunicorn's REMOTE_ADDR is merely empty on a unix socket,
+    which is not something to trust a header on.
+    """
+    connection = request.META.get("gunicorn.socket")
+    return getattr(connection, "family", None) == socket.AF_UNIX
 
 
 def _carries_certificate_headers(request: HttpRequest) -> bool:
@@ -72,7 +86,7 @@ def client_address(request: HttpRequest) -> str | None:
     """The customer's IP address: the proxy's X-Real-IP when behind it, else the peer's."""
     if _from_trusted_proxy(request) and request.META.get(REAL_IP_HEADER):
         return request.META[REAL_IP_HEADER]
-    return request.META.get("REMOTE_ADDR")
+    return request.META.get("REMOTE_ADDR") or None  # gunicorn's is "" on a unix socket
 
 
 def read_client_certificate(request: HttpRequest) -> bytes | None:
@@ -118,7 +132,7 @@ class ClientCertificateMiddleware:
         except UntrustedProxyHeader:
             audit.record(
                 AuditEntry.Action.UNTRUSTED_PROXY_HEADER,
-                remote_addr=request.META.get("REMOTE_ADDR"),
+                remote_addr=request.META.get("REMOTE_ADDR") or None,
                 path=request.path[:200],
                 user_agent=request.META.get("HTTP_USER_AGENT", "")[:200],
             )

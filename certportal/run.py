@@ -64,16 +64,17 @@ def prepare_tls(hostnames: list[str], directory: Path | None = None) -> tuple[Pa
 
 
 def gunicorn_command(
-    *, bind: str, chain: Path | None = None, cert: Path | None = None, key: Path | None = None, workers: int = 2,
-    access_log: bool = True,
+    *, bind: str | list[str], chain: Path | None = None, cert: Path | None = None, key: Path | None = None,
+    workers: int = 2, access_log: bool = True,
 ) -> list[str]:
     """gunicorn serving the portal: its own TLS when given a certificate, plain HTTP behind nginx otherwise.
 
-    `bind` is host:port, or fd://N for a socket the caller already listens on.
+    `bind` is host:port, unix:PATH, or fd://N for a socket the caller already listens on (or a list of them).
     """
+    binds = [bind] if isinstance(bind, str) else bind
     command = [
         sys.executable, "-m", "gunicorn", "certportal.wsgi:application",
-        "--bind", bind, "--workers", str(workers),
+        *(argument for address in binds for argument in ("--bind", address)), "--workers", str(workers),
         "--no-control-socket",  # gunicorn 27 would otherwise share ~/.gunicorn/gunicorn.ctl between instances
     ]
     if cert is not None:

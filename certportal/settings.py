@@ -273,7 +273,18 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
 # Addresses of the TLS-terminating proxy (nginx) whose client-certificate headers are trusted.
+# How Django knows a request came through nginx, which alone may pass the client certificate.
+# Production: gunicorn listens only on a unix socket that only nginx's user can open
+# (deploy/certportal.socket); the headers are believed on requests that arrived on a unix
+# socket and on no other. The addresses below are for set-ups that need TCP between nginx and
+# gunicorn (deploy/README.md says what that risks): every local process can use those addresses.
+PROXY_SOCKET = env_bool("CERTPORTAL_PROXY_SOCKET", False)
 TRUSTED_PROXY_ADDRESSES = env_list("CERTPORTAL_TRUSTED_PROXIES", [])
+if PROXY_SOCKET and TRUSTED_PROXY_ADDRESSES:
+    raise ImproperlyConfigured(
+        "CERTPORTAL_PROXY_SOCKET and CERTPORTAL_TRUSTED_PROXIES are two ways of trusting nginx: set only one "
+        "(the unix socket, unless nginx must reach gunicorn over TCP)."
+    )
 for _address in TRUSTED_PROXY_ADDRESSES:
     try:
         ipaddress.ip_address(_address)
@@ -282,7 +293,7 @@ for _address in TRUSTED_PROXY_ADDRESSES:
 # nginx: proxy_set_header X-SSL-Client-Cert $ssl_client_escaped_cert; X-SSL-Client-Verify $ssl_client_verify.
 CLIENT_CERT_HEADER = "HTTP_X_SSL_CLIENT_CERT"
 CLIENT_VERIFY_HEADER = "HTTP_X_SSL_CLIENT_VERIFY"
-if TRUSTED_PROXY_ADDRESSES:
+if PROXY_SOCKET or TRUSTED_PROXY_ADDRESSES:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # --- accounts -------------------------------------------------------------------------
