@@ -14,8 +14,8 @@ Two ways a certificate reaches Django, and only these two:
 ClientCertificateMiddleware (first in MIDDLEWARE) sets `request.client_certificate_der`
 (bytes or None), `request.client_certificate` (the portal's Certificate with that
 fingerprint, or None) and `request.client_address` (the customer's address, not the
-proxy's). CertificateSessionMiddleware keeps a customer's session bound to the certificate
-used at login: another certificate, or none, on a later request ends the session.
+proxy's). CertificateSessionMiddleware keeps a session (a customer's or an operator's) bound
+to the certificate used at login: another certificate, or none, on a later request ends it.
 """
 
 from __future__ import annotations
@@ -113,6 +113,22 @@ def read_client_certificate(request: HttpRequest) -> bytes | None:
     return getpeercert(binary_form=True) or None
 
 
+def session_bound_to_this_certificate(request: HttpRequest) -> bool:
+    """The session was opened by a certificate login, and this request presents that same certificate of its user.
+
+    CertificateSessionMiddleware already ends a session whose certificate changed; a site asks
+    again so that it never depends on the middleware's order.
+    """
+    bound = request.session.get(SESSION_CERTIFICATE_KEY)
+    certificate = getattr(request, "client_certificate", None)
+    return (
+        bound is not None
+        and certificate is not None
+        and certificate.fingerprint_sha256 == bound
+        and certificate.owner_id == request.user.pk
+    )
+
+
 class ClientCertificateMiddleware:
     """First in MIDDLEWARE: a forged certificate header is refused before anything else answers.
 
@@ -191,8 +207,8 @@ class CertificateSessionMiddleware:
     def _end_session_not_bound_to(self, request: HttpRequest) -> HttpResponse | None:
         """Log out a certificate-bound session whose connection no longer has that certificate.
 
-        Only sessions opened by the certificate login carry the binding; operators' sessions
-        (the bank's admin site, password only) carry none and are left alone.
+        Sessions opened by either certificate login (customers' and operators') carry the binding;
+        one without it (none is opened so) is left to the sites, which refuse it.
         """
         bound = request.session.get(SESSION_CERTIFICATE_KEY)
         if bound is None:
@@ -222,4 +238,4 @@ class CertificateSessionMiddleware:
         ) if reason == "certificate_no_longer_valid" else _(
             "You were logged out because the certificate of this connection is not the one used to log in."
         ))
-        return HttpResponseRedirect(reverse("login"))
+        return HttpResponseRedirect(reverse("admin:login" if user is not None and user.is_operator else "login"))

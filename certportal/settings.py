@@ -163,7 +163,7 @@ for _name, _url in (("CERTPORTAL_PUBLIC_BASE_URL", PUBLIC_BASE_URL), ("CERTPORTA
         raise ImproperlyConfigured(f"{_name} must be an http(s) URL, not {_url!r}")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "certportal.apps.OperatorAdminConfig",  # django.contrib.admin; its site asks for an operator's certificate
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -222,9 +222,9 @@ DATABASES = {
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
-# Password sign-in (the operators' admin) counts failures toward the lock and audits them; the lockout
-# backend refuses a known ID outright, so ModelBackend only answers for unknown IDs and loads session users.
-AUTHENTICATION_BACKENDS = ["accounts.backends.LockoutModelBackend", "django.contrib.auth.backends.ModelBackend"]
+# No password-only sign-in: both logins check the certificate, then the password (counted), themselves.
+# The first backend refuses every authenticate(); ModelBackend loads the user of a session.
+AUTHENTICATION_BACKENDS = ["accounts.backends.CertificateLoginOnlyBackend", "django.contrib.auth.backends.ModelBackend"]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator",
