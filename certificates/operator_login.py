@@ -19,6 +19,7 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.views import LoginView
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -103,6 +104,9 @@ class OperatorLoginView(LoginView):
     """LoginView whose session is bound to the certificate, audited, and retires older certificates."""
 
     form_class = OperatorLoginForm
+
+    def get_default_redirect_url(self) -> str:
+        return reverse("admin:index")  # not settings.LOGIN_REDIRECT_URL, the customers' notices
 
     def form_valid(self, form: OperatorLoginForm) -> HttpResponse:
         request: HttpRequest = self.request

@@ -16,7 +16,7 @@ from cryptography import x509
 from accounts.models import AuditEntry
 from certificates.services import revoke_certificate
 
-from .clients import issue_for
+from .clients import issue_for, issue_for_operator
 from .conftest import PASSWORD
 from .servers import BASE_DIR, Browser, plain_get, write_client_files
 
@@ -125,3 +125,30 @@ def test_nginx_refuses_a_revoked_certificate_by_its_crl_with_a_page_that_explain
 def _error_log(portal) -> str:
     log = portal.servers[0].log.parent / "error.log"
     return log.read_text(errors="replace") if log.exists() else ""
+
+
+def test_nginx_lets_only_an_operators_certificate_reach_the_operators_login(
+    nginx_portal, alice, alice_certificate, olivia, tmp_path
+):
+    certificate, key = issue_for_operator(olivia)
+    olivias_files = write_client_files(tmp_path / "olivia", certificate, key)
+    _alices, alices_files = alice_certificate
+
+    for files in (None, alices_files):
+        browser = Browser(nginx_portal, files)
+        for path in ("/operator/", "/operator/login/", "//operator/login/", "/%6Fperator/login/"):
+            response = browser.get(path)
+            assert response.status == 403, (path, nginx_portal.logs())
+            assert "csrftoken" not in browser.cookies and "nginx" in response.text  # nginx's own page
+        assert browser.request("POST", "/operator/login/", form={"username": olivia.login_id,
+                                                                  "password": PASSWORD}).status == 403
+    # Django was never asked: not one login attempt, not one audit entry of the operators' site.
+    assert not AuditEntry.objects.filter(detail__site="operator").exists()
+
+    olivias = Browser(nginx_portal, olivias_files, language="en")
+    assert olivias.get("/operator/login/").status == 200
+    response = olivias.post_form("/operator/login/", {"username": olivia.login_id, "password": PASSWORD})
+    assert (response.status, response.location) == (302, "/operator/"), response.text[:2000]
+    assert olivias.get("/operator/").status == 200
+    entry = AuditEntry.objects.get(action=AuditEntry.Action.LOGIN_SUCCEEDED, subject=olivia)
+    assert entry.certificate_serial == certificate.serial_number and entry.remote_addr == "127.0.0.1"
