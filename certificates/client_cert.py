@@ -6,21 +6,23 @@ Two ways a certificate reaches Django, and only these two:
   connection, `request.META["gunicorn.socket"].getpeercert(binary_form=True)`;
 - nginx terminated TLS in front of gunicorn (production): nginx passes the certificate it
   verified, URL-escaped PEM in settings.CLIENT_CERT_HEADER with settings.CLIENT_VERIFY_HEADER
-  "SUCCESS". Those headers are believed only from settings.TRUSTED_PROXY_ADDRESSES; anyone
-  else sending them is trying to pose as a certificate holder, so the request is refused
-  and audited.
+  "SUCCESS". Those headers are believed only from nginx: with settings.PROXY_SOCKET, from a
+  request that arrived on gunicorn's unix socket (which only nginx's user can open), else from
+  settings.TRUSTED_PROXY_ADDRESSES. Anyone else sending them is trying to pose as a
+  certificate holder, so the request is refused and audited.
 
 ClientCertificateMiddleware (first in MIDDLEWARE) sets `request.client_certificate_der`
 (bytes or None), `request.client_certificate` (the portal's Certificate with that
 fingerprint, or None) and `request.client_address` (the customer's address, not the
-proxy's). CertificateSessionMiddleware keeps a customer's session bound to the certificate
-used at login: another certificate, or none, on a later request ends the session.
+proxy's). CertificateSessionMiddleware keeps a session (a customer's or an operator's) bound
+to the certificate used at login: another certificate, or none, on a later request ends it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import socket
 from collections.abc import Callable
 from urllib.parse import unquote
 
@@ -61,7 +63,19 @@ def fingerprint(der: bytes) -> str:
 
 
 def _from_trusted_proxy(request: HttpRequest) -> bool:
+    if settings.PROXY_SOCKET:
+        return arrived_on_unix_socket(request)
     return request.META.get("REMOTE_ADDR") in settings.TRUSTED_PROXY_ADDRESSES
+
+
+def arrived_on_unix_socket(request: HttpRequest) -> bool:
+    """Whether gunicorn accepted this request's connection on a unix socket, not on TCP.
+
+    Asked of the connection itself: gunicorn's REMOTE_ADDR is merely empty on a unix socket,
+    which is not something to trust a header on.
+    """
+    connection = request.META.get("gunicorn.socket")
+    return getattr(connection, "family", None) == socket.AF_UNIX
 
 
 def _carries_certificate_headers(request: HttpRequest) -> bool:
@@ -72,7 +86,7 @@ def client_address(request: HttpRequest) -> str | None:
     """The customer's IP address: the proxy's X-Real-IP when behind it, else the peer's."""
     if _from_trusted_proxy(request) and request.META.get(REAL_IP_HEADER):
         return request.META[REAL_IP_HEADER]
-    return request.META.get("REMOTE_ADDR")
+    return request.META.get("REMOTE_ADDR") or None  # gunicorn's is "" on a unix socket
 
 
 def read_client_certificate(request: HttpRequest) -> bytes | None:
@@ -99,6 +113,22 @@ def read_client_certificate(request: HttpRequest) -> bytes | None:
     return getpeercert(binary_form=True) or None
 
 
+def session_bound_to_this_certificate(request: HttpRequest) -> bool:
+    """The session was opened by a certificate login, and this request presents that same certificate of its user.
+
+    CertificateSessionMiddleware already ends a session whose certificate changed; a site asks
+    again so that it never depends on the middleware's order.
+    """
+    bound = request.session.get(SESSION_CERTIFICATE_KEY)
+    certificate = getattr(request, "client_certificate", None)
+    return (
+        bound is not None
+        and certificate is not None
+        and certificate.fingerprint_sha256 == bound
+        and certificate.owner_id == request.user.pk
+    )
+
+
 class ClientCertificateMiddleware:
     """First in MIDDLEWARE: a forged certificate header is refused before anything else answers.
 
@@ -118,7 +148,7 @@ class ClientCertificateMiddleware:
         except UntrustedProxyHeader:
             audit.record(
                 AuditEntry.Action.UNTRUSTED_PROXY_HEADER,
-                remote_addr=request.META.get("REMOTE_ADDR"),
+                remote_addr=request.META.get("REMOTE_ADDR") or None,
                 path=request.path[:200],
                 user_agent=request.META.get("HTTP_USER_AGENT", "")[:200],
             )
@@ -177,8 +207,8 @@ class CertificateSessionMiddleware:
     def _end_session_not_bound_to(self, request: HttpRequest) -> HttpResponse | None:
         """Log out a certificate-bound session whose connection no longer has that certificate.
 
-        Only sessions opened by the certificate login carry the binding; operators' sessions
-        (the bank's admin site, password only) carry none and are left alone.
+        Sessions opened by either certificate login (customers' and operators') carry the binding;
+        one without it (none is opened so) is left to the sites, which refuse it.
         """
         bound = request.session.get(SESSION_CERTIFICATE_KEY)
         if bound is None:
@@ -208,4 +238,4 @@ class CertificateSessionMiddleware:
         ) if reason == "certificate_no_longer_valid" else _(
             "You were logged out because the certificate of this connection is not the one used to log in."
         ))
-        return HttpResponseRedirect(reverse("login"))
+        return HttpResponseRedirect(reverse("admin:login" if user is not None and user.is_operator else "login"))

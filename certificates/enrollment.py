@@ -61,7 +61,7 @@ PREPARE_SECONDS = 2
 
 
 def _remote_addr(request: HttpRequest) -> str | None:
-    return getattr(request, "client_address", None) or request.META.get("REMOTE_ADDR")
+    return getattr(request, "client_address", None) or request.META.get("REMOTE_ADDR") or None
 
 
 def _customer(request: HttpRequest) -> User:

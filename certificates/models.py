@@ -62,6 +62,8 @@ class Certificate(models.Model):
         OBTAIN = "obtain", _("obtained from the login screen")
         RENEWAL = "renewal", _("renewal")
         OPERATOR = "operator", _("issued by an operator")
+        # A bank operator's own certificate for the operators' site (manage.py issue_operator_certificate).
+        OPERATOR_ACCESS = "operator_access", _("operator's access to the operators' site")
 
     class State(models.TextChoices):
         VALID = "valid", _("valid")

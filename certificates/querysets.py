@@ -53,9 +53,10 @@ class CertificateQuerySet(QuerySet):
         `today` (days left = expiry date - today, 0..threshold) and are still unexpired at `now`.
 
         "Within", not "exactly": a day the reminder job missed is caught up the next day.
+        Customers' certificates only: an operator renews theirs with manage.py issue_operator_certificate.
         """
         now = now or timezone.now()
         last_day_end = datetime.combine(today + timedelta(days=threshold_days + 1), time.min)
-        return self.current().filter(
+        return self.current().exclude(issued_via=self.model.Channel.OPERATOR_ACCESS).filter(
             not_after__gt=now, not_after__lt=timezone.make_aware(last_day_end, timezone.get_default_timezone())
         )

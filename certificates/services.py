@@ -42,12 +42,20 @@ class Issuance:
     created: bool  # False when the same CSR was sent again and the earlier certificate returned
 
 
+# The organizational unit of a bank operator's certificate. A customer's is its contract number
+# (digits only), so the two never meet: nginx tells an operator's certificate by it
+# (deploy/nginx.conf, map $certportal_operator) before a request for /operator/ reaches Django.
+OPERATOR_UNIT = "Bank operators"
+
+
 def subject_for(user: User) -> x509.Name:
     """The portal decides the subject from the ID; the CSR's subject is ignored."""
     return x509.Name([
         x509.NameAttribute(NameOID.COUNTRY_NAME, "JP"),
         x509.NameAttribute(NameOID.ORGANIZATION_NAME, settings.CA_ORGANIZATION),
-        x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, user.contract.number),
+        x509.NameAttribute(
+            NameOID.ORGANIZATIONAL_UNIT_NAME, OPERATOR_UNIT if user.contract_id is None else user.contract.number
+        ),
         x509.NameAttribute(NameOID.COMMON_NAME, user.login_id),
     ])
 
@@ -65,6 +73,7 @@ def issue_certificate(
     actor: User | None = None,
     now: datetime | None = None,
     remote_addr: str | None = None,
+    issued_by: str | None = None,
 ) -> Issuance:
     """Issue a one-year client certificate for `user` from `csr`.
 
@@ -72,11 +81,14 @@ def issue_certificate(
     moments ago and not yet used holds the slot, so a double submit or a second tab
     gets the same certificate back (same CSR) or a clear refusal (another CSR). Obtaining
     (電子証明書取得) is for an ID with no certificate in use; one that has one renews it.
+    Only the OPERATOR_ACCESS channel issues to a bank operator, and to nobody else.
+    `issued_by` names who ran a command (the OS account) in the audit entry.
     """
     now = (now or timezone.now()).replace(microsecond=0)
     try:
         request = load_csr(csr)
-        return _issue(user=user, request=request, via=via, actor=actor, now=now, remote_addr=remote_addr)
+        return _issue(user=user, request=request, via=via, actor=actor, now=now, remote_addr=remote_addr,
+                      issued_by=issued_by)
     except CertificateRefused as refusal:
         audit.record(
             AuditEntry.Action.ISSUANCE_REFUSED, subject=user, actor=actor, reason=refusal.code, via=str(via),
@@ -85,12 +97,15 @@ def issue_certificate(
         raise
 
 
-def _issue(*, user, request, via, actor, now, remote_addr) -> Issuance:
+def _issue(*, user, request, via, actor, now, remote_addr, issued_by) -> Issuance:
     public_key = request.public_key()
     key_hash = ca.spki_sha256(public_key)
     with transaction.atomic():
         user = User.objects.select_for_update(of=("self",)).select_related("contract").get(pk=user.pk)
-        if user.contract_id is None:
+        if via == Certificate.Channel.OPERATOR_ACCESS:
+            if not user.is_operator:
+                raise IssuanceRefused("not_an_operator", _("Operators' certificates go only to bank operators."))
+        elif user.contract_id is None:
             raise IssuanceRefused("not_a_customer_id", _("Certificates are issued only to customers' IDs."))
         if user.state == User.State.SUSPENDED:
             raise IssuanceRefused("id_suspended", _("This ID is suspended; certificates cannot be issued for it."))
@@ -143,6 +158,7 @@ def _issue(*, user, request, via, actor, now, remote_addr) -> Issuance:
         audit.record(
             AuditEntry.Action.CERTIFICATE_ISSUED, subject=user, actor=actor,
             certificate_serial=certificate.serial_number, via=str(via), remote_addr=remote_addr,
+            issued_by=issued_by,
         )
         # An earlier certificate issued but never used (an abandoned renewal) can no longer be.
         for abandoned in pending:

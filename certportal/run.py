@@ -23,6 +23,7 @@ from pathlib import Path
 
 import django
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "certportal.settings")
 
@@ -68,17 +69,68 @@ def prepare_tls(hostnames: list[str], directory: Path | None = None) -> tuple[Pa
     return chain, cert_path, key_path
 
 
+# seed_demo's operator, and the password of its certificate file (a demo, on a developer's machine).
+DEMO_OPERATOR = "bank-operator"
+DEMO_OPERATOR_FILE_PASSWORD = "Operator-file-demo-2026"  # noqa: S105 (printed, as seed_demo's passwords are)
+
+
+def prepare_operator_certificate(directory: Path | None = None, *, login_id: str = DEMO_OPERATOR) -> Path | None:
+    """The demo operator's certificate as a PKCS#12 file (mode 0600) to import; var/tls by default.
+
+    Kept across runs while the certificate in it is the operator's and valid for another week;
+    otherwise a new one is issued, as `manage.py issue_operator_certificate --pkcs12` would.
+    None when there is no such operator (seed_demo not run).
+    """
+    from cryptography.hazmat.primitives.serialization import pkcs12
+    from django.conf import settings
+    from django.utils import timezone
+
+    from accounts.models import User
+    from certificates.client_cert import fingerprint
+    from certificates.csr import CertificateRefused
+    from certificates.models import Certificate
+    from certificates.operator_access import issue_operator_pkcs12, write_private_file
+
+    operator = User.objects.filter(login_id=login_id, contract__isnull=True, is_staff=True).first()
+    if operator is None:
+        return None
+    path = (directory or Path(settings.VAR_DIR) / "tls") / f"{login_id}.p12"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    now = timezone.now()
+    if path.exists():
+        try:
+            _key, existing, _chain = pkcs12.load_key_and_certificates(
+                path.read_bytes(), DEMO_OPERATOR_FILE_PASSWORD.encode()
+            )
+        except ValueError:
+            existing = None
+        if existing is not None and Certificate.objects.valid(now).filter(
+            owner=operator, fingerprint_sha256=fingerprint(existing.public_bytes(serialization.Encoding.DER)),
+            not_after__gt=now + timedelta(days=7),
+        ).exists():
+            return path
+    try:
+        bundle = issue_operator_pkcs12(operator=operator, password=DEMO_OPERATOR_FILE_PASSWORD,
+                                       issued_by="make run (certportal.run)", now=now)
+    except CertificateRefused as refusal:
+        print(f"No operator certificate file this time: {refusal.message}")
+        return None
+    write_private_file(path, bundle.pkcs12)
+    return path
+
+
 def gunicorn_command(
-    *, bind: str, chain: Path | None = None, cert: Path | None = None, key: Path | None = None, workers: int = 2,
-    access_log: bool = True,
+    *, bind: str | list[str], chain: Path | None = None, cert: Path | None = None, key: Path | None = None,
+    workers: int = 2, access_log: bool = True,
 ) -> list[str]:
     """gunicorn serving the portal: its own TLS when given a certificate, plain HTTP behind nginx otherwise.
 
-    `bind` is host:port, or fd://N for a socket the caller already listens on.
+    `bind` is host:port, unix:PATH, or fd://N for a socket the caller already listens on (or a list of them).
     """
+    binds = [bind] if isinstance(bind, str) else bind
     command = [
         sys.executable, "-m", "gunicorn", "certportal.wsgi:application",
-        "--bind", bind, "--workers", str(workers),
+        *(argument for address in binds for argument in ("--bind", address)), "--workers", str(workers),
         "--no-control-socket",  # gunicorn 27 would otherwise share ~/.gunicorn/gunicorn.ctl between instances
     ]
     if cert is not None:
@@ -134,7 +186,14 @@ def main() -> None:
     url = f"https://{args.host}:{args.port}/"
     print(f"\ncertportal is at {url}")
     print(f"Trust its CA to avoid the browser warning: import {chain} as a trusted authority")
-    print("  (Linux/Chromium: certutil -d sql:$HOME/.pki/nssdb -A -t C,, -n certportal -i " + str(chain) + ")\n")
+    print("  (Linux/Chromium: certutil -d sql:$HOME/.pki/nssdb -A -t C,, -n certportal -i " + str(chain) + ")")
+    operator_file = prepare_operator_certificate()
+    if operator_file is not None:
+        print(f"Operators' site {url}operator/: import {operator_file} into the browser (file password "
+              f"{DEMO_OPERATOR_FILE_PASSWORD};\n  Linux/Chromium: pk12util -d sql:$HOME/.pki/nssdb -i "
+              f"{operator_file}), restart it, choose that certificate and log in as {DEMO_OPERATOR} with its "
+              "password above.")
+    print()
     processes = [
         subprocess.Popen(gunicorn_command(bind=f"{args.host}:{args.port}", chain=chain, cert=cert, key=key)),
         subprocess.Popen([sys.executable, "-m", "celery", "-A", "certportal", "worker", "--beat",

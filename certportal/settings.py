@@ -163,7 +163,7 @@ for _name, _url in (("CERTPORTAL_PUBLIC_BASE_URL", PUBLIC_BASE_URL), ("CERTPORTA
         raise ImproperlyConfigured(f"{_name} must be an http(s) URL, not {_url!r}")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "certportal.apps.OperatorAdminConfig",  # django.contrib.admin; its site asks for an operator's certificate
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -224,9 +224,9 @@ DATABASES = {
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
-# Password sign-in (the operators' admin) counts failures toward the lock and audits them; the lockout
-# backend refuses a known ID outright, so ModelBackend only answers for unknown IDs and loads session users.
-AUTHENTICATION_BACKENDS = ["accounts.backends.LockoutModelBackend", "django.contrib.auth.backends.ModelBackend"]
+# No password-only sign-in: both logins check the certificate, then the password (counted), themselves.
+# The first backend refuses every authenticate(); ModelBackend loads the user of a session.
+AUTHENTICATION_BACKENDS = ["accounts.backends.CertificateLoginOnlyBackend", "django.contrib.auth.backends.ModelBackend"]
 
 # The first hasher makes every new hash; the others only verify older hashes, which are upgraded at the
 # ID's next successful login (accounts/hashers.py says why Argon2id at these costs).
@@ -286,7 +286,18 @@ X_FRAME_OPTIONS = "DENY"
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
 # Addresses of the TLS-terminating proxy (nginx) whose client-certificate headers are trusted.
+# How Django knows a request came through nginx, which alone may pass the client certificate.
+# Production: gunicorn listens only on a unix socket that only nginx's user can open
+# (deploy/certportal.socket); the headers are believed on requests that arrived on a unix
+# socket and on no other. The addresses below are for set-ups that need TCP between nginx and
+# gunicorn (deploy/README.md says what that risks): every local process can use those addresses.
+PROXY_SOCKET = env_bool("CERTPORTAL_PROXY_SOCKET", False)
 TRUSTED_PROXY_ADDRESSES = env_list("CERTPORTAL_TRUSTED_PROXIES", [])
+if PROXY_SOCKET and TRUSTED_PROXY_ADDRESSES:
+    raise ImproperlyConfigured(
+        "CERTPORTAL_PROXY_SOCKET and CERTPORTAL_TRUSTED_PROXIES are two ways of trusting nginx: set only one "
+        "(the unix socket, unless nginx must reach gunicorn over TCP)."
+    )
 for _address in TRUSTED_PROXY_ADDRESSES:
     try:
         ipaddress.ip_address(_address)
@@ -295,7 +306,7 @@ for _address in TRUSTED_PROXY_ADDRESSES:
 # nginx: proxy_set_header X-SSL-Client-Cert $ssl_client_escaped_cert; X-SSL-Client-Verify $ssl_client_verify.
 CLIENT_CERT_HEADER = "HTTP_X_SSL_CLIENT_CERT"
 CLIENT_VERIFY_HEADER = "HTTP_X_SSL_CLIENT_VERIFY"
-if TRUSTED_PROXY_ADDRESSES:
+if PROXY_SOCKET or TRUSTED_PROXY_ADDRESSES:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # --- accounts -------------------------------------------------------------------------

@@ -18,9 +18,10 @@ from cryptography.x509.oid import NameOID
 from django.test import Client
 
 from certificates.models import Certificate
+from certificates.operator_access import issue_operator_certificate
 from certificates.services import issue_certificate
 
-from .conftest import make_csr
+from .conftest import PASSWORD, make_csr
 
 PROXY_ADDRESS = "127.0.0.1"
 
@@ -65,3 +66,24 @@ class CertificateClient(Client):
 
     def __init__(self, certificate: Certificate | None = None, **defaults) -> None:
         super().__init__(**{**certificate_headers(certificate), **defaults})
+
+
+def issue_for_operator(operator, *, now=None) -> tuple[Certificate, object]:
+    """Issue a bank operator's own certificate, as manage.py issue_operator_certificate does."""
+    pem, key = make_csr()
+    issuance = issue_operator_certificate(operator=operator, csr=pem, issued_by="tests", now=now)
+    return issuance.certificate, key
+
+
+def operator_signed_in(operator, certificate: Certificate | None = None, **defaults) -> CertificateClient:
+    """A browser holding the operator's certificate, logged in through the operators' login form.
+
+    Needs the `behind_proxy` fixture, like CertificateClient.
+    """
+    if certificate is None:
+        certificate, _key = issue_for_operator(operator)
+    client = CertificateClient(certificate, **defaults)
+    response = client.post("/operator/login/?next=/operator/",
+                           {"username": operator.login_id, "password": PASSWORD})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    return client

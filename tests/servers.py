@@ -18,6 +18,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -133,7 +134,7 @@ def wait_until_serving(server: Server, probe) -> None:
 
 
 def production_environment() -> dict[str, str]:
-    """Settings as deploy/README.md sets them: debug off, nginx on 127.0.0.1 trusted.
+    """Settings as deploy/README.md sets them: debug off, nginx trusted on gunicorn's unix socket only.
 
     Production names its database, broker and e-mail backend: here this test's database
     (server_environment), the broker the suite runs with and e-mail to files, unless a
@@ -148,27 +149,51 @@ def production_environment() -> dict[str, str]:
         "CERTPORTAL_SECRET_KEY": "test-only-secret-key-for-the-nginx-tests-0123456789",
         "CERTPORTAL_CA_PASSPHRASE": settings.CA_KEY_PASSPHRASE,  # the test process's CA keys
         "CERTPORTAL_ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "CERTPORTAL_TRUSTED_PROXIES": "127.0.0.1",
+        "CERTPORTAL_PROXY_SOCKET": "true",
     }
 
 
+# Unix socket paths must stay under ~100 bytes, which pytest's tmp_path (named after the test) may not.
+_SOCKETS = tempfile.TemporaryDirectory(prefix="certportal-sockets-")
+
+
+def unix_socket_path(name: str) -> Path:
+    """A fresh, short path for a gunicorn unix socket (removed with this process's temporary directory)."""
+    return Path(tempfile.mkdtemp(prefix=f"{name[:20]}-", dir=_SOCKETS.name)) / "gunicorn.sock"
+
+
 def start_gunicorn(
-    tmp_path: Path, *, tls: bool, name: str = "gunicorn", environment: dict[str, str] | None = None
+    tmp_path: Path, *, tls: bool, name: str = "gunicorn", environment: dict[str, str] | None = None,
+    unix_socket: Path | None = None,
 ) -> tuple[Server, int, tuple[Path, Path, Path]]:
-    """gunicorn on 127.0.0.1, on a socket this process already listens on (no port race)."""
+    """gunicorn on 127.0.0.1, on a socket this process already listens on (no port race).
+
+    With `unix_socket`, gunicorn listens there too, as production's does for nginx; the TCP port
+    stays, so that tests can show what a local TCP client can and cannot do.
+    """
     tls_files = prepare_tls(["localhost", "127.0.0.1"], tmp_path / f"{name}-tls")
     chain, cert, key = tls_files
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(128)
     port = listener.getsockname()[1]
+    listeners = [listener]
+    if unix_socket is not None:
+        # Made and handed over the way systemd's certportal.socket hands it to gunicorn.
+        unix_listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        unix_listener.bind(str(unix_socket))
+        os.chmod(unix_socket, 0o660)
+        unix_listener.listen(128)
+        listeners.append(unix_listener)
     command = gunicorn_command(
-        bind=f"fd://{listener.fileno()}", workers=1, access_log=False,
+        bind=[f"fd://{each.fileno()}" for each in listeners], workers=1, access_log=False,
         **({"chain": chain, "cert": cert, "key": key} if tls else {}),
     )
     env = server_environment(tmp_path / f"{name}-var", **(environment or {}))
-    server = start_process(name, command, log=tmp_path / f"{name}.log", env=env, pass_fds=(listener.fileno(),))
-    listener.close()  # gunicorn holds its own copy
+    server = start_process(name, command, log=tmp_path / f"{name}.log", env=env,
+                           pass_fds=tuple(each.fileno() for each in listeners))
+    for each in listeners:
+        each.close()  # gunicorn holds its own copies
     return server, port, tls_files
 
 
@@ -184,11 +209,11 @@ def tls_portal(transactional_db, ca, tmp_path) -> Iterator[Portal]:
         server.stop()
 
 
-def nginx_site(*, https_port: int, http_port: int, upstream_port: int, tls_dir: Path, crl: Path) -> str:
+def nginx_site(*, https_port: int, http_port: int, upstream_socket: Path, tls_dir: Path, crl: Path) -> str:
     """deploy/nginx.conf with this machine's ports and files in place of the production ones."""
     site = SITE_TEMPLATE.read_text()
     replacements = {
-        "server 127.0.0.1:8000;": f"server 127.0.0.1:{upstream_port};",
+        "server unix:/run/certportal/gunicorn.sock;": f"server unix:{upstream_socket};",
         "listen 443 ssl;": f"listen 127.0.0.1:{https_port} ssl;",
         "listen [::]:443 ssl;": "",
         "listen 80;": f"listen 127.0.0.1:{http_port};",
@@ -222,11 +247,13 @@ def nginx_main_config(*, prefix: Path, site: Path) -> str:
 
 @pytest.fixture
 def nginx_portal(transactional_db, ca, tmp_path) -> Iterator[Portal]:
-    """The production path: Debian's nginx terminating TLS in front of gunicorn on plain HTTP."""
+    """The production path: Debian's nginx terminating TLS in front of gunicorn on its unix socket."""
     if not Path(NGINX).exists():
         pytest.skip(f"nginx is not installed at {NGINX} (CI installs Debian's nginx; see .ci/run)")
+    upstream_socket = unix_socket_path("behind-nginx")
     gunicorn, upstream_port, (chain, _cert, _key) = start_gunicorn(
-        tmp_path, tls=False, name="gunicorn-behind-nginx", environment=production_environment()
+        tmp_path, tls=False, name="gunicorn-behind-nginx", environment=production_environment(),
+        unix_socket=upstream_socket,
     )
     prefix = tmp_path / "nginx"
     prefix.mkdir()
@@ -234,7 +261,7 @@ def nginx_portal(transactional_db, ca, tmp_path) -> Iterator[Portal]:
     call_command("export_crl", str(crl), stdout=open(os.devnull, "w"))  # noqa: SIM115
     https_port, http_port = free_port(), free_port()
     site = prefix / "certportal.conf"
-    site.write_text(nginx_site(https_port=https_port, http_port=http_port, upstream_port=upstream_port,
+    site.write_text(nginx_site(https_port=https_port, http_port=http_port, upstream_socket=upstream_socket,
                                tls_dir=chain.parent, crl=crl))
     config = prefix / "nginx.conf"
     config.write_text(nginx_main_config(prefix=prefix, site=site))

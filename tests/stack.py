@@ -44,6 +44,7 @@ from .servers import (
     server_environment,
     start_gunicorn,
     start_process,
+    unix_socket_path,
     wait_until_serving,
 )
 from .servers import Browser as TLSClient
@@ -173,8 +174,9 @@ class Stack:
         return portal
 
     def _start_production(self, env: dict[str, str]) -> Portal:
+        upstream_socket = unix_socket_path(f"stack-{self.starts}")
         gunicorn, upstream_port, (chain, _cert, _key) = start_gunicorn(
-            self.tmp_path, tls=False, name=f"gunicorn-{self.starts}", environment=env
+            self.tmp_path, tls=False, name=f"gunicorn-{self.starts}", environment=env, unix_socket=upstream_socket
         )
         self.running.append(gunicorn)
         prefix = self.tmp_path / f"nginx-{self.starts}"
@@ -183,7 +185,7 @@ class Stack:
         self.export_crl()  # what certportal-crl.service writes, signed on the stack's day
         https_port, http_port = free_port(), free_port()
         site = prefix / "certportal.conf"
-        site.write_text(nginx_site(https_port=https_port, http_port=http_port, upstream_port=upstream_port,
+        site.write_text(nginx_site(https_port=https_port, http_port=http_port, upstream_socket=upstream_socket,
                                    tls_dir=chain.parent, crl=self.crl))
         config = prefix / "nginx.conf"
         clock = faketime_environment(self.offset_seconds)

@@ -8,14 +8,14 @@ another contract's object through this URL?".
 
 Personas: anonymous (no session, no certificate), bob (user ID of contract A), alice
 (administrator of contract A), charlie (administrator of contract B, so the objects are his),
-olivia (a bank operator, signed in to the operators' site with a password; no certificate).
+olivia (a bank operator, signed in to the operators' site with her operator certificate and password).
 Customers' sessions are opened as the certificate login opens them (certificate presented
 through the trusted proxy, session bound to it).
 
 Cells of EXPECTED:
   200 / 400 / 403 / 404 / 405   that status code
   login                         302 to the portal's certificate login ("/")
-  oplogin                       302 to the operators' password login (/operator/login/)
+  oplogin                       302 to the operators' login (/operator/login/)
   ->/path/                      302 to that path (a number in it written <id>)
   ->url-name                    302 to the path of that URL name
   ->change/                     302 to the requested URL + change/ (an admin site's bare object URL)
@@ -41,7 +41,7 @@ from certificates.crl import publish_crl
 from certificates.models import Certificate, CertificateAuthority, RevocationList
 from notices.models import Notice, Reminder
 
-from .clients import CertificateClient, issue_for
+from .clients import CertificateClient, issue_for, issue_for_operator, operator_signed_in
 from .conftest import PASSWORD
 from .test_contract_admin import signed_in
 
@@ -286,6 +286,7 @@ def world(ca, behind_proxy, alice, bob, charlie, olivia, contract_b, settings):
     dave = User.objects.create_user("dave-user", "dave@beta.example", PASSWORD, contract=contract_b,
                                     role=User.Role.USER)
     certificates = {user.login_id: issue_for(user)[0] for user in (alice, bob, charlie, dave)}
+    certificates[olivia.login_id] = issue_for_operator(olivia)[0]
     id_services.suspend_id(user=dave, by=charlie)
     id_services.resume_id(user=dave, by=charlie)
     publish_crl()
@@ -355,9 +356,7 @@ def client_for(persona: str, world):
         return CertificateClient(None)
     user = world["personas"][persona]
     if persona == "olivia":
-        client = CertificateClient(None)
-        client.force_login(user)
-        return client
+        return operator_signed_in(user, world["certificates"][user.login_id])
     return signed_in(user, world["certificates"][user.login_id])
 
 
@@ -445,4 +444,4 @@ def test_the_contract_administrators_site_is_scoped_even_for_an_id_that_exists(w
     """A sanity check of the fill: the object IDs used above are real, visible to their own administrator."""
     charlie = signed_in(world["charlie"], world["certificates"]["charlie-admin"])
     assert charlie.get(f"/manage/accounts/userid/{world['dave'].pk}/change/").status_code == 200
-    assert Contract.objects.count() == 2 and Certificate.objects.count() == 4
+    assert Contract.objects.count() == 2 and Certificate.objects.count() == 5  # four customers' and olivia's

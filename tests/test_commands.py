@@ -306,3 +306,60 @@ def test_seed_demo_refuses_outside_debug_mode(db, settings):
     with pytest.raises(CommandError, match="debug"):
         run("seed_demo")
     assert not User.objects.exists()
+
+
+# --- operators' own certificates ---------------------------------------------------------
+
+
+def test_issue_operator_certificate_certifies_an_operators_csr_and_audits_who_ran_it(ca, olivia, tmp_path):
+    pem, key = make_csr(common_name="whatever the operator typed")
+    csr_file = tmp_path / "olivia.csr"
+    csr_file.write_bytes(pem)
+
+    out, _ = run("issue_operator_certificate", "olivia-operator", "--csr", str(csr_file))
+
+    issued = x509.load_pem_x509_certificate(out.encode())
+    assert issued.public_key() == key.public_key()
+    assert issued.subject.rfc4514_string().startswith("CN=olivia-operator,OU=Bank operators,")
+    entry = AuditEntry.objects.get(action=AuditEntry.Action.CERTIFICATE_ISSUED, subject=olivia)
+    assert entry.detail["via"] == "operator_access"
+    assert entry.detail["issued_by"].startswith("manage.py issue_operator_certificate by ")
+
+
+def test_issue_operator_certificate_writes_a_pkcs12_only_its_owner_can_read(ca, olivia, tmp_path):
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    password_file = tmp_path / "password"
+    password_file.write_text("Operator-file-2026\n")
+    bundle = tmp_path / "olivia.p12"
+
+    out, _ = run("issue_operator_certificate", "olivia-operator", "--pkcs12", str(bundle),
+                 "--password-file", str(password_file))
+
+    assert f"Wrote {bundle} (mode 0600)" in out
+    assert os.stat(bundle).st_mode & 0o777 == 0o600
+    key, certificate, chain = pkcs12.load_key_and_certificates(bundle.read_bytes(), b"Operator-file-2026")
+    assert certificate.public_key() == key.public_key()
+    assert Certificate.objects.get(owner=olivia).serial_number == f"{certificate.serial_number:X}"
+    assert [ca_cert.subject for ca_cert in chain] == [ca.certificate.subject]
+
+
+@pytest.mark.parametrize(
+    ("login_id", "message"),
+    [("bob-user", "is not a bank operator"), ("nobody-here", "No ID")],
+)
+def test_issue_operator_certificate_refuses_customers_and_unknown_ids(ca, bob, tmp_path, login_id, message):
+    csr_file = tmp_path / "x.csr"
+    csr_file.write_bytes(make_csr()[0])
+    with pytest.raises(CommandError, match=message):
+        run("issue_operator_certificate", login_id, "--csr", str(csr_file))
+    assert not Certificate.objects.exists()
+
+
+def test_issue_operator_certificate_refuses_a_short_file_password(ca, olivia, tmp_path):
+    password_file = tmp_path / "password"
+    password_file.write_text("short\n")
+    with pytest.raises(CommandError, match="at least 12"):
+        run("issue_operator_certificate", "olivia-operator", "--pkcs12", str(tmp_path / "o.p12"),
+            "--password-file", str(password_file))
+    assert not (tmp_path / "o.p12").exists() and not Certificate.objects.exists()

@@ -17,7 +17,7 @@ from accounts.models import AuditEntry, Contract, User
 from certificates.client_cert import SESSION_CERTIFICATE_KEY
 from certificates.models import Certificate, RevocationList, RevocationReason
 
-from .clients import CertificateClient, issue_for
+from .clients import CertificateClient, issue_for, operator_signed_in
 from .conftest import PASSWORD
 
 pytestmark = pytest.mark.embedded
@@ -315,8 +315,8 @@ def test_a_user_id_reaches_neither_admin_site(ca, behind_proxy, bob):
     assert client.get("/operator/accounts/user/").status_code == 302
 
 
-def test_an_operator_reaches_the_operators_site_but_not_the_contract_administrators(client, olivia, bob):
-    client.force_login(olivia)
+def test_an_operator_reaches_the_operators_site_but_not_the_contract_administrators(ca, behind_proxy, olivia, bob):
+    client = operator_signed_in(olivia)
     assert client.get("/manage/").status_code == 403
     listing = client.get("/operator/accounts/user/")
     assert listing.status_code == 200 and "bob-user" in listing.content.decode()

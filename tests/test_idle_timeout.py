@@ -8,6 +8,8 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts.idle import LAST_SEEN_KEY
 
+from .clients import operator_signed_in
+
 
 def session_writes(client, path: str) -> int:
     with CaptureQueriesContext(connection) as queries:
@@ -16,17 +18,17 @@ def session_writes(client, path: str) -> int:
                for q in queries.captured_queries)
 
 
-def test_a_second_request_within_a_minute_writes_no_session(client, olivia, settings):
+def test_a_second_request_within_a_minute_writes_no_session(ca, behind_proxy, olivia, settings):
     with time_machine.travel(datetime.now(UTC), tick=False) as traveller:
-        client.force_login(olivia)
+        client = operator_signed_in(olivia)
         session_writes(client, "/operator/")
         traveller.shift(timedelta(seconds=settings.SESSION_REFRESH_SECONDS - 5))
         assert session_writes(client, "/operator/") == 0
 
 
-def test_activity_after_a_minute_refreshes_the_session_expiry(client, olivia, settings):
+def test_activity_after_a_minute_refreshes_the_session_expiry(ca, behind_proxy, olivia, settings):
     with time_machine.travel(datetime.now(UTC), tick=False) as traveller:
-        client.force_login(olivia)
+        client = operator_signed_in(olivia)
         session_writes(client, "/operator/")
         traveller.shift(timedelta(seconds=settings.SESSION_REFRESH_SECONDS + 1))
         assert session_writes(client, "/operator/") == 1

@@ -7,6 +7,7 @@ import pytest
 from accounts.models import AuditEntry, User
 from accounts.services import PasswordCheck, StateChangeRefused, unlock_id, verify_password
 
+from .clients import operator_signed_in
 from .conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -90,10 +91,10 @@ def test_unlocking_an_id_that_is_not_locked_is_refused(bob, olivia):
     assert not AuditEntry.objects.filter(action=AuditEntry.Action.ID_UNLOCKED).exists()
 
 
-def test_the_operators_admin_unlock_action_goes_through_the_service(client, bob, olivia, settings):
+def test_the_operators_admin_unlock_action_goes_through_the_service(ca, behind_proxy, bob, olivia, settings):
     settings.LOCKOUT_THRESHOLD = 1
     fail(bob, 1)
-    client.force_login(olivia)
+    client = operator_signed_in(olivia)
 
     response = client.post(
         "/operator/accounts/user/", {"action": "unlock", "_selected_action": [bob.pk]}, secure=True, follow=True
@@ -105,40 +106,4 @@ def test_the_operators_admin_unlock_action_goes_through_the_service(client, bob,
     assert AuditEntry.objects.get(action=AuditEntry.Action.ID_UNLOCKED).actor == olivia
 
 
-def admin_login(client, login_id: str, password: str):
-    return client.post("/operator/login/?next=/operator/", {"username": login_id, "password": password},
-                       secure=True, REMOTE_ADDR="198.51.100.9")
-
-
-def test_wrong_passwords_at_the_operators_admin_login_lock_the_operator_too(client, olivia, settings):
-    settings.LOCKOUT_THRESHOLD = 3
-
-    for _ in range(3):
-        assert admin_login(client, "olivia-operator", "wrong-password").status_code == 200  # the form again
-
-    olivia.refresh_from_db()
-    assert olivia.state == User.State.LOCKED
-    locked = AuditEntry.objects.get(action=AuditEntry.Action.ID_LOCKED, subject=olivia)
-    assert locked.remote_addr == "198.51.100.9"
-    refused = admin_login(client, "olivia-operator", PASSWORD)
-    assert refused.status_code == 200 and "_auth_user_id" not in client.session
-
-
-def test_the_operators_admin_login_accepts_the_right_password_and_resets_the_count(client, olivia, settings):
-    settings.LOCKOUT_THRESHOLD = 3
-    admin_login(client, "olivia-operator", "wrong-password")
-
-    response = admin_login(client, "olivia-operator", PASSWORD)
-
-    assert response.status_code == 302 and response["Location"] == "/operator/"
-    assert client.session["_auth_user_id"] == str(olivia.pk)
-    olivia.refresh_from_db()
-    assert olivia.failed_password_attempts == 0
-
-
-def test_an_unknown_login_id_at_the_operators_admin_login_is_simply_refused(client, db):
-    response = admin_login(client, "nobody-at-all", "whatever-password")
-
-    assert response.status_code == 200
-    assert "_auth_user_id" not in client.session
-    assert not AuditEntry.objects.exists()
+# The operators' login (certificate, then password, counted for the operator only): test_operator_login.py.

@@ -1,7 +1,9 @@
 """The production path: Debian's nginx with deploy/nginx.conf in front of gunicorn (plain HTTP).
 
 nginx does the TLS handshake, verifies the client certificate against the portal's CA and
-CRL, and passes it in X-SSL-Client-Cert; Django trusts that header only from nginx's address.
+CRL, and passes it in X-SSL-Client-Cert over gunicorn's unix socket; Django trusts that
+header only on that socket (CERTPORTAL_PROXY_SOCKET), never from a TCP client, whatever its
+address.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ from cryptography import x509
 from accounts.models import AuditEntry
 from certificates.services import revoke_certificate
 
-from .clients import issue_for
+from .clients import issue_for, issue_for_operator
 from .conftest import PASSWORD
-from .servers import Browser, plain_get, write_client_files
+from .servers import BASE_DIR, Browser, plain_get, write_client_files
 
 # Not marked embedded: production runs PostgreSQL; on CI this runs once, against it.
 
@@ -62,22 +64,34 @@ def test_a_certificate_header_sent_to_nginx_by_the_client_is_not_passed_on(nginx
     assert not AuditEntry.objects.filter(action=AuditEntry.Action.LOGIN_SUCCEEDED).exists()
 
 
-def test_a_certificate_header_sent_straight_to_gunicorn_from_another_address_is_refused_and_audited(
+def test_a_certificate_header_sent_to_gunicorn_over_tcp_is_refused_and_audited_even_from_nginxs_address(
     nginx_portal, alice, alice_certificate
 ):
+    """gunicorn here also listens on TCP (production's does not): a local process there poses as nginx."""
     certificate, _files = alice_certificate
     forged = {"X-SSL-Client-Cert": quote(certificate.pem, safe=""), "X-SSL-Client-Verify": "SUCCESS",
-              "Host": "127.0.0.1"}
+              "X-Forwarded-Proto": "https", "X-Real-IP": "203.0.113.7", "Host": "127.0.0.1"}
     nginx_portal.ensure_serving()
-    # 127.0.0.2 is this machine too, but not the trusted proxy's address.
-    response = plain_get("127.0.0.1", nginx_portal.upstream_port, "/", headers=forged,
-                         source_address=("127.0.0.2", 0))
-    assert response.status == 400
-    entry = AuditEntry.objects.get(action=AuditEntry.Action.UNTRUSTED_PROXY_HEADER)
-    assert entry.remote_addr == "127.0.0.2"
-    # From nginx's own address the same gunicorn accepts the header (that is what nginx sends).
-    as_nginx = {**forged, "X-Forwarded-Proto": "https"}
-    assert plain_get("127.0.0.1", nginx_portal.upstream_port, "/", headers=as_nginx).status == 200
+    for source in ("127.0.0.1", "127.0.0.2"):
+        response = plain_get("127.0.0.1", nginx_portal.upstream_port, "/", headers=forged, source_address=(source, 0))
+        assert response.status == 400, nginx_portal.logs()
+    entries = AuditEntry.objects.filter(action=AuditEntry.Action.UNTRUSTED_PROXY_HEADER).order_by("id")
+    # The peer's own address, not the one it claimed in X-Real-IP.
+    assert [entry.remote_addr for entry in entries] == ["127.0.0.1", "127.0.0.2"]
+    assert not AuditEntry.objects.filter(action=AuditEntry.Action.LOGIN_SUCCEEDED).exists()
+
+
+def test_the_deploy_files_put_gunicorn_on_a_unix_socket_that_only_nginxs_user_can_open():
+    # nginx_portal runs this very nginx.conf, upstream replaced by the test's socket path.
+    site = (BASE_DIR / "deploy" / "nginx.conf").read_text()
+    assert "server unix:/run/certportal/gunicorn.sock;" in site
+    assert "127.0.0.1:8000" not in site
+    socket_unit = (BASE_DIR / "deploy" / "certportal.socket").read_text()
+    assert "ListenStream=/run/certportal/gunicorn.sock" in socket_unit
+    assert "SocketGroup=www-data" in socket_unit and "SocketMode=0660" in socket_unit
+    service = (BASE_DIR / "deploy" / "certportal.service").read_text()
+    assert "--bind unix:/run/certportal/gunicorn.sock" in service
+    assert "CERTPORTAL_PROXY_SOCKET=true" in service and "127.0.0.1" not in service
 
 
 def test_the_crl_is_served_over_plain_http_and_everything_else_moves_to_https(nginx_portal):
@@ -111,3 +125,30 @@ def test_nginx_refuses_a_revoked_certificate_by_its_crl_with_a_page_that_explain
 def _error_log(portal) -> str:
     log = portal.servers[0].log.parent / "error.log"
     return log.read_text(errors="replace") if log.exists() else ""
+
+
+def test_nginx_lets_only_an_operators_certificate_reach_the_operators_login(
+    nginx_portal, alice, alice_certificate, olivia, tmp_path
+):
+    certificate, key = issue_for_operator(olivia)
+    olivias_files = write_client_files(tmp_path / "olivia", certificate, key)
+    _alices, alices_files = alice_certificate
+
+    for files in (None, alices_files):
+        browser = Browser(nginx_portal, files)
+        for path in ("/operator/", "/operator/login/", "//operator/login/", "/%6Fperator/login/"):
+            response = browser.get(path)
+            assert response.status == 403, (path, nginx_portal.logs())
+            assert "csrftoken" not in browser.cookies and "nginx" in response.text  # nginx's own page
+        assert browser.request("POST", "/operator/login/", form={"username": olivia.login_id,
+                                                                  "password": PASSWORD}).status == 403
+    # Django was never asked: not one login attempt, not one audit entry of the operators' site.
+    assert not AuditEntry.objects.filter(detail__site="operator").exists()
+
+    olivias = Browser(nginx_portal, olivias_files, language="en")
+    assert olivias.get("/operator/login/").status == 200
+    response = olivias.post_form("/operator/login/", {"username": olivia.login_id, "password": PASSWORD})
+    assert (response.status, response.location) == (302, "/operator/"), response.text[:2000]
+    assert olivias.get("/operator/").status == 200
+    entry = AuditEntry.objects.get(action=AuditEntry.Action.LOGIN_SUCCEEDED, subject=olivia)
+    assert entry.certificate_serial == certificate.serial_number and entry.remote_addr == "127.0.0.1"

@@ -12,6 +12,7 @@ from accounts.models import AuditEntry, User
 from certificates.models import Certificate, RevocationList, RevocationReason
 from certificates.services import issue_certificate, revoke_certificate, supersede_older_certificates
 
+from .clients import issue_for_operator, operator_signed_in
 from .conftest import make_csr
 
 pytestmark = pytest.mark.django_db
@@ -27,9 +28,13 @@ NOW = datetime(2026, 11, 26, 1, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def operator_client(client, olivia):
-    client.force_login(olivia)  # operators sign in with a password only; the login form is not under test here
-    return client
+def operator_client(ca, behind_proxy, olivia):
+    """Olivia logged in with her operator certificate and password (test_operator_login.py).
+
+    Her certificate is valid both today and at NOW, which some tests travel to.
+    """
+    certificate, _key = issue_for_operator(olivia, now=NOW - timedelta(days=30))
+    return operator_signed_in(olivia, certificate)
 
 
 def get(client, url: str, **extra):
@@ -169,13 +174,13 @@ def certificate_states(ca, contract_a, charlie, olivia):
     old = issue(renewed, at=NOW - timedelta(days=360))
     supersede_older_certificates(newer=old, now=NOW - timedelta(days=359))
     issue(renewed, at=NOW - timedelta(days=2))
-    # charlie (of another contract) has none too; olivia is an operator and has no certificate state.
+    # charlie (of another contract) has none too; olivia, an operator, has hers (operator_client).
 
 
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        ("valid", ["renewed", "valid-long", "within-10", "within-30"]),
+        ("valid", ["olivia-operator", "renewed", "valid-long", "within-10", "within-30"]),  # hers: operator_client
         ("30", ["within-10", "within-30"]),
         ("10", ["within-10"]),
         ("expired", ["expired"]),
@@ -292,8 +297,10 @@ def test_the_audit_log_is_read_only_and_newest_first(operator_client, olivia, bo
                              (2, AuditEntry.Action.LOGIN_FAILED)):
         AuditEntry.objects.create(action=action, subject=bob, at=NOW - timedelta(days=days_ago))
 
+    before = AuditEntry.objects.count()  # with olivia's own certificate and login, now rather than before NOW
+
     response = get(operator_client, "/operator/accounts/auditentry/")
-    assert [entry.action for entry in response.context["cl"].result_list] == [
+    assert [entry.action for entry in response.context["cl"].result_list if entry.subject == bob] == [
         AuditEntry.Action.ID_LOCKED, AuditEntry.Action.LOGIN_FAILED, AuditEntry.Action.ID_CREATED
     ]
     entry = AuditEntry.objects.get(action=AuditEntry.Action.ID_LOCKED)
@@ -304,7 +311,7 @@ def test_the_audit_log_is_read_only_and_newest_first(operator_client, olivia, bo
                                 secure=True).status_code == 403
     entry.refresh_from_db()
     assert entry.action == AuditEntry.Action.ID_LOCKED
-    assert AuditEntry.objects.count() == 3
+    assert AuditEntry.objects.count() == before
 
 
 # --- languages ---------------------------------------------------------------------------

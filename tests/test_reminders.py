@@ -23,7 +23,7 @@ from certportal.celery import app as celery_app
 from notices.models import Reminder
 from notices.reminders import Outcome, TryLater, deliver_reminder, run_reminder_job
 
-from .clients import issue_for
+from .clients import issue_for, issue_for_operator, operator_signed_in
 from .esp_standin import PostmarkStandIn
 
 JST = ZoneInfo("Asia/Tokyo")
@@ -379,11 +379,11 @@ def test_the_command_catches_up_a_past_date_and_accepts_today_in_japan(ca, bob, 
 
 
 def test_operators_filter_failed_reminders_and_resend_one_through_the_admin(
-    ca, bob, olivia, client, eager_tasks, django_capture_on_commit_callbacks
+    ca, bob, olivia, behind_proxy, eager_tasks, django_capture_on_commit_callbacks
 ):
     reminder = queued_reminder(bob)
     Reminder.objects.filter(pk=reminder.pk).update(state=Reminder.State.FAILED, last_error="550 no such user")
-    client.force_login(olivia)
+    client = operator_signed_in(olivia)
     listing = client.get("/operator/notices/reminder/", {"state__exact": "failed"})
     assert listing.status_code == 200 and "bob-user" in listing.content.decode()
     assert "bob-user" not in client.get("/operator/notices/reminder/", {"state__exact": "sent"}).content.decode()
@@ -399,10 +399,10 @@ def test_operators_filter_failed_reminders_and_resend_one_through_the_admin(
     assert len(mail.outbox) == 1
 
 
-def test_a_reminders_own_page_is_view_only(ca, bob, olivia, client):
+def test_a_reminders_own_page_is_view_only(ca, bob, olivia, behind_proxy):
     # A Save there would write back the state as read, over what the task or the webhook wrote meanwhile.
     reminder = queued_reminder(bob)
-    client.force_login(olivia)
+    client = operator_signed_in(olivia)
     url = f"/operator/notices/reminder/{reminder.pk}/change/"
     assert client.get(url).status_code == 200
     assert client.post(url, {"state": "sent"}).status_code == 403
@@ -437,3 +437,11 @@ def test_a_reminder_sent_after_the_expiry_points_to_obtaining_a_new_certificate(
     [message] = mail.outbox
     assert message.subject == "【重要】電子証明書の有効期限が切れました（bob-user）"
     assert "ログイン画面の「電子証明書取得」" in message.body and "「電子証明書の更新はこちら」" not in message.body
+
+
+def test_an_operators_own_certificate_gets_no_expiry_reminder(ca, olivia, bob):
+    """Operators renew theirs with manage.py issue_operator_certificate, not on the notices screen."""
+    issue_for_operator(olivia, now=NOW + timedelta(days=15) - relativedelta(months=12))
+    expiring(bob, days_left=15)
+    run_reminder_job(today=TODAY, now=NOW)
+    assert set(Reminder.objects.values_list("recipient__login_id", flat=True)) == {"bob-user"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from cryptography import x509
 
@@ -44,3 +46,26 @@ def test_gunicorn_asks_for_a_client_certificate_optionally():
     assert command[command.index("--cert-reqs") + 1] == "1"  # ssl.CERT_OPTIONAL
     assert command[command.index("--ca-certs") + 1] == "c.pem"
     assert "--certfile" not in gunicorn_command(bind="127.0.0.1:8000")  # behind nginx: plain HTTP
+
+
+def test_make_run_gives_the_demo_operator_a_certificate_file_only_its_owner_can_read(ca, tmp_path):
+    from cryptography.hazmat.primitives.serialization import pkcs12
+    from django.core.management import call_command
+
+    from certificates.models import Certificate
+    from certportal.run import DEMO_OPERATOR_FILE_PASSWORD, prepare_operator_certificate
+
+    assert prepare_operator_certificate(tmp_path) is None  # no demo operator before seed_demo
+    call_command("seed_demo", "--force", stdout=io.StringIO())
+
+    path = prepare_operator_certificate(tmp_path)
+
+    assert path.stat().st_mode & 0o777 == 0o600
+    _key, certificate, _chain = pkcs12.load_key_and_certificates(path.read_bytes(),
+                                                                 DEMO_OPERATOR_FILE_PASSWORD.encode())
+    issued = Certificate.objects.get(owner__login_id="bank-operator")
+    assert issued.serial_number == f"{certificate.serial_number:X}"
+    # Kept on the next run: no second certificate.
+    first = path.read_bytes()
+    assert prepare_operator_certificate(tmp_path) == path and path.read_bytes() == first
+    assert Certificate.objects.count() == 1

@@ -65,6 +65,9 @@ def start(tmp_path, code: str = SETUP, **variables: str) -> subprocess.Completed
         ({"CERTPORTAL_CRL_REFRESH_MARGIN_HOURS": "24"}, "CERTPORTAL_CRL_REFRESH_MARGIN_HOURS"),
         ({"CERTPORTAL_CRL_VALIDITY_HOURS": "4"}, "CERTPORTAL_CRL_VALIDITY_HOURS"),
         ({"CERTPORTAL_TRUSTED_PROXIES": "proxy.internal"}, "CERTPORTAL_TRUSTED_PROXIES"),
+        ({"CERTPORTAL_PROXY_SOCKET": "yes please"}, "CERTPORTAL_PROXY_SOCKET"),
+        # Two ways of trusting nginx at once would leave the TCP door open beside the socket.
+        ({"CERTPORTAL_PROXY_SOCKET": "true", "CERTPORTAL_TRUSTED_PROXIES": "127.0.0.1"}, "CERTPORTAL_PROXY_SOCKET"),
         ({"CERTPORTAL_EMAIL_BACKEND": "not a backend"}, "CERTPORTAL_EMAIL_BACKEND"),
         ({"CERTPORTAL_FROM_EMAIL": "nobody"}, "CERTPORTAL_FROM_EMAIL"),
         ({"CERTPORTAL_LOG_LEVEL": "verbose"}, "CERTPORTAL_LOG_LEVEL"),

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from accounts.models import AuditEntry, User
 
-from .clients import issue_for, self_signed_certificate
+from .clients import issue_for, issue_for_operator, self_signed_certificate
 from .conftest import PASSWORD
 from .servers import Browser, write_client_files
 
@@ -130,3 +130,20 @@ def test_certificate_headers_sent_straight_to_gunicorn_are_refused_and_audited(t
     assert response.status == 400
     entry = AuditEntry.objects.get(action=AuditEntry.Action.UNTRUSTED_PROXY_HEADER)
     assert entry.remote_addr == "127.0.0.1"
+
+
+def test_an_operator_reaches_the_operators_site_with_her_certificate_in_the_handshake(
+    tls_portal, olivia, alice_files, tmp_path
+):
+    """`make run`'s path: no nginx in front, so Django alone holds the operators' door."""
+    certificate, key = issue_for_operator(olivia)
+    olivias = Browser(tls_portal, write_client_files(tmp_path / "olivia", certificate, key))
+    response = olivias.post_form("/operator/login/", {"username": olivia.login_id, "password": PASSWORD})
+    assert (response.status, response.location) == (302, "/operator/"), tls_portal.logs()
+    assert olivias.get("/operator/").status == 200
+    # Without her certificate (none, or a customer's), the same password opens nothing.
+    for files in (None, alice_files):
+        other = Browser(tls_portal, files)
+        refused = other.post_form("/operator/login/", {"username": olivia.login_id, "password": PASSWORD})
+        assert refused.status == 200 and "sessionid" not in other.cookies
+        assert olivias.cookies.get("sessionid") and other.get("/operator/").status == 302

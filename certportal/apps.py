@@ -1,0 +1,7 @@
+from django.contrib.admin.apps import AdminConfig
+
+
+class OperatorAdminConfig(AdminConfig):
+    """django.contrib.admin, whose default site (admin.site, at /operator/) asks for an operator's certificate."""
+
+    default_site = "certportal.operator_admin.OperatorAdminSite"
