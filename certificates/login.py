@@ -82,14 +82,10 @@ class CertificateProblem(enum.Enum):
         }[self]
 
 
-def certificate_problem(
-    *, presented_der: bytes | None, presented: Certificate | None, login_id: str, now: datetime
+def certificate_validity_problem(
+    *, presented_der: bytes | None, presented: Certificate | None, now: datetime
 ) -> CertificateProblem | None:
-    """Why the connection's certificate is not the valid certificate of the customer ID `login_id`, if it is not.
-
-    Decided from the certificate and the typed ID alone: the answer is the same whether or
-    not an ID of that name exists, and whatever its state.
-    """
+    """Why the connection's certificate is not a valid certificate of the portal's CA at `now`, if it is not."""
     if presented_der is None:
         return CertificateProblem.MISSING
     if presented is None:
@@ -101,6 +97,20 @@ def certificate_problem(
         return CertificateProblem.EXPIRED
     if state == Certificate.State.NOT_YET_VALID:
         return CertificateProblem.NOT_YET_VALID
+    return None
+
+
+def certificate_problem(
+    *, presented_der: bytes | None, presented: Certificate | None, login_id: str, now: datetime
+) -> CertificateProblem | None:
+    """Why the connection's certificate is not the valid certificate of the customer ID `login_id`, if it is not.
+
+    Decided from the certificate and the typed ID alone: the answer is the same whether or
+    not an ID of that name exists, and whatever its state.
+    """
+    problem = certificate_validity_problem(presented_der=presented_der, presented=presented, now=now)
+    if problem is not None:
+        return problem
     # Customers' IDs only: the bank's operators sign in to their own site.
     if presented.owner.login_id != login_id or presented.owner.contract_id is None:
         return CertificateProblem.ANOTHER_ID

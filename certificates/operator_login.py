@@ -28,7 +28,7 @@ from accounts.models import AuditEntry, User
 from accounts.services import PasswordCheck, verify_password
 
 from .client_cert import SESSION_CERTIFICATE_KEY
-from .login import CertificateProblem, LoginCheck, certificate_problem
+from .login import CertificateProblem, LoginCheck, certificate_validity_problem
 from .models import Certificate
 from .services import supersede_older_certificates
 
@@ -57,10 +57,10 @@ def check_operator_login(
 ) -> LoginCheck:
     """The operator's own valid certificate, then the operator's password; every refusal audited."""
     operator = User.objects.filter(login_id=login_id, contract__isnull=True, is_staff=True).first()
-    problem = certificate_problem(presented_der=presented_der, presented=presented, user=operator, now=now)
+    problem = certificate_validity_problem(presented_der=presented_der, presented=presented, now=now)
     if problem is None and not presented.owner.is_operator:
         problem = CertificateProblem.FOREIGN  # a customer's certificate: not for this site
-    if problem is None and operator is None:
+    if problem is None and (operator is None or presented.owner_id != operator.pk):
         problem = CertificateProblem.ANOTHER_ID  # an operator's certificate, with an ID that is not theirs
     if problem is not None:
         audit.record(
