@@ -241,6 +241,8 @@ AUTH_PASSWORD_VALIDATORS = [
 LANGUAGE_CODE = "ja"
 LANGUAGES = [("ja", _("Japanese")), ("en", _("English"))]
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# The admin sites write dates and times as accounts.japan_time does (certportal/formats/).
+FORMAT_MODULE_PATH = "certportal.formats"
 USE_I18N = True
 TIME_ZONE = "Asia/Tokyo"
 USE_TZ = True

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.japan_time import japan_time
 from accounts.models import AuditEntry
 from certificates.client_cert import SESSION_CERTIFICATE_KEY
 from certificates.models import Certificate
@@ -126,13 +127,13 @@ def test_the_issued_screen_shows_the_new_certificate_and_what_to_do_next(
     assert new.subject in html and "CN=alice-admin" in new.subject
     assert f'<dd class="serial">{new.serial_number}</dd>' in html
     assert new.fingerprint_display in html
-    assert timezone.localtime(new.not_after).strftime("%Y-%m-%d %H:%M:%S") in html
+    assert f'<dd class="not-after">{japan_time(new.not_after, language)}</dd>' in html
     for platform in ("Windows", "macOS", "Linux (Chromium, Chrome)", "Firefox"):
         assert platform in html
     # The older certificate that may be deleted after the first login with the new one.
     older = re.search(r'<section class="older-certificates">(.*?)</section>', html, re.S).group(1)
     assert alice_cert.serial_number in older
-    assert timezone.localtime(alice_cert.not_after).strftime("%Y-%m-%d %H:%M") in older
+    assert japan_time(alice_cert.not_after, language) in older
 
 
 # --- issuing ----------------------------------------------------------------------------------
