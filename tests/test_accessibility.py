@@ -7,8 +7,8 @@ in English. On each screen:
 - axe-core (frontend/package-lock.json; `npm ci --prefix frontend`) runs the WCAG 2.0, 2.1 and
   2.2 A and AA rules on the customer and contract-administrator screens;
 - at 390 px wide (a phone) the page is no wider than the screen;
-- the browser reports no Content-Security-Policy violation (the `securitypolicyviolation`
-  event and the console).
+- the page reports no Content-Security-Policy violation (`securitypolicyviolation` events,
+  read before axe runs, as axe's own probes would be refused too) and no script error.
 
 axe is added by Playwright as an init script, which the page's policy does not govern (an
 injected <script> would itself be refused by the policy this test checks).
@@ -52,8 +52,14 @@ WATCH_CSP = """
 window.__cspViolations = [];
 document.addEventListener("securitypolicyviolation",
   (event) => window.__cspViolations.push(
-    `${event.violatedDirective} ${event.blockedURI} at ${event.sourceFile}:${event.lineNumber} ${event.sample}`));
+    `${event.violatedDirective} ${event.blockedURI} at ${event.sourceFile}:${event.lineNumber}`));
 """
+
+# The innermost elements that reach past the phone's width: what to fix when a page is too wide.
+WIDEST = """(limit) => [...document.body.querySelectorAll("*")]
+  .filter((element) => element.getBoundingClientRect().right > limit
+          && ![...element.children].some((child) => child.getBoundingClientRect().right > limit))
+  .slice(0, 3).map((element) => element.outerHTML.slice(0, 100))"""
 
 LABELS = {
     "ja": {"login_id": "ログインID", "password": "パスワード", "log_in": "ログイン", "obtain": "電子証明書取得",
@@ -71,22 +77,24 @@ class Walk:
 
     def __init__(self) -> None:
         self.axe: dict[str, list[str]] = {}
-        self.too_wide: dict[str, int] = {}
+        self.too_wide: dict[str, str] = {}
         self.csp: dict[str, list[str]] = {}
-        self.console: list[str] = []
+        self.errors: list[str] = []
         self.screens = 0
 
     def page(self, context):
         page = context.new_page()
-        page.on("console", lambda message: self.console.append(f"{page.url}: {message.text}")
-                if "Content Security Policy" in message.text or "Permissions policy" in message.text.lower()
-                else None)
+        page.on("pageerror", lambda error: self.errors.append(f"{page.url}: {error}"))
         return page
 
     def check(self, page, screen: str, *, axe: bool = True, phone: bool = True) -> None:
         """Record what is wrong with the screen now shown (a dialog open included)."""
         page.wait_for_load_state("load")
         self.screens += 1
+        # Read before axe runs: axe's own probes (a <style> it adds) would be refused too.
+        refused = page.evaluate("window.__cspViolations || []")
+        if refused:
+            self.csp[screen] = refused
         if axe:
             result = page.evaluate("(tags) => axe.run(document, {runOnly: {type: 'tag', values: tags}})", WCAG_A_AA)
             found = [
@@ -100,14 +108,11 @@ class Walk:
             width = page.evaluate("document.documentElement.scrollWidth")
             page.set_viewport_size(DESKTOP)
             if width > PHONE_WIDTH:
-                self.too_wide[screen] = width
-        refused = page.evaluate("window.__cspViolations || []")
-        if refused:
-            self.csp[screen] = refused
+                self.too_wide[screen] = f"{width} px: {page.evaluate(WIDEST, PHONE_WIDTH)}"
 
     def report(self) -> str:
         return json.dumps({"axe": self.axe, "wider than a phone": self.too_wide, "csp": self.csp,
-                           "console": self.console}, ensure_ascii=False, indent=1)
+                           "script errors": self.errors}, ensure_ascii=False, indent=1)
 
 
 @pytest.fixture
@@ -278,27 +283,15 @@ def walk_as_operator(walk: Walk, chromium, portal: Portal, language: str) -> Non
     context.close()
 
 
-def test_every_customer_screen_is_accessible_fits_a_phone_and_keeps_to_the_content_security_policy(
+def test_every_screen_is_accessible_fits_a_phone_and_keeps_to_the_content_security_policy(
     chromium, portal, alice, olivia, tmp_path
 ):
-    """Customers' screens and dialogs (axe, phone width, CSP) and the operators' site (CSP), in both languages."""
+    """Customers' screens and dialogs, the contract site (axe, phone width, CSP) and the operators' site (CSP)."""
     walk = Walk()
     for language in ("ja", "en"):
-        walk_as_customer(walk, chromium, portal, tmp_path, language)
+        administrator, newcomer, client_files = walk_as_customer(walk, chromium, portal, tmp_path, language)
+        walk_the_contract_site(walk, chromium, portal, language, administrator, newcomer, client_files)
         walk_as_operator(walk, chromium, portal, language)
     print(f"{walk.screens} screens checked")
-    assert (walk.axe, walk.too_wide, walk.csp, walk.console) == ({}, {}, {}, []), walk.report()
-
-
-@pytest.mark.xfail(strict=True, reason=(
-    "not done yet: Django admin's own markup on /manage/ (axe link-in-text-block on breadcrumbs, target-size on "
-    "the filter links, tables wider than a phone, and change_list.html's inline <style> refused by the policy)"
-))
-def test_the_contract_administrators_site_is_accessible_fits_a_phone_and_keeps_to_the_policy(
-    chromium, portal, alice, tmp_path
-):
-    walk = Walk()
-    for language in ("ja", "en"):
-        administrator, newcomer, client_files = walk_as_customer(Walk(), chromium, portal, tmp_path, language)
-        walk_the_contract_site(walk, chromium, portal, language, administrator, newcomer, client_files)
-    assert (walk.axe, walk.too_wide, walk.csp, walk.console) == ({}, {}, {}, []), walk.report()
+    assert walk.screens >= 60
+    assert (walk.axe, walk.too_wide, walk.csp, walk.errors) == ({}, {}, {}, []), walk.report()
