@@ -209,6 +209,12 @@ def walk_as_customer(walk: Walk, chromium, portal: Portal, tmp_path: Path, langu
     enroll_in_page(walk, page, labels, button=labels["obtain_button"], screen=f"{language} obtain")
     assert page.goto(origin + "/no-such-page/").status == 404
     walk.check(page, f"{language} error page (404)")
+    page.goto(origin + "/")
+    page.locator("main input[name=csrfmiddlewaretoken]").evaluate("(input) => { input.value = 'stale'; }")
+    with page.expect_response(lambda answer: answer.request.method == "POST") as answer:
+        page.get_by_role("button", name=labels["log_in"], exact=True).click()
+    assert answer.value.status == 403
+    walk.check(page, f"{language} error page (form expired, 403)")
     context.close()
 
     # An administrator 20 days before its certificate expires: notices with guidance, renewal, /manage/.
