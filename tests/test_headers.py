@@ -18,6 +18,7 @@ from django.urls import reverse
 
 from .clients import CertificateClient, issue_for
 from .conftest import PASSWORD, make_csr
+from .servers import Browser
 
 pytestmark = pytest.mark.usefixtures("ca", "behind_proxy")
 
@@ -98,3 +99,15 @@ def test_nginx_hides_its_version_and_its_error_page_keeps_to_a_policy_of_its_own
         digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
         assert f"'sha256-{digest}'" in allowed.split()
     assert "<script" not in page and "style=" not in page
+
+
+def test_nginx_names_no_version_in_its_header_or_on_its_own_error_pages(nginx_portal):
+    browser = Browser(nginx_portal)
+    login = browser.get("/")
+    assert login.status == 200
+    assert login.headers["Server"] == "nginx"
+    assert "script-src 'self'" in login.headers["Content-Security-Policy"]  # Django's, through nginx
+    too_big = browser.request("POST", "/", headers={"Content-Type": "text/plain", "Content-Length": "100000"})
+    assert too_big.status == 413
+    assert too_big.headers["Server"] == "nginx"
+    assert "<center>nginx</center>" in too_big.text
