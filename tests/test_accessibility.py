@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from certificates.models import Certificate
+from notices.models import Notice
 
 from .browser import needs_chromium
 from .clients import issue_for
@@ -64,11 +65,11 @@ WIDEST = """(limit) => [...document.body.querySelectorAll("*")]
 LABELS = {
     "ja": {"login_id": "ログインID", "password": "パスワード", "log_in": "ログイン", "obtain": "電子証明書取得",
            "send_code": "確認コードを送信", "code": "確認コード", "confirm": "確認", "obtain_button": "取得",
-           "renew": "更新", "yes": "はい"},
+           "renew": "更新", "yes": "はい", "log_out": "ログアウト"},
     "en": {"login_id": "Login ID", "password": "Password", "log_in": "Log in",
            "obtain": "Obtain certificate (電子証明書取得)", "send_code": "Send confirmation code",
            "code": "Confirmation code", "confirm": "Confirm", "obtain_button": "Obtain", "renew": "Renew (更新)",
-           "yes": "Yes (はい)"},
+           "yes": "Yes (はい)", "log_out": "Log out"},
 }
 
 
@@ -207,6 +208,12 @@ def walk_as_customer(walk: Walk, chromium, portal: Portal, tmp_path: Path, langu
     page.wait_for_url("**/certificate/obtain/enroll/")
     walk.check(page, f"{language} obtain: enroll")
     enroll_in_page(walk, page, labels, button=labels["obtain_button"], screen=f"{language} obtain")
+    page.goto(origin + "/certificate/obtain/")
+    page.get_by_label(labels["login_id"], exact=True).fill("alice-admin")  # logged in with hers: in use
+    page.get_by_label(labels["password"], exact=True).fill(PASSWORD)
+    page.get_by_role("button", name=labels["send_code"]).click()
+    page.get_by_role("alert").wait_for()
+    walk.check(page, f"{language} obtain: renew instead")
     assert page.goto(origin + "/no-such-page/").status == 404
     walk.check(page, f"{language} error page (404)")
     page.goto(origin + "/")
@@ -235,10 +242,32 @@ def walk_as_customer(walk: Walk, chromium, portal: Portal, tmp_path: Path, langu
     page.wait_for_url("**/certificate/renew/start/", timeout=15_000)  # moves on by itself
     walk.check(page, f"{language} renewal: start")
     enroll_in_page(walk, page, labels, button=labels["renew"], screen=f"{language} renewal")
+    page.goto(origin + "/notices/")
+    assert page.locator(".newer-certificate").is_visible()
+    walk.check(page, f"{language} important notices with a newer certificate")
     page.goto(origin + "/password/")
     walk.check(page, f"{language} password change")
+    page.locator("header").get_by_role("button", name=labels["log_out"], exact=True).click()
+    page.locator(".messages").wait_for()
+    walk.check(page, f"{language} login, logged out")
     context.close()
     return administrator, newcomer, client_files
+
+
+def walk_the_plain_notices(walk: Walk, chromium, portal: Portal, tmp_path: Path, language: str, user: User) -> None:
+    labels = LABELS[language]
+    origin = f"https://{portal.host}:{portal.port}"
+    certificate, key = issue_for(user)
+    context = context_for(chromium, origin, language, write_client_files(tmp_path / user.login_id, certificate, key))
+    page = walk.page(context)
+    page.goto(origin + "/")
+    page.get_by_label(labels["login_id"], exact=True).fill(user.login_id)
+    page.get_by_label(labels["password"], exact=True).fill(PASSWORD)
+    page.get_by_role("button", name=labels["log_in"], exact=True).click()
+    page.wait_for_url("**/notices/")
+    assert page.locator(".renewal-guidance").count() == 0 and page.locator("article.notice").count() == 1
+    walk.check(page, f"{language} important notices")
+    context.close()
 
 
 def walk_the_contract_site(walk: Walk, chromium, portal: Portal, language: str, administrator: User,
@@ -293,8 +322,14 @@ def test_every_screen_is_accessible_fits_a_phone_and_keeps_to_the_content_securi
     chromium, portal, alice, olivia, tmp_path
 ):
     """Customers' screens and dialogs, the contract site (axe, phone width, CSP) and the operators' site (CSP)."""
+    Notice.objects.create(title_ja="システムメンテナンスのお知らせ", title_en="Scheduled maintenance",
+                          body_ja="12月20日 2:00〜5:00 はご利用いただけません。",
+                          body_en="The service is unavailable on 20 December from 2:00 to 5:00.")
     walk = Walk()
     for language in ("ja", "en"):
+        alice.language = language
+        alice.save(update_fields=["language"])
+        walk_the_plain_notices(walk, chromium, portal, tmp_path / language, language, alice)
         administrator, newcomer, client_files = walk_as_customer(walk, chromium, portal, tmp_path, language)
         walk_the_contract_site(walk, chromium, portal, language, administrator, newcomer, client_files)
         walk_as_operator(walk, chromium, portal, language)
