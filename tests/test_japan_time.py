@@ -62,3 +62,22 @@ def test_no_template_writes_a_date_or_time_its_own_way():
         if (found := re.findall(r"\|\s*(?:date|time)\s*:|\{%\s*now\b", path.read_text()))
     }
     assert own_ways == {}
+
+
+def test_no_screen_admin_or_email_code_formats_a_time_its_own_way():
+    """Python code that customers or the admin sites read goes through accounts.japan_time.
+
+    Management commands write for operators at a console (ISO dates there) and are left out.
+    """
+    base = Path(settings.BASE_DIR)
+    modules = [
+        path for app in ("accounts", "certificates", "notices", "certportal") for path in (base / app).rglob("*.py")
+        if "migrations" not in path.parts and "management" not in path.parts and path.name != "japan_time.py"
+    ]
+    assert len(modules) > 30
+    own_ways = {
+        str(path.relative_to(base)): found
+        for path in modules
+        if (found := re.findall(r"strftime\(|:%[YmdHM]", path.read_text()))
+    }
+    assert own_ways == {}
