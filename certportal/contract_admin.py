@@ -148,7 +148,6 @@ class ContractScopedAdmin(admin.ModelAdmin):
     """Read-only by default; shows only rows of the administrator's contract; 404 for the rest."""
 
     contract_lookup = "contract"
-    change_list_template = "contract_admin/change_list.html"
 
     def get_queryset(self, request: HttpRequest):
         return super().get_queryset(request).filter(**{self.contract_lookup: request.user.contract_id})
