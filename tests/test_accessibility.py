@@ -294,6 +294,11 @@ def walk_the_contract_site(walk: Walk, chromium, portal: Portal, language: str, 
         answer = page.goto(path if path.startswith("http") else origin + path)
         assert answer.status == 200, (path, answer.status)
         walk.check(page, f"{language} contract administration: {screen}")
+    page.goto(f"{user_id}/reset-password/")
+    walk.check(page, f"{language} contract administration: confirm resetting a password")
+    page.locator("#content input[type=submit]").click()
+    page.locator(".temporary-password").wait_for()
+    walk.check(page, f"{language} contract administration: the temporary password")
     context.close()
 
 
