@@ -6,7 +6,8 @@ in English. On each screen:
 
 - axe-core (frontend/package-lock.json; `npm ci --prefix frontend`) runs the WCAG 2.0, 2.1 and
   2.2 A and AA rules on the customer and contract-administrator screens;
-- at 390 px wide (a phone) the page is no wider than the screen;
+- at 390 px wide (a phone) the page is no wider than the screen (screenshots in
+  test-artifacts/phone-390px/);
 - the page reports no Content-Security-Policy violation (`securitypolicyviolation` events,
   read before axe runs, as axe's own probes would be refused too) and no script error.
 
@@ -38,6 +39,7 @@ from .conftest import PASSWORD
 from .servers import Portal, production_environment, server_environment, start_gunicorn, write_client_files
 
 AXE = Path(settings.BASE_DIR) / "frontend" / "node_modules" / "axe-core" / "axe.min.js"
+ARTIFACTS = Path(settings.BASE_DIR) / "test-artifacts" / "phone-390px"  # every screen as a phone shows it
 WCAG_A_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 PHONE_WIDTH = 390
 DESKTOP = {"width": 1280, "height": 900}
@@ -107,6 +109,8 @@ class Walk:
         if phone:
             page.set_viewport_size({"width": PHONE_WIDTH, "height": 844})
             width = page.evaluate("document.documentElement.scrollWidth")
+            slug = re.sub(r"[^a-z0-9]+", "-", screen.lower()).strip("-")
+            page.screenshot(path=str(ARTIFACTS / f"{self.screens:02d}-{slug}.png"), full_page=True)
             page.set_viewport_size(DESKTOP)
             if width > PHONE_WIDTH:
                 self.too_wide[screen] = f"{width} px: {page.evaluate(WIDEST, PHONE_WIDTH)}"
@@ -330,6 +334,9 @@ def test_every_screen_is_accessible_fits_a_phone_and_keeps_to_the_content_securi
     Notice.objects.create(title_ja="システムメンテナンスのお知らせ", title_en="Scheduled maintenance",
                           body_ja="12月20日 2:00〜5:00 はご利用いただけません。",
                           body_en="The service is unavailable on 20 December from 2:00 to 5:00.")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for old in ARTIFACTS.glob("*.png"):
+        old.unlink()
     walk = Walk()
     for language in ("ja", "en"):
         alice.language = language
