@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import Resolver404, resolve, reverse
+from django.utils.cache import add_never_cache_headers
 
 # What an ID with a temporary password may still reach: the change page itself, logging out
 # (the portal's and both admin sites', all named "logout"), switching language.
@@ -35,3 +36,23 @@ class PasswordChangeRequiredMiddleware:
         except Resolver404:
             return False
         return match.url_name in ALLOWED_URL_NAMES
+
+
+class NoStoreForSessionsMiddleware:
+    """Cache-Control: no-store on every answer to a logged-in session or one with state (an enrollment).
+
+    Such pages name the customer, its certificates or its contract's IDs; on a shared PC neither the
+    browser's cache nor a proxy may keep them for the next person. Anonymous public answers (the
+    login screen before a session exists, the CA and the CRL) keep their own caching.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        user = getattr(request, "user", None)
+        session = getattr(request, "session", None)
+        if (user is not None and user.is_authenticated) or (session is not None and not session.is_empty()):
+            add_never_cache_headers(response)
+        return response

@@ -11,6 +11,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from .japan_time import japan_time
+
 login_id_validator = RegexValidator(
     r"^[A-Za-z0-9][A-Za-z0-9._-]{3,31}$",
     _("A login ID is 4 to 32 letters, digits, dots, hyphens or underscores, starting with a letter or digit."),
@@ -189,7 +191,7 @@ class AuditEntry(models.Model):
         ordering = ["-at", "-id"]
 
     def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.get_action_display()}"
+        return f"{japan_time(self.at)} {self.get_action_display()}"
 
 
 class PasswordHistory(models.Model):
@@ -210,7 +212,7 @@ class PasswordHistory(models.Model):
         indexes = [models.Index(fields=["user", "-set_at"], name="password_history_newest")]
 
     def __str__(self) -> str:
-        return f"{self.user} {self.set_at:%Y-%m-%d %H:%M}"
+        return f"{self.user} {japan_time(self.set_at)}"
 
 
 class AttemptCounter(models.Model):

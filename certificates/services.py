@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts import audit
+from accounts.japan_time import japan_time
 from accounts.models import AuditEntry, User
 
 from . import ca
@@ -195,8 +196,9 @@ def revoke_certificate(
     with transaction.atomic():
         certificate = Certificate.objects.select_for_update().select_related("owner").get(pk=certificate.pk)
         if certificate.revoked_at is not None:
-            when = timezone.localtime(certificate.revoked_at)
-            raise RevocationRefused(f"{certificate.serial_number} was already revoked at {when:%Y-%m-%d %H:%M}")
+            raise RevocationRefused(_("%(serial)s was already revoked on %(when)s.") % {
+                "serial": certificate.serial_number, "when": japan_time(certificate.revoked_at),
+            })
         _revoke(certificate, reason=reason, by=by, now=now)
         publish_crl(now=now)
     return certificate

@@ -35,6 +35,7 @@ from django.views.decorators.csrf import csrf_protect
 
 from accounts import services as id_services
 from accounts.admin import IDStateActions
+from accounts.japan_time import japan_time
 from accounts.models import AuditEntry, User, UserID
 from accounts.views import portal_login_url
 from certificates.admin import CertificateStateFilter
@@ -285,8 +286,8 @@ class UserIDAdmin(IDStateActions, ContractScopedAdmin):
         return certificate_state_label(user, timezone.now())
 
     @admin.display(description=gettext_lazy("certificate valid until"), ordering="certificate_valid_until")
-    def certificate_valid_until_display(self, user: User):
-        return user.certificate_valid_until
+    def certificate_valid_until_display(self, user: User) -> str | None:
+        return user.certificate_valid_until and japan_time(user.certificate_valid_until)
 
     @admin.display(description=gettext_lazy("certificates"))
     def certificates(self, user: User) -> str:
@@ -294,7 +295,7 @@ class UserIDAdmin(IDStateActions, ContractScopedAdmin):
             (
                 reverse(f"{self.admin_site.name}:certificates_certificate_change", args=[certificate.pk]),
                 certificate.serial_number,
-                timezone.localtime(certificate.not_after).strftime("%Y-%m-%d %H:%M"),
+                japan_time(certificate.not_after),
                 certificate.state.label,
             )
             for certificate in user.certificates.order_by("-not_before")
@@ -484,7 +485,7 @@ class CertificateAdmin(ContractScopedAdmin):
                        "publishes this at once. This cannot be undone."),
             button=_("Yes, revoke"),
             items=[certificate.owner.login_id, certificate.serial_number,
-                   timezone.localtime(certificate.not_after).strftime("%Y-%m-%d %H:%M")],
+                   japan_time(certificate.not_after)],
         )
 
 

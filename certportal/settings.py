@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from celery.schedules import crontab
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -170,12 +171,17 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "anymail",
+    "csp",
     "accounts",
     "certificates",
     "notices",
 ]
 
 MIDDLEWARE = [
+    # Outermost, as they only add headers: Content-Security-Policy and Permissions-Policy on every
+    # response, a refusal of the next middleware, static files and both admin sites included.
+    "csp.middleware.CSPMiddleware",
+    "django_permissions_policy.PermissionsPolicyMiddleware",
     # First: reads the client certificate (gunicorn's TLS or the trusted proxy's header) and
     # refuses, audited, a certificate header from any other address before anything answers.
     "certificates.client_cert.ClientCertificateMiddleware",
@@ -189,6 +195,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Cache-Control: no-store on every answer to a logged-in or enrolling session (shared PCs, proxies).
+    "accounts.middleware.NoStoreForSessionsMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     # Ends a session when this connection's certificate is not the one it logged in with.
     "certificates.client_cert.CertificateSessionMiddleware",
@@ -250,6 +258,8 @@ AUTH_PASSWORD_VALIDATORS = [
 LANGUAGE_CODE = "ja"
 LANGUAGES = [("ja", _("Japanese")), ("en", _("English"))]
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# The admin sites write dates and times as accounts.japan_time does (certportal/formats/).
+FORMAT_MODULE_PATH = "certportal.formats"
 USE_I18N = True
 TIME_ZONE = "Asia/Tokyo"
 USE_TZ = True
@@ -280,6 +290,31 @@ SECURE_REDIRECT_EXEMPT = [r"^pki/"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Only the portal's own files run or style a page: no inline script or style, no other origin
+# (django-csp). The enrollment page's key, CSR and PKCS#12 are made by static/certportal/enroll.js.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [NONE],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+        "base-uri": [NONE],
+    },
+}
+# No page needs a device or a payment: every powerful feature is denied (django-permissions-policy).
+PERMISSIONS_POLICY = {
+    feature: []
+    for feature in (
+        "accelerometer", "autoplay", "bluetooth", "camera", "display-capture", "encrypted-media", "fullscreen",
+        "geolocation", "gyroscope", "hid", "idle-detection", "magnetometer", "microphone", "midi", "payment",
+        "picture-in-picture", "publickey-credentials-get", "screen-wake-lock", "serial", "usb",
+        "xr-spatial-tracking",
+    )
+}
 
 # A request body larger than this is refused with 400 before any view reads it: nginx's own default
 # (client_max_body_size 1m), room for a CSR (16 KiB) and an e-mail provider's batch of tracking events.

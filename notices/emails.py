@@ -4,8 +4,8 @@ The e-mails are written per language (templates/emails/<language>/<kind>-subject
 -body.txt, -body.html) rather than translated string by string: a bank's customer
 notices are worded as a whole by the people who answer for them, and the Japanese screen
 labels the customer must look for (重要なお知らせ, 「電子証明書の更新はこちら」,
-「電子証明書取得」) appear verbatim in both languages' e-mails. Formatting (dates in
-Japan time, days left) happens here, not in the templates.
+「電子証明書取得」) appear verbatim in both languages' e-mails. Days left are counted
+here; times are written by accounts.japan_time, as on the screens.
 """
 
 from __future__ import annotations
@@ -17,17 +17,11 @@ from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
+from accounts.japan_time import japan_time
+
 from .models import Reminder
 
 LANGUAGES = ("ja", "en")
-
-
-def format_expiry(moment: datetime, language: str) -> str:
-    """The expiry in Japan time: 2027年1月10日 09:59 (日本時間) / 10 January 2027, 09:59 (Japan time)."""
-    local = timezone.localtime(moment)
-    if language == "ja":
-        return f"{local.year}年{local.month}月{local.day}日 {local:%H:%M}（日本時間）"
-    return f"{local.day} {local:%B} {local.year}, {local:%H:%M} (Japan time)"
 
 
 def days_left(moment: datetime, today: date) -> int:
@@ -51,7 +45,7 @@ def reminder_message(reminder: Reminder, *, now: datetime) -> EmailMultiAlternat
             not_after = datetime.fromisoformat(item["not_after"])
             rows.append({
                 "login_id": item["login_id"],
-                "expires": format_expiry(not_after, language),
+                "expires": japan_time(not_after, language),
                 "days_left": days_left(not_after, today),
                 "expired": not_after <= now,
             })
@@ -60,7 +54,7 @@ def reminder_message(reminder: Reminder, *, now: datetime) -> EmailMultiAlternat
         template = "expiry_reminder"
         not_after = reminder.certificate.not_after
         context.update(
-            expires=format_expiry(not_after, language),
+            expires=japan_time(not_after, language),
             days_left=days_left(not_after, today),
             expired=not_after <= now,
             serial_number=reminder.certificate.serial_number,

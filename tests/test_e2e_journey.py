@@ -122,7 +122,8 @@ def enroll_in_page(page, screens: Screens, labels: dict, *, button: str, file_pa
     create_key.get_by_role("button", name=labels["yes"], exact=True).click()
     install = page.locator("#confirm-install")
     page.wait_for_function(
-        "document.getElementById('confirm-install').open || !document.getElementById('enroll-error').hidden",
+        # A function, not an expression: the page's Content-Security-Policy refuses eval of a string.
+        "() => document.getElementById('confirm-install').open || !document.getElementById('enroll-error').hidden",
         timeout=30_000,
     )
     assert page.locator("#enroll-error").is_hidden(), page.locator("#enroll-error").inner_text()

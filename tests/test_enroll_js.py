@@ -114,7 +114,7 @@ def test_the_page_makes_the_key_and_csr_and_saves_a_pkcs12_that_openssl_and_nss_
 
     install = page.locator("#confirm-install")
     page.wait_for_function(
-        "document.getElementById('confirm-install').open || !document.getElementById('enroll-error').hidden",
+        "() => document.getElementById('confirm-install').open || !document.getElementById('enroll-error').hidden",
         timeout=15_000,
     )
     assert page.locator("#enroll-error").is_hidden(), page.locator("#enroll-error").inner_text()

@@ -130,3 +130,20 @@ def test_the_japanese_texts_write_ブラウザ_as_the_guide_does_and_full_width_
     for where, text in texts.items():
         assert "ブラウザー" not in text, where
         assert not re.search(r"[\u3040-\u30ff\u4e00-\u9fff]\?", text), where
+
+
+@pytest.mark.parametrize(("language", "not_found", "expired"), [
+    ("ja", "ページが見つかりません", "画面の有効期限が切れました"),
+    ("en", "Page not found", "The form has expired"),
+])
+def test_the_error_pages_are_the_portals_own_in_the_chosen_language(settings, language, not_found, expired):
+    settings.DEBUG = False
+    client = client_in(language)
+    missing = client.get("/no-such-page/")
+    assert missing.status_code == 404
+    assert f'<html lang="{language}"' in missing.content.decode() and not_found in missing.content.decode()
+    client = CertificateClient(enforce_csrf_checks=True)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = language
+    refused = client.post(reverse("login"), {"login_id": "x", "password": "y"})
+    assert refused.status_code == 403
+    assert expired in refused.content.decode()

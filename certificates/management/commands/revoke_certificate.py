@@ -1,5 +1,6 @@
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import translation
 
 from certificates.models import Certificate, RevocationReason
 from certificates.services import RevocationRefused, revoke_certificate
@@ -19,7 +20,8 @@ class Command(BaseCommand):
         except Certificate.DoesNotExist:
             raise CommandError(f"No certificate with serial number {serial}") from None
         try:
-            revoke_certificate(certificate=certificate, reason=reason, by=None)
+            with translation.override("en"):  # an operator's command speaks English throughout
+                revoke_certificate(certificate=certificate, reason=reason, by=None)
         except (RevocationRefused, ImproperlyConfigured) as error:
             raise CommandError(str(error)) from None
         self.stdout.write(self.style.SUCCESS(f"Revoked {certificate.serial_number} ({reason})"))
