@@ -237,4 +237,4 @@ class AttemptCounter(models.Model):
         indexes = [models.Index(fields=["scope", "window_start"], name="attempt_counter_window")]
 
     def __str__(self) -> str:
-        return f"{self.scope} {self.key} {self.window_start:%Y-%m-%d %H:%M}: {self.attempts}"
+        return f"{self.scope} {self.key} {japan_time(self.window_start)}: {self.attempts}"

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.test import Client
 from django.urls import reverse
 
-from .clients import CertificateClient, issue_for
+from .clients import CertificateClient, issue_for, operator_signed_in
 from .conftest import PASSWORD, make_csr
 from .servers import Browser
 
@@ -50,8 +50,7 @@ def administrator_browser(alice):
 
 def test_every_kind_of_page_sends_the_strict_policy_and_the_permissions_policy(administrator_browser, olivia):
     anonymous = CertificateClient()
-    operator = Client()
-    operator.force_login(olivia)
+    operator = operator_signed_in(olivia)
     answers = {
         "login": anonymous.get(reverse("login")),
         "obtain": anonymous.get(reverse("obtain-start")),
@@ -71,8 +70,7 @@ def test_every_kind_of_page_sends_the_strict_policy_and_the_permissions_policy(a
 def test_answers_to_a_logged_in_session_and_the_enrollment_api_are_never_stored(administrator_browser, olivia):
     issued = administrator_browser.post(reverse("renewal-issue"), data=json.dumps({"csr": make_csr()[0].decode()}),
                                         content_type="application/json", HTTP_ACCEPT="application/json")
-    operator = Client()
-    operator.force_login(olivia)
+    operator = operator_signed_in(olivia)
     for where, response in {
         "notices": administrator_browser.get(reverse("important-notices")),
         "password change": administrator_browser.get(reverse("password-change")),
