@@ -2,12 +2,14 @@
 
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Permission
 from django.db import transaction
+from django.utils.text import capfirst
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from . import audit, services
-from .models import AuditEntry, Contract, User
+from .models import AuditEntry, Contract, JobRun, User
 
 
 class IDInline(admin.TabularInline):
@@ -84,6 +86,20 @@ class IDStateActions:
         self._apply(request, queryset, services.resume_id, gettext("%(count)d ID(s) resumed."))
 
 
+PERMISSION_ACTIONS = {"add": _("add"), "change": _("change"), "delete": _("delete"), "view": _("view")}
+
+
+def permission_label(permission: Permission) -> str:
+    """A permission in the operator's language: its names in the database were written in English at migrate time."""
+    action, _sep, _model = permission.codename.partition("_")
+    model = permission.content_type.model_class()
+    if action not in PERMISSION_ACTIONS or model is None:
+        return str(permission)
+    return gettext("%(model)s: %(action)s") % {
+        "model": capfirst(model._meta.verbose_name), "action": PERMISSION_ACTIONS[action],
+    }
+
+
 @admin.register(User)
 class UserAdmin(IDStateActions, DjangoUserAdmin):
     list_display = ("login_id", "contract", "role", "email", "state")
@@ -104,6 +120,19 @@ class UserAdmin(IDStateActions, DjangoUserAdmin):
                                                  "password1", "password2")}),
     )
     actions = ["unlock", "suspend", "resume"]
+
+    def get_fieldsets(self, request, obj=None):
+        """A customer's ID is never staff: no superuser, group or permission controls on its page."""
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is not None and obj.contract_id is not None:
+            return [(name, options) for name, options in fieldsets if "is_superuser" not in options["fields"]]
+        return fieldsets
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        field = super().formfield_for_manytomany(db_field, request, **kwargs)
+        if db_field.name == "user_permissions":
+            field.label_from_instance = permission_label
+        return field
 
     def save_model(self, request, obj, form, change) -> None:
         super().save_model(request, obj, form, change)  # inside the admin's transaction
@@ -128,6 +157,24 @@ class AuditEntryAdmin(admin.ModelAdmin):
     list_select_related = ("subject", "actor")
     ordering = ("-at", "-id")
     date_hierarchy = "at"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(JobRun)
+class JobRunAdmin(admin.ModelAdmin):
+    """The record of scheduled jobs' successful runs, written by the jobs themselves."""
+
+    list_display = ("name", "started_at", "finished_at", "host")
+    list_filter = ("name",)
+    ordering = ("-finished_at", "-id")
 
     def has_add_permission(self, request) -> bool:
         return False

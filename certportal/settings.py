@@ -163,7 +163,7 @@ for _name, _url in (("CERTPORTAL_PUBLIC_BASE_URL", PUBLIC_BASE_URL), ("CERTPORTA
         raise ImproperlyConfigured(f"{_name} must be an http(s) URL, not {_url!r}")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "certportal.apps.OperatorAdminConfig",  # django.contrib.admin with the operators' site as admin.site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
