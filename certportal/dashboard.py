@@ -19,7 +19,7 @@ from datetime import date, datetime, timedelta
 from django.conf import settings
 from django.db.models import Count, QuerySet
 from django.db.models.functions import TruncDate
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from accounts.models import JobRun, User
 from certificates.japan_time import JAPAN, japan_today
@@ -207,8 +207,17 @@ def ids_for_export(now: datetime) -> QuerySet:
     return with_certificate_state(customers, now)
 
 
-def id_csv_rows(now: datetime) -> Iterator[str]:
-    """The customers' IDs as CSV lines (UTF-8 with a BOM, which spreadsheet programs need for Japanese)."""
+def id_csv_rows(now: datetime, language: str) -> Iterator[str]:
+    """The customers' IDs as CSV lines (UTF-8 with a BOM, which spreadsheet programs need for Japanese).
+
+    Labels in `language`: the rows are written while the response streams, after the request's
+    language was reset.
+    """
+    with translation.override(language):
+        yield from _id_csv_rows(now)
+
+
+def _id_csv_rows(now: datetime) -> Iterator[str]:
 
     class Line:
         def write(self, value: str) -> str:

@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
+from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 from accounts import audit
@@ -52,7 +53,8 @@ class OperatorAdminSite(admin.AdminSite):
                 AuditEntry.Action.IDS_EXPORTED, actor=request.user,
                 remote_addr=getattr(request, "client_address", None) or request.META.get("REMOTE_ADDR"), format="csv",
             )
-        response = StreamingHttpResponse(dashboard.id_csv_rows(now), content_type="text/csv; charset=utf-8")
+        rows = dashboard.id_csv_rows(now, get_language())
+        response = StreamingHttpResponse(rows, content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="certportal-ids-{now:%Y%m%d-%H%M%S}.csv"'
         response["Cache-Control"] = "no-store"
         return response
