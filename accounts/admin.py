@@ -50,6 +50,9 @@ class ContractAdmin(admin.ModelAdmin):
     search_fields = ("number", "name")
     inlines = [IDInline]
 
+    class Media:
+        css = {"all": ["certportal/admin-lists.css"]}  # long codes wrap: no list wider than a 1280 px window
+
     def save_formset(self, request, form, formset, change) -> None:
         super().save_formset(request, form, formset, change)  # inside the admin's transaction
         created = {user.pk for user in formset.new_objects}
@@ -121,6 +124,9 @@ class UserAdmin(IDStateActions, DjangoUserAdmin):
     )
     actions = ["unlock", "suspend", "resume"]
 
+    class Media:
+        css = {"all": ["certportal/admin-lists.css"]}  # long codes wrap: no list wider than a 1280 px window
+
     def get_fieldsets(self, request, obj=None):
         """A customer's ID is never staff: no superuser, group or permission controls on its page."""
         fieldsets = super().get_fieldsets(request, obj)
@@ -157,6 +163,9 @@ class AuditEntryAdmin(admin.ModelAdmin):
     list_select_related = ("subject", "actor")
     ordering = ("-at", "-id")
     date_hierarchy = "at"
+
+    class Media:
+        css = {"all": ["certportal/admin-lists.css"]}  # long codes wrap: no list wider than a 1280 px window
 
     def has_add_permission(self, request) -> bool:
         return False

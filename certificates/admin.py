@@ -111,9 +111,8 @@ class RevocationForm(forms.Form):
 
 @admin.register(Certificate)
 class CertificateAdmin(admin.ModelAdmin):
-    list_display = (
-        "serial_number", "owner", "contract", "subject", "not_before", "not_after", "state_display", "issued_via",
-    )
+    # No subject column: it repeats the ID and the contract, and would push the list past a 1280 px window.
+    list_display = ("serial_number", "owner", "contract", "not_before", "not_after", "state_display", "issued_via")
     list_filter = (CertificateOwnStateFilter, "issued_via", "revocation_reason")
     search_fields = ("serial_number", "owner__login_id", "owner__contract__number", "subject", "fingerprint_sha256")
     list_select_related = ("owner__contract",)
@@ -123,6 +122,9 @@ class CertificateAdmin(admin.ModelAdmin):
         "not_after", "issued_via", "first_used_at", "superseded_at", "revoked_at", "revocation_reason",
     )
     actions = ["revoke"]
+
+    class Media:
+        css = {"all": ["certportal/admin-lists.css"]}  # long codes wrap: no list wider than a 1280 px window
 
     @admin.display(description=_("state"))
     def state_display(self, certificate: Certificate) -> str:

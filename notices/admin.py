@@ -3,7 +3,7 @@ from datetime import datetime
 from django.contrib import admin, messages
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
-from django.utils.translation import get_language
+from django.utils.translation import get_language, gettext
 from django.utils.translation import gettext_lazy as _
 
 from .emails import format_expiry, reminder_message
@@ -22,9 +22,11 @@ class ReminderAdmin(admin.ModelAdmin):
     """Every reminder e-mail and what became of it. Read-only: states change through the
     sending task, the provider's tracking webhook and the resend action (a service)."""
 
+    class Media:
+        css = {"all": ["certportal/admin-lists.css"]}  # long codes wrap: no list wider than a 1280 px window
+
     list_display = (
-        "queued_at", "kind", "recipient", "certificate_serial", "threshold_days", "digest_date", "state",
-        "attempts", "sent_at", "message_id",
+        "queued_at", "what", "recipient", "certificate_serial", "state", "sent_at", "message_id",
     )
     list_filter = ("state", "kind", "threshold_days", "digest_date")
     search_fields = ("recipient__login_id", "recipient__email", "message_id", "certificate__serial_number")
@@ -57,6 +59,13 @@ class ReminderAdmin(admin.ModelAdmin):
             '<div class="reminder-email"><p><strong>{}</strong> {}</p><p><strong>{}</strong> {}</p><pre>{}</pre></div>',
             _("To:"), ", ".join(message.to), _("Subject:"), message.subject, message.body,
         )
+
+    @admin.display(description=_("kind"), ordering="kind")
+    def what(self, reminder: Reminder) -> str:
+        """One column for the kind and its threshold or day, so that the list fits a 1280 px window."""
+        if reminder.kind == Reminder.Kind.DIGEST:
+            return gettext("administrator digest of %(date)s") % {"date": reminder.digest_date}
+        return gettext("%(days)d-day reminder") % {"days": reminder.threshold_days}
 
     @admin.display(description=_("certificate serial number"), ordering="certificate__serial_number")
     def certificate_serial(self, reminder: Reminder) -> str:
