@@ -151,6 +151,9 @@ admin:app_list[certificates]                                   oplogin   oplogin
 admin:app_list[notices]                                        oplogin   oplogin   oplogin   oplogin   200
 /operator/(?P<url>.*)                                          oplogin   oplogin   oplogin   oplogin   404
 
+# Prometheus: relayed by the (trusted) proxy without the internal listener's mark, nobody gets it
+metrics                                                        404       404       404       404       404
+
 # E-mail providers' webhooks (anymail): refused to everyone without ANYMAIL_WEBHOOK_SECRET
 *_webhook                                                      403       403       403       403       403
 
