@@ -33,6 +33,8 @@ js:
 	npx --prefix frontend esbuild frontend/src/enroll.js --bundle --minify --format=iife --target=es2020 \
 	  --outfile=static/certportal/enroll.js
 
+# The address e-mails link to, and certificates' CRL address: where `make run` serves (PORT=9443 make run).
+run: export CERTPORTAL_PUBLIC_BASE_URL ?= https://localhost:$(PORT)
 run: venv
 	mkdir -p var
 	$(MANAGE) migrate --noinput

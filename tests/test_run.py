@@ -44,3 +44,21 @@ def test_gunicorn_asks_for_a_client_certificate_optionally():
     assert command[command.index("--cert-reqs") + 1] == "1"  # ssl.CERT_OPTIONAL
     assert command[command.index("--ca-certs") + 1] == "c.pem"
     assert "--certfile" not in gunicorn_command(bind="127.0.0.1:8000")  # behind nginx: plain HTTP
+
+
+def test_e_mail_links_use_the_address_make_run_serves_on():
+    from certportal.run import served_address
+
+    assert served_address("localhost", 9443, {}) == {"CERTPORTAL_PUBLIC_BASE_URL": "https://localhost:9443"}
+    stated = {"CERTPORTAL_PUBLIC_BASE_URL": "https://portal.example"}
+    assert served_address("localhost", 9443, stated) == {}  # what the environment states wins
+
+
+def test_make_run_exports_its_port_as_the_portals_public_address():
+    import subprocess
+
+    from django.conf import settings
+
+    database = subprocess.run(["make", "-n", "-p", "run", "PORT=9443"], cwd=settings.BASE_DIR, capture_output=True,
+                              text=True, env={"PATH": "/usr/bin:/bin"}).stdout
+    assert "run: CERTPORTAL_PUBLIC_BASE_URL = https://localhost:$(PORT)" in database
