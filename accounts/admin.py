@@ -1,8 +1,9 @@
 """The bank operators' admin for contracts, IDs and the audit log."""
 
 from django.contrib import admin, messages
+from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 from django.utils.text import capfirst
 from django.utils.translation import gettext
@@ -101,6 +102,20 @@ def permission_label(permission: Permission) -> str:
     return gettext("%(model)s: %(action)s") % {
         "model": capfirst(model._meta.verbose_name), "action": PERMISSION_ACTIONS[action],
     }
+
+
+class GroupAdmin(DjangoGroupAdmin):
+    """Django's groups, their permissions named in the operator's language."""
+
+    def formfield_for_manytomany(self, db_field, request=None, **kwargs):
+        field = super().formfield_for_manytomany(db_field, request, **kwargs)
+        if db_field.name == "permissions":
+            field.label_from_instance = permission_label
+        return field
+
+
+admin.site.unregister(Group)
+admin.site.register(Group, GroupAdmin)
 
 
 @admin.register(User)

@@ -114,6 +114,15 @@ def test_an_operators_page_names_permissions_in_the_operators_language(operator_
     assert f'<option value="{add_contract.pk}">Contract: add</option>' in english.content.decode()
 
 
+def test_a_groups_page_names_permissions_in_the_operators_language(operator_client):
+    view_certificate = Permission.objects.get(codename="view_certificate")
+
+    content = get(operator_client, "/operator/auth/group/add/").content.decode()
+
+    assert f'<option value="{view_certificate.pk}">電子証明書: 表示</option>' in content
+    assert "Can view certificate" not in content
+
+
 # --- a reminder's page ------------------------------------------------------------------------------
 
 
