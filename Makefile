@@ -3,7 +3,7 @@ PY := .venv/bin/python
 MANAGE := $(PY) manage.py
 PORT ?= 8443
 
-.PHONY: run test lint bench venv lock messages clean js
+.PHONY: run test lint bench venv lock messages clean js demo-expire
 
 venv: .venv/.installed
 
@@ -34,8 +34,16 @@ js:
 	  --outfile=static/certportal/enroll.js
 
 # certportal.run migrates, creates the CA and the demo contract, and serves; var/ is private (umask 077).
+# The address e-mails link to, and certificates' CRL address: where `make run` serves (PORT=9443 make run).
+run: export CERTPORTAL_PUBLIC_BASE_URL ?= https://localhost:$(PORT)
 run: venv
 	$(PY) -m certportal.run --port $(PORT)
+
+# A demo ID's certificate close to its expiry, then the reminder job (debug only; README):
+# PORT=9443 ID=demo-user1 DAYS=25 make demo-expire, while `make run` serves on that port.
+demo-expire: export CERTPORTAL_PUBLIC_BASE_URL ?= https://localhost:$(PORT)
+demo-expire: venv
+	$(MANAGE) demo_expire $(or $(ID),demo-user1) --days $(or $(DAYS),25)
 
 lint: venv
 	.venv/bin/ruff check .

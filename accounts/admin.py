@@ -1,13 +1,16 @@
 """The bank operators' admin for contracts, IDs and the audit log."""
 
 from django.contrib import admin, messages
+from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Group, Permission
 from django.db import transaction
+from django.utils.text import capfirst
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from . import audit, services
-from .models import AuditEntry, Contract, User
+from .models import AuditEntry, Contract, JobRun, User
 
 
 class IDInline(admin.TabularInline):
@@ -48,6 +51,9 @@ class ContractAdmin(admin.ModelAdmin):
     search_fields = ("number", "name")
     inlines = [IDInline]
 
+    class Media:
+        css = {"all": ["certportal/admin-lists.css"]}  # long codes wrap: no list wider than a 1280 px window
+
     def save_formset(self, request, form, formset, change) -> None:
         super().save_formset(request, form, formset, change)  # inside the admin's transaction
         created = {user.pk for user in formset.new_objects}
@@ -84,6 +90,34 @@ class IDStateActions:
         self._apply(request, queryset, services.resume_id, gettext("%(count)d ID(s) resumed."))
 
 
+PERMISSION_ACTIONS = {"add": _("add"), "change": _("change"), "delete": _("delete"), "view": _("view")}
+
+
+def permission_label(permission: Permission) -> str:
+    """A permission in the operator's language: its names in the database were written in English at migrate time."""
+    action, _sep, _model = permission.codename.partition("_")
+    model = permission.content_type.model_class()
+    if action not in PERMISSION_ACTIONS or model is None:
+        return str(permission)
+    return gettext("%(model)s: %(action)s") % {
+        "model": capfirst(model._meta.verbose_name), "action": PERMISSION_ACTIONS[action],
+    }
+
+
+class GroupAdmin(DjangoGroupAdmin):
+    """Django's groups, their permissions named in the operator's language."""
+
+    def formfield_for_manytomany(self, db_field, request=None, **kwargs):
+        field = super().formfield_for_manytomany(db_field, request, **kwargs)
+        if db_field.name == "permissions":
+            field.label_from_instance = permission_label
+        return field
+
+
+admin.site.unregister(Group)
+admin.site.register(Group, GroupAdmin)
+
+
 @admin.register(User)
 class UserAdmin(IDStateActions, DjangoUserAdmin):
     list_display = ("login_id", "contract", "role", "email", "state")
@@ -104,6 +138,22 @@ class UserAdmin(IDStateActions, DjangoUserAdmin):
                                                  "password1", "password2")}),
     )
     actions = ["unlock", "suspend", "resume"]
+
+    class Media:
+        css = {"all": ["certportal/admin-lists.css"]}  # long codes wrap: no list wider than a 1280 px window
+
+    def get_fieldsets(self, request, obj=None):
+        """A customer's ID is never staff: no superuser, group or permission controls on its page."""
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is not None and obj.contract_id is not None:
+            return [(name, options) for name, options in fieldsets if "is_superuser" not in options["fields"]]
+        return fieldsets
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        field = super().formfield_for_manytomany(db_field, request, **kwargs)
+        if db_field.name == "user_permissions":
+            field.label_from_instance = permission_label
+        return field
 
     def save_model(self, request, obj, form, change) -> None:
         super().save_model(request, obj, form, change)  # inside the admin's transaction
@@ -128,6 +178,27 @@ class AuditEntryAdmin(admin.ModelAdmin):
     list_select_related = ("subject", "actor")
     ordering = ("-at", "-id")
     date_hierarchy = "at"
+
+    class Media:
+        css = {"all": ["certportal/admin-lists.css"]}  # long codes wrap: no list wider than a 1280 px window
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(JobRun)
+class JobRunAdmin(admin.ModelAdmin):
+    """The record of scheduled jobs' successful runs, written by the jobs themselves."""
+
+    list_display = ("name", "started_at", "finished_at", "host")
+    list_filter = ("name",)
+    ordering = ("-finished_at", "-id")
 
     def has_add_permission(self, request) -> bool:
         return False

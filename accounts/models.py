@@ -169,6 +169,12 @@ class AuditEntry(models.Model):
         ONE_TIME_CODE_ACCEPTED = "one_time_code_accepted", _("one-time code accepted")
         UNTRUSTED_PROXY_HEADER = "untrusted_proxy_header", _("client-certificate header from an untrusted address")
         REMINDER_RESENT = "reminder_resent", _("reminder resent")
+        IDS_EXPORTED = "ids_exported", _("IDs exported")
+
+    # The bank's own business: never about one contract, never shown in a contract's audit log.
+    BANK_ONLY_ACTIONS = frozenset({
+        Action.CA_CREATED, Action.CRL_PUBLISHED, Action.UNTRUSTED_PROXY_HEADER, Action.IDS_EXPORTED,
+    })
 
     at = models.DateTimeField(_("at"), default=timezone.now, db_index=True)
     action = models.CharField(_("action"), max_length=40, choices=Action.choices)
@@ -192,6 +198,11 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{japan_time(self.at)} {self.get_action_display()}"
+
+    @classmethod
+    def contract_actions(cls) -> list[tuple[str, str]]:
+        """The actions that can concern a contract, as (value, label) choices."""
+        return [(value, label) for value, label in cls.Action.choices if value not in cls.BANK_ONLY_ACTIONS]
 
 
 class PasswordHistory(models.Model):
@@ -238,3 +249,34 @@ class AttemptCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scope} {self.key} {japan_time(self.window_start)}: {self.attempts}"
+
+
+class JobRunQuerySet(models.QuerySet):
+    def last_success_of(self, names) -> dict[str, JobRun | None]:
+        """The newest recorded run of each job named (None: never ran); one indexed read per job."""
+        return {name: self.filter(name=name).order_by("-finished_at", "-id").first() for name in names}
+
+
+class JobRun(models.Model):
+    """A scheduled job (a Celery beat task or its management-command twin) that finished successfully.
+
+    Written by accounts.jobs.recording around each job, so that operators and the monitoring see
+    when the daily reminders or the CRL refresh last ran, whichever node or path ran them.
+    """
+
+    name = models.CharField(_("job"), max_length=100)
+    started_at = models.DateTimeField(_("started at"))
+    finished_at = models.DateTimeField(_("finished at"))
+    host = models.CharField(_("host"), max_length=255, blank=True)
+    detail = models.JSONField(_("detail"), default=dict, blank=True)
+
+    objects = JobRunQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("job run")
+        verbose_name_plural = _("job runs")
+        ordering = ["-finished_at", "-id"]
+        indexes = [models.Index(fields=["name", "-finished_at"], name="job_run_newest")]
+
+    def __str__(self) -> str:
+        return f"{self.name} {japan_time(self.finished_at)}"

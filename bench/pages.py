@@ -174,7 +174,8 @@ def main() -> list[dict]:
     workdir = tempfile.mkdtemp(prefix="certportal-bench-pages-")
     database_url = create_database(server, "pages")
     os.environ.update(production.production_env(
-        {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.settings", "DATABASE_URL": database_url}, workdir))
+        {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.settings", "DATABASE_URL": database_url}, workdir,
+        proxy_socket=False))
     import django
 
     django.setup()

@@ -36,7 +36,8 @@ class Stack:
                 process.kill()
 
 
-def production_env(base: dict[str, str], workdir: str) -> dict[str, str]:
+def production_env(base: dict[str, str], workdir: str, *, proxy_socket: bool = True) -> dict[str, str]:
+    """deploy/'s settings; in-process figures (no socket to arrive on) trust the proxy by address instead."""
     return {
         **base,
         "CERTPORTAL_DEBUG": "false",
@@ -45,7 +46,7 @@ def production_env(base: dict[str, str], workdir: str) -> dict[str, str]:
         "CERTPORTAL_SECRET_KEY": "bench-only-secret-key-0123456789-abcdefghijklmnop",
         "CERTPORTAL_CA_PASSPHRASE": "bench-only-ca-passphrase-0123456789",
         "CERTPORTAL_ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "CERTPORTAL_TRUSTED_PROXIES": "127.0.0.1",
+        **({"CERTPORTAL_PROXY_SOCKET": "true"} if proxy_socket else {"CERTPORTAL_TRUSTED_PROXIES": "127.0.0.1"}),
         "CERTPORTAL_LOG_LEVEL": "WARNING",
         "CERTPORTAL_VAR_DIR": workdir,
         "CELERY_BROKER_URL": base.get("CELERY_BROKER_URL") or "filesystem://",
@@ -69,10 +70,11 @@ def start(env: dict[str, str], workdir: str, *, workers: int = PRODUCTION_WORKER
     from certportal.run import gunicorn_command, prepare_tls
 
     chain, _cert, _key = prepare_tls(["localhost", "127.0.0.1"], Path(workdir, "tls"))  # the same files for every stack
-    upstream = socket.socket()
-    upstream.bind(("127.0.0.1", 0))
+    # gunicorn on a unix socket, as deploy/certportal.socket hands it over.
+    upstream_socket = Path(tempfile.mkdtemp(prefix="gunicorn-", dir=workdir), "gunicorn.sock")
+    upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    upstream.bind(str(upstream_socket))
     upstream.listen(1024)
-    upstream_port = upstream.getsockname()[1]
     gunicorn = subprocess.Popen(
         gunicorn_command(bind=f"fd://{upstream.fileno()}", workers=workers, access_log=False),
         cwd=ROOT, env=env, pass_fds=(upstream.fileno(),),
@@ -80,8 +82,7 @@ def start(env: dict[str, str], workdir: str, *, workers: int = PRODUCTION_WORKER
     upstream.close()
     stack = Stack(https_port=0, ca_chain=chain, processes=[gunicorn])
     try:
-        _start_nginx(stack, workdir, upstream_port)
-        _wait(upstream_port, gunicorn, "gunicorn")
+        _start_nginx(stack, workdir, upstream_socket)
         _wait(stack.https_port, stack.processes[-1], "nginx")
     except BaseException:
         stack.stop()
@@ -89,7 +90,7 @@ def start(env: dict[str, str], workdir: str, *, workers: int = PRODUCTION_WORKER
     return stack
 
 
-def _start_nginx(stack: Stack, workdir: str, upstream_port: int) -> None:
+def _start_nginx(stack: Stack, workdir: str, upstream_socket: Path) -> None:
     from django.core.management import call_command
 
     from tests.servers import free_port, nginx_main_config, nginx_site
@@ -100,7 +101,7 @@ def _start_nginx(stack: Stack, workdir: str, upstream_port: int) -> None:
         call_command("export_crl", str(crl), stdout=devnull)
     https_port, http_port = free_port(), free_port()
     site = prefix / "certportal.conf"
-    site.write_text(nginx_site(https_port=https_port, http_port=http_port, upstream_port=upstream_port,
+    site.write_text(nginx_site(https_port=https_port, http_port=http_port, upstream_socket=upstream_socket,
                                tls_dir=stack.ca_chain.parent, crl=crl))
     config = prefix / "nginx.conf"
     # As many nginx workers as cores, as Debian's own nginx.conf has it.

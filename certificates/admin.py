@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from accounts.admin import UserAdmin
 from accounts.models import User
 
+from .japan_time import japan_today
 from .models import Certificate, CertificateAuthority, RevocationList, RevocationReason
 from .services import RevocationRefused, revoke_certificate
 
@@ -38,9 +39,10 @@ class CertificateStateFilter(admin.SimpleListFilter):
         if value == "valid":
             return queryset.filter(Exists(valid))
         if value in ("30", "10"):
-            # Inside the window and not yet renewed: no valid certificate lasts beyond it.
-            horizon = now + timedelta(days=int(value))
-            return queryset.filter(Exists(valid)).exclude(Exists(valid.filter(not_after__gt=horizon)))
+            # Inside the window and not yet renewed: no valid certificate lasts beyond its last day,
+            # counted in Japan-time calendar days as the reminders and the notices screen count them.
+            last_day = japan_today(now) + timedelta(days=int(value))
+            return queryset.filter(Exists(valid)).exclude(Exists(valid.lasting_beyond_japan_day(last_day)))
         if value == "expired":
             return queryset.filter(Exists(mine.not_revoked().expired(now))).exclude(Exists(valid))
         if value == "none":
@@ -72,16 +74,48 @@ admin.site.unregister(User)
 admin.site.register(User, IDWithCertificateAdmin)
 
 
+class CertificateOwnStateFilter(admin.SimpleListFilter):
+    """A certificate's own state, through the named querysets (state_at in SQL)."""
+
+    title = _("state")
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [
+            *Certificate.State.choices,
+            ("30", _("expires within 30 days")),
+            ("current", _("current (not revoked, not superseded)")),
+        ]
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        value = self.value()
+        if value == Certificate.State.VALID:
+            return queryset.valid(now)
+        if value == Certificate.State.NOT_YET_VALID:
+            return queryset.not_revoked().filter(not_before__gt=now)
+        if value == Certificate.State.EXPIRED:
+            return queryset.not_revoked().expired(now)
+        if value == Certificate.State.REVOKED:
+            return queryset.revoked()
+        if value == "30":
+            return queryset.valid(now).expiring_by_japan_day(japan_today(now) + timedelta(days=30))
+        if value == "current":
+            return queryset.current()
+        return queryset
+
+
 class RevocationForm(forms.Form):
     reason = forms.ChoiceField(label=_("revocation reason"), choices=RevocationReason.choices)
 
 
 @admin.register(Certificate)
 class CertificateAdmin(admin.ModelAdmin):
-    list_display = ("serial_number", "owner", "subject", "not_before", "not_after", "state_display", "issued_via")
-    list_filter = ("issued_via", "revocation_reason")
-    search_fields = ("serial_number", "owner__login_id", "subject", "fingerprint_sha256")
-    list_select_related = ("owner",)
+    # No subject column: it repeats the ID and the contract, and would push the list past a 1280 px window.
+    list_display = ("serial_number", "owner", "contract", "not_before", "not_after", "state_display", "issued_via")
+    list_filter = (CertificateOwnStateFilter, "issued_via", "revocation_reason")
+    search_fields = ("serial_number", "owner__login_id", "owner__contract__number", "subject", "fingerprint_sha256")
+    list_select_related = ("owner__contract",)
     exclude = ("der",)
     readonly_fields = (
         "owner", "issuer", "serial_number", "subject", "public_key_sha256", "fingerprint_sha256", "not_before",
@@ -89,9 +123,16 @@ class CertificateAdmin(admin.ModelAdmin):
     )
     actions = ["revoke"]
 
+    class Media:
+        css = {"all": ["certportal/admin-lists.css"]}  # long codes wrap: no list wider than a 1280 px window
+
     @admin.display(description=_("state"))
     def state_display(self, certificate: Certificate) -> str:
         return certificate.state.label
+
+    @admin.display(description=_("contract"), ordering="owner__contract__number")
+    def contract(self, certificate: Certificate):
+        return certificate.owner.contract or "—"
 
     def has_add_permission(self, request) -> bool:
         return False  # certificates come from CSRs through the issuance service only

@@ -8,16 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.utils import timezone
 
 from accounts.models import User
 
+from .japan_time import JAPAN, japan_date
 from .models import Certificate
-
-JAPAN = ZoneInfo("Asia/Tokyo")
 
 
 @dataclass(frozen=True)
@@ -33,7 +31,7 @@ def current_certificate(user: User, *, now: datetime) -> Certificate | None:
 
 
 def days_left(certificate: Certificate, *, now: datetime) -> int:
-    return (certificate.not_after.astimezone(JAPAN).date() - now.astimezone(JAPAN).date()).days
+    return (japan_date(certificate.not_after) - japan_date(now)).days
 
 
 def renewal_due(user: User, *, now: datetime | None = None, window_days: int | None = None) -> RenewalDue | None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
+
+from .japan_time import japan_day_start
 
 
 class CertificateQuerySet(QuerySet):
@@ -37,6 +39,10 @@ class CertificateQuerySet(QuerySet):
         )
         return self.filter(revoked_at__isnull=True, superseded_at__isnull=True).exclude(Exists(newer))
 
+    def live(self, now: datetime | None = None) -> CertificateQuerySet:
+        """Each ID's current certificate, not yet expired at `now`: what reminders and the dashboard count."""
+        return self.current().filter(not_after__gt=now or timezone.now())
+
     def expiring_within(self, days: int, now: datetime | None = None) -> CertificateQuerySet:
         """Unexpired at `now` and expiring before `now` + `days`."""
         now = now or timezone.now()
@@ -48,6 +54,18 @@ class CertificateQuerySet(QuerySet):
     def awaiting_first_use(self) -> CertificateQuerySet:
         return self.not_revoked().filter(first_used_at__isnull=True)
 
+    def expiring_on_japan_days(self, first: date, last: date) -> CertificateQuerySet:
+        """Expiring on a Japan-time calendar day from `first` to `last`, both included."""
+        return self.filter(not_after__gte=japan_day_start(first)).expiring_by_japan_day(last)
+
+    def expiring_by_japan_day(self, last: date) -> CertificateQuerySet:
+        """Expiring on or before the Japan-time calendar day `last` (expired ones included)."""
+        return self.filter(not_after__lt=japan_day_start(last + timedelta(days=1)))
+
+    def lasting_beyond_japan_day(self, last: date) -> CertificateQuerySet:
+        """Still valid after the Japan-time calendar day `last` has ended."""
+        return self.filter(not_after__gte=japan_day_start(last + timedelta(days=1)))
+
     def due_for_reminder(self, threshold_days: int, today: date, now: datetime | None = None) -> CertificateQuerySet:
         """Current certificates that expire within `threshold_days` Japan-time calendar days of
         `today` (days left = expiry date - today, 0..threshold) and are still unexpired at `now`.
@@ -55,8 +73,6 @@ class CertificateQuerySet(QuerySet):
         "Within", not "exactly": a day the reminder job missed is caught up the next day.
         Customers' certificates only: an operator renews theirs with manage.py issue_operator_certificate.
         """
-        now = now or timezone.now()
-        last_day_end = datetime.combine(today + timedelta(days=threshold_days + 1), time.min)
-        return self.current().exclude(issued_via=self.model.Channel.OPERATOR_ACCESS).filter(
-            not_after__gt=now, not_after__lt=timezone.make_aware(last_day_end, timezone.get_default_timezone())
+        return self.live(now).exclude(issued_via=self.model.Channel.OPERATOR_ACCESS).expiring_by_japan_day(
+            today + timedelta(days=threshold_days)
         )

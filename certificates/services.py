@@ -75,8 +75,9 @@ def issue_certificate(
     now: datetime | None = None,
     remote_addr: str | None = None,
     issued_by: str | None = None,
+    not_after: datetime | None = None,
 ) -> Issuance:
-    """Issue a one-year client certificate for `user` from `csr`.
+    """Issue a one-year client certificate for `user` from `csr` (shorter if `not_after` says so).
 
     One issuance at a time per ID: the ID's row is locked, and a certificate issued
     moments ago and not yet used holds the slot, so a double submit or a second tab
@@ -89,7 +90,7 @@ def issue_certificate(
     try:
         request = load_csr(csr)
         return _issue(user=user, request=request, via=via, actor=actor, now=now, remote_addr=remote_addr,
-                      issued_by=issued_by)
+                      issued_by=issued_by, shorter_until=not_after)
     except CertificateRefused as refusal:
         audit.record(
             AuditEntry.Action.ISSUANCE_REFUSED, subject=user, actor=actor, reason=refusal.code, via=str(via),
@@ -98,7 +99,7 @@ def issue_certificate(
         raise
 
 
-def _issue(*, user, request, via, actor, now, remote_addr, issued_by) -> Issuance:
+def _issue(*, user, request, via, actor, now, remote_addr, issued_by=None, shorter_until=None) -> Issuance:
     public_key = request.public_key()
     key_hash = ca.spki_sha256(public_key)
     with transaction.atomic():
@@ -140,6 +141,8 @@ def _issue(*, user, request, via, actor, now, remote_addr, issued_by) -> Issuanc
         issuer = ca.unlock()
         # Never beyond the issuing CA's own validity: nothing would verify it after that.
         not_after = min(validity_end(now), issuer.certificate.not_valid_after_utc)
+        if shorter_until is not None:
+            not_after = min(not_after, shorter_until.replace(microsecond=0))
         cert = ca.sign_client_certificate(
             ca=issuer, public_key=public_key, subject=subject_for(user), not_before=now, not_after=not_after,
         )

@@ -2,6 +2,6 @@ from django.contrib.admin.apps import AdminConfig
 
 
 class OperatorAdminConfig(AdminConfig):
-    """django.contrib.admin, whose default site (admin.site, at /operator/) asks for an operator's certificate."""
+    """Django's admin, whose default site (admin.site, at /operator/) asks for an operator's certificate."""
 
     default_site = "certportal.operator_admin.OperatorAdminSite"

@@ -10,7 +10,6 @@ the certificate-and-password login, and the site checks that the session came fr
 
 from __future__ import annotations
 
-from datetime import timedelta
 from functools import update_wrapper
 
 from django import forms
@@ -40,6 +39,7 @@ from accounts.models import AuditEntry, User, UserID
 from accounts.views import portal_login_url
 from certificates.admin import CertificateStateFilter
 from certificates.client_cert import SESSION_CERTIFICATE_KEY
+from certificates.japan_time import japan_date
 from certificates.models import Certificate, RevocationReason
 from certificates.services import RevocationRefused, revoke_certificate
 
@@ -215,7 +215,8 @@ def with_certificate_state(queryset, now):
 
 def certificate_state_label(user: User, now) -> str:
     if user.certificate_valid_until is not None:
-        if user.certificate_valid_until <= now + timedelta(days=settings.RENEWAL_WINDOW_DAYS):
+        # Calendar days in Japan time, as the notices screen and the reminders count them.
+        if (japan_date(user.certificate_valid_until) - japan_date(now)).days <= settings.RENEWAL_WINDOW_DAYS:
             return _("valid, renewal due")
         return _("valid")
     if user.newest_certificate_not_after is None:
@@ -492,9 +493,22 @@ class CertificateAdmin(ContractScopedAdmin):
 # --- the contract's audit log, read-only ---------------------------------------------------------
 
 
+class ContractActionFilter(admin.SimpleListFilter):
+    """Django's choices filter would offer every action, the bank's own (CA作成, CRL公開) included."""
+
+    title = gettext_lazy("action")
+    parameter_name = "action"
+
+    def lookups(self, request, model_admin):
+        return AuditEntry.contract_actions()
+
+    def queryset(self, request, queryset):
+        return queryset.filter(action=self.value()) if self.value() else queryset
+
+
 class AuditEntryAdmin(ContractScopedAdmin):
     list_display = ("at", "action", "subject_login_id", "actor_display", "certificate_serial", "remote_addr")
-    list_filter = ("action",)
+    list_filter = (ContractActionFilter,)
     search_fields = ("subject__login_id", "certificate_serial")
     list_select_related = ("subject", "actor")
     date_hierarchy = "at"

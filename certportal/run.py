@@ -174,17 +174,27 @@ def prepare(hostnames: list[str]) -> tuple[Path, Path, Path]:
     return prepare_tls(hostnames)
 
 
+def served_address(host: str, port: int, environ: dict[str, str]) -> dict[str, str]:
+    """The address this run serves on, as CERTPORTAL_PUBLIC_BASE_URL for the web and worker processes
+    (links in e-mails), unless the environment already states one."""
+    if environ.get("CERTPORTAL_PUBLIC_BASE_URL"):
+        return {}
+    return {"CERTPORTAL_PUBLIC_BASE_URL": f"https://{host}:{port}"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=8443)
     parser.add_argument("--host", default="localhost")
     parser.add_argument("--prepare-only", action="store_true", help="set up var/ and stop, without serving")
     args = parser.parse_args()
+    os.environ.update(served_address(args.host, args.port, os.environ))  # inherited by gunicorn and celery
     chain, cert, key = prepare([args.host, "127.0.0.1"])
     if args.prepare_only:
         return
     url = f"https://{args.host}:{args.port}/"
-    print(f"\ncertportal is at {url}")
+    print(f"\ncertportal is at {url} (links in e-mails: {os.environ['CERTPORTAL_PUBLIC_BASE_URL']}/)")
+    print("Ctrl-C stops the web server and the worker (with beat); the database and var/ stay.")
     print(f"Trust its CA to avoid the browser warning: import {chain} as a trusted authority")
     print("  (Linux/Chromium: certutil -d sql:$HOME/.pki/nssdb -A -t C,, -n certportal -i " + str(chain) + ")")
     operator_file = prepare_operator_certificate()

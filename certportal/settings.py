@@ -178,6 +178,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: times the whole of Django's work on a request (certportal.metrics).
+    "certportal.metrics.RequestLatencyMiddleware",
     # Outermost, as they only add headers: Content-Security-Policy and Permissions-Policy on every
     # response, a refusal of the next middleware, static files and both admin sites included.
     "csp.middleware.CSPMiddleware",
@@ -286,7 +288,7 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = not DEBUG
 SECURE_SSL_REDIRECT = env_bool("CERTPORTAL_SSL_REDIRECT", not DEBUG)
 # The CRL distribution point and the CA chain are fetched over plain HTTP (deploy/nginx.conf).
-SECURE_REDIRECT_EXEMPT = [r"^pki/"]
+SECURE_REDIRECT_EXEMPT = [r"^pki/", r"^metrics$"]  # /metrics: the internal listener is plain HTTP
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
@@ -343,6 +345,15 @@ CLIENT_CERT_HEADER = "HTTP_X_SSL_CLIENT_CERT"
 CLIENT_VERIFY_HEADER = "HTTP_X_SSL_CLIENT_VERIFY"
 if PROXY_SOCKET or TRUSTED_PROXY_ADDRESSES:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- metrics (certportal.metrics) -----------------------------------------------------
+
+# Optional bearer token Prometheus must send to /metrics, on top of nginx keeping it internal.
+METRICS_TOKEN = env_str("CERTPORTAL_METRICS_TOKEN", "")
+if METRICS_TOKEN and len(METRICS_TOKEN) < 32:
+    raise ImproperlyConfigured("CERTPORTAL_METRICS_TOKEN must be at least 32 characters long")
+# deploy/nginx.conf sets it to "public" on the public servers and to "internal" on the scrape listener.
+METRICS_LISTENER_HEADER = "HTTP_X_CERTPORTAL_LISTENER"
 
 # --- accounts -------------------------------------------------------------------------
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
-from django.utils.translation import get_language
+from django.utils.translation import get_language, gettext
 from django.utils.translation import gettext_lazy as _
+
+from certificates.japan_time import japan_day_start
 
 
 class NoticeQuerySet(models.QuerySet):
@@ -54,6 +56,12 @@ class Notice(models.Model):
 class ReminderQuerySet(models.QuerySet):
     def for_message_id(self, message_id: str) -> ReminderQuerySet:
         return self.filter(message_id=message_id).exclude(message_id="")
+
+    def recorded_on_japan_days(self, first: date, last: date) -> ReminderQuerySet:
+        """Recorded by the daily job on a Japan-time calendar day from `first` to `last`, both included."""
+        return self.filter(
+            created_at__gte=japan_day_start(first), created_at__lt=japan_day_start(last + timedelta(days=1))
+        )
 
     def failed(self) -> ReminderQuerySet:
         return self.filter(state=Reminder.State.FAILED)
@@ -147,5 +155,9 @@ class Reminder(models.Model):
 
     def __str__(self) -> str:
         if self.kind == self.Kind.DIGEST:
-            return f"digest {self.digest_date} → {self.recipient_id}"
-        return f"{self.threshold_days}-day reminder for certificate {self.certificate_id}"
+            return gettext("Administrator digest of %(date)s to %(login_id)s") % {
+                "date": self.digest_date, "login_id": self.recipient,
+            }
+        return gettext("%(days)d-day reminder to %(login_id)s") % {
+            "days": self.threshold_days, "login_id": self.recipient,
+        }

@@ -19,7 +19,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
 from anymail.exceptions import AnymailAPIError, AnymailInvalidAddress, AnymailRecipientsRefused
 from django.conf import settings
@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from accounts import audit
 from accounts.models import AuditEntry, User
+from certificates.japan_time import japan_day_start
 from certificates.models import Certificate
 
 from . import emails
@@ -69,12 +70,12 @@ class JobResult:
     skipped: int = 0  # 30-day reminders recorded as skipped: the certificate was already inside 10 days
     requeued: list[int] = field(default_factory=list)  # earlier reminders whose task was lost
 
+    def summary(self) -> dict:
+        return {"date": self.today.isoformat(), "queued": len(self.queued), "skipped": self.skipped,
+                "requeued": len(self.requeued)}
+
 
 # --- selecting and recording ------------------------------------------------------------------
-
-
-def japan_day_start(day: date) -> datetime:
-    return timezone.make_aware(datetime.combine(day, time.min), timezone.get_default_timezone())
 
 
 def run_reminder_job(*, today: date | None = None, now: datetime | None = None) -> JobResult:

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from accounts.jobs import recording
+
 from . import reminders
 
+SEND_EXPIRY_REMINDERS = "notices.tasks.send_expiry_reminders"
 
-@shared_task(name="notices.tasks.send_expiry_reminders")
+
+@shared_task(name=SEND_EXPIRY_REMINDERS)
 def send_expiry_reminders() -> dict:
     """Beat runs this daily at REMINDER_TIME (Japan time); `manage.py send_expiry_reminders` is its twin."""
-    result = reminders.run_reminder_job()
-    return {"date": result.today.isoformat(), "queued": len(result.queued), "skipped": result.skipped,
-            "requeued": len(result.requeued)}
+    with recording(SEND_EXPIRY_REMINDERS) as detail:
+        detail.update(reminders.run_reminder_job().summary())
+    return detail
 
 
 @shared_task(bind=True, name="notices.tasks.send_reminder", max_retries=None, acks_late=True)

@@ -98,6 +98,7 @@ class Portal:
     servers: list[Server] = field(default_factory=list)
     http_port: int = 0  # nginx's plain-HTTP port (the CRL)
     upstream_port: int = 0  # gunicorn's, behind nginx
+    metrics_port: int = 0  # nginx's internal listener for Prometheus
     # (server, probe) pairs still starting: waited for at the first request, so that a test's
     # other fixtures (IDs, certificates) are made while the servers boot.
     starting: list[tuple[Server, Callable[[], object]]] = field(default_factory=list)
@@ -209,9 +210,12 @@ def tls_portal(transactional_db, ca, tmp_path) -> Iterator[Portal]:
         server.stop()
 
 
-def nginx_site(*, https_port: int, http_port: int, upstream_socket: Path, tls_dir: Path, crl: Path) -> str:
+def nginx_site(
+    *, https_port: int, http_port: int, upstream_socket: Path, tls_dir: Path, crl: Path, metrics_port: int | None = None
+) -> str:
     """deploy/nginx.conf with this machine's ports and files in place of the production ones."""
     site = SITE_TEMPLATE.read_text()
+    metrics_port = metrics_port or free_port()
     replacements = {
         "server unix:/run/certportal/gunicorn.sock;": f"server unix:{upstream_socket};",
         "listen 443 ssl;": f"listen 127.0.0.1:{https_port} ssl;",
@@ -224,6 +228,10 @@ def nginx_site(*, https_port: int, http_port: int, upstream_socket: Path, tls_di
         "/var/lib/certportal/crl.pem": str(crl),
         "/srv/certportal/deploy/errors": str(BASE_DIR / "deploy" / "errors"),
         "shared:certportal:10m": f"shared:certportal{https_port}:1m",
+        # The internal metrics listener, and Prometheus's address, on this machine.
+        "listen 10.0.0.10:9180;": f"listen 127.0.0.1:{metrics_port};",
+        "allow 10.0.0.20;": "allow 127.0.0.1;",
+        "proxy_set_header Host portal.bank.example;": "proxy_set_header Host 127.0.0.1;",
     }
     for production, here in replacements.items():
         assert production in site, f"deploy/nginx.conf no longer contains {production!r}"
@@ -251,8 +259,11 @@ def nginx_portal(transactional_db, ca, tmp_path) -> Iterator[Portal]:
     if not Path(NGINX).exists():
         pytest.skip(f"nginx is not installed at {NGINX} (CI installs Debian's nginx; see .ci/run)")
     upstream_socket = unix_socket_path("behind-nginx")
+    metrics_dir = tmp_path / "prometheus"  # prometheus-client's multiprocess mode, as deploy/ runs it
+    metrics_dir.mkdir()
     gunicorn, upstream_port, (chain, _cert, _key) = start_gunicorn(
-        tmp_path, tls=False, name="gunicorn-behind-nginx", environment=production_environment(),
+        tmp_path, tls=False, name="gunicorn-behind-nginx",
+        environment={**production_environment(), "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)},
         unix_socket=upstream_socket,
     )
     prefix = tmp_path / "nginx"
@@ -261,14 +272,15 @@ def nginx_portal(transactional_db, ca, tmp_path) -> Iterator[Portal]:
     call_command("export_crl", str(crl), stdout=open(os.devnull, "w"))  # noqa: SIM115
     https_port, http_port = free_port(), free_port()
     site = prefix / "certportal.conf"
+    metrics_port = free_port()
     site.write_text(nginx_site(https_port=https_port, http_port=http_port, upstream_socket=upstream_socket,
-                               tls_dir=chain.parent, crl=crl))
+                               tls_dir=chain.parent, crl=crl, metrics_port=metrics_port))
     config = prefix / "nginx.conf"
     config.write_text(nginx_main_config(prefix=prefix, site=site))
     nginx = start_process("nginx", [NGINX, "-p", str(prefix), "-c", str(config), "-e", str(prefix / "error.log")],
                           log=prefix / "stdout.log", env=dict(os.environ))
     portal = Portal(host="127.0.0.1", port=https_port, ca_chain=chain, servers=[nginx, gunicorn],
-                    http_port=http_port, upstream_port=upstream_port)
+                    http_port=http_port, upstream_port=upstream_port, metrics_port=metrics_port)
     portal.starting += [
         (gunicorn, lambda: plain_get("127.0.0.1", upstream_port, "/pki/ca.pem")),
         (nginx, lambda: Browser(portal).get("/pki/ca.pem")),

@@ -69,3 +69,21 @@ def test_make_run_gives_the_demo_operator_a_certificate_file_only_its_owner_can_
     first = path.read_bytes()
     assert prepare_operator_certificate(tmp_path) == path and path.read_bytes() == first
     assert Certificate.objects.count() == 1
+
+
+def test_e_mail_links_use_the_address_make_run_serves_on():
+    from certportal.run import served_address
+
+    assert served_address("localhost", 9443, {}) == {"CERTPORTAL_PUBLIC_BASE_URL": "https://localhost:9443"}
+    stated = {"CERTPORTAL_PUBLIC_BASE_URL": "https://portal.example"}
+    assert served_address("localhost", 9443, stated) == {}  # what the environment states wins
+
+
+def test_make_run_exports_its_port_as_the_portals_public_address():
+    import subprocess
+
+    from django.conf import settings
+
+    database = subprocess.run(["make", "-n", "-p", "run", "PORT=9443"], cwd=settings.BASE_DIR, capture_output=True,
+                              text=True, env={"PATH": "/usr/bin:/bin"}).stdout
+    assert "run: CERTPORTAL_PUBLIC_BASE_URL = https://localhost:$(PORT)" in database

@@ -7,9 +7,11 @@ from datetime import date
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from accounts.jobs import recording
 from notices.emails import days_left
 from notices.models import Reminder
 from notices.reminders import READ_BATCH, run_reminder_job
+from notices.tasks import SEND_EXPIRY_REMINDERS
 
 
 class Command(BaseCommand):
@@ -26,7 +28,9 @@ class Command(BaseCommand):
         if date is not None:
             # Only today or a past day: `now` stays the real time, so an expired certificate gets no reminder.
             today = self._parse_date(date, today=today)
-        result = run_reminder_job(today=today, now=now)
+        with recording(SEND_EXPIRY_REMINDERS) as detail:
+            result = run_reminder_job(today=today, now=now)
+            detail.update(result.summary())
         queued = (
             Reminder.objects.filter(pk__in=result.queued)
             .select_related("recipient", "certificate")
