@@ -22,7 +22,8 @@ from certportal import dashboard
 from notices.models import Reminder
 from notices.reminders import run_reminder_job
 
-from .conftest import make_csr
+from .clients import issue_for_operator, operator_signed_in
+from .conftest import PASSWORD, make_csr
 
 pytestmark = pytest.mark.django_db
 
@@ -36,9 +37,10 @@ def fast_password_hashing(settings):
 
 
 @pytest.fixture
-def operator_client(client, olivia):
-    client.force_login(olivia)
-    return client
+def operator_client(behind_proxy, ca, olivia):
+    """Olivia logged in with her own certificate, issued before NOW so that it is valid at every time used here."""
+    certificate, _key = issue_for_operator(olivia, now=NOW - timedelta(days=30))
+    return operator_signed_in(olivia, certificate)
 
 
 def day(offset: int, hour: int = 12) -> datetime:
@@ -222,9 +224,9 @@ def test_a_formula_in_a_customer_name_is_exported_as_text(ca, contract_a, bob, o
     assert "'=HYPERLINK" in text
 
 
-def test_an_operator_without_the_view_permission_on_ids_cannot_export_them(db, client):
-    staff = User.objects.create_user("oscar-operator", "oscar@bank.example", None, is_staff=True)
-    client.force_login(staff)
+def test_an_operator_without_the_view_permission_on_ids_cannot_export_them(db, ca, behind_proxy):
+    staff = User.objects.create_user("oscar-operator", "oscar@bank.example", PASSWORD, is_staff=True)
+    client = operator_signed_in(staff)
 
     assert client.get("/operator/dashboard/ids.csv", secure=True).status_code == 403
     assert not AuditEntry.objects.filter(action=AuditEntry.Action.IDS_EXPORTED).exists()

@@ -7,7 +7,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.test import Client
 from django.utils import timezone
 
 from accounts.models import AuditEntry
@@ -16,6 +15,7 @@ from certificates.services import issue_certificate
 from notices.models import Reminder
 
 from .browser import needs_chromium
+from .clients import certificate_headers, issue_for_operator, operator_signed_in
 from .conftest import make_csr
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "operator-admin"
@@ -49,11 +49,16 @@ def estate(ca, alice, bob, charlie, olivia):
 
 
 @pytest.mark.parametrize("language", ["ja", "en"])
-def test_no_operator_list_is_wider_than_a_1280_px_window(chromium, live_server, settings, estate, olivia, language):
+def test_no_operator_list_is_wider_than_a_1280_px_window(chromium, live_server, settings, behind_proxy, estate, olivia,
+                                                        language):
     settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False  # plain http on localhost
-    client = Client()
-    client.force_login(olivia)
-    context = chromium.new_context(viewport={"width": 1280, "height": 900}, locale=language)
+    certificate, _key = issue_for_operator(olivia)
+    client = operator_signed_in(olivia, certificate)
+    # The browser presents olivia's certificate as nginx would pass it (live_server has no TLS).
+    headers = certificate_headers(certificate)
+    context = chromium.new_context(viewport={"width": 1280, "height": 900}, locale=language, extra_http_headers={
+        "X-SSL-Client-Cert": headers["HTTP_X_SSL_CLIENT_CERT"], "X-SSL-Client-Verify": "SUCCESS",
+    })
     context.add_cookies([
         {"name": "sessionid", "value": client.session.session_key, "url": live_server.url},
         {"name": "django_language", "value": language, "url": live_server.url},
