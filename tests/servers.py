@@ -323,6 +323,28 @@ def plain_get(host: str, port: int, path: str, *, headers: dict[str, str] | None
         connection.close()
 
 
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: Path) -> None:
+        super().__init__("localhost", timeout=10)
+        self.path = str(path)
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.path)
+
+
+def unix_get(path: Path, url: str, *, headers: dict[str, str] | None = None) -> Response:
+    """GET over gunicorn's unix socket, as nginx reaches it (and no TCP client can)."""
+    connection = _UnixHTTPConnection(path)
+    try:
+        connection.request("GET", url, headers={"Host": "127.0.0.1", **(headers or {})})
+        answer = connection.getresponse()
+        return Response(answer.status, answer.headers, answer.read())
+    finally:
+        connection.close()
+
+
 def write_client_files(directory: Path, certificate, key) -> tuple[Path, Path]:
     """A client certificate and its unencrypted private key as PEM files, for ssl.load_cert_chain."""
     directory.mkdir(parents=True, exist_ok=True)

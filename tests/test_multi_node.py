@@ -44,6 +44,7 @@ from .servers import (
     server_environment,
     start_gunicorn,
     start_process,
+    unix_get,
     unix_socket_path,
     wait_until_serving,
     write_client_files,
@@ -169,11 +170,11 @@ def test_two_nodes_share_sessions_reminders_and_revocations(cluster, alice, bob,
     assert len(sent) == len(set(sent)) == Reminder.objects.count() == 3, sent  # alice's, bob's, alice's digest
 
     # A revocation on node 0 is refused on node 1 at once (no CRL reload: the nodes read the database).
-    before = plain_get("127.0.0.1", nodes[1]["port"], "/notices/", headers=as_proxy(certificate, browser.cookies))
+    before = unix_get(nodes[1]["socket"], "/notices/", headers=as_proxy(certificate, browser.cookies))
     assert before.status == 200, before.status  # the same request, answered while the certificate is valid
     done = subprocess.run([sys.executable, "manage.py", "revoke_certificate", certificate.serial_number,
                            "--reason", "key_compromise"], cwd=BASE_DIR, env=nodes[0]["env"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    answer = plain_get("127.0.0.1", nodes[1]["port"], "/notices/", headers=as_proxy(certificate, browser.cookies))
+    answer = unix_get(nodes[1]["socket"], "/notices/", headers=as_proxy(certificate, browser.cookies))
     assert answer.status == 302 and "/notices/" not in answer.location.split("?")[0], (answer.status, answer.location)
