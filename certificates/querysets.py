@@ -18,7 +18,7 @@ class CertificateQuerySet(QuerySet):
     def valid(self, now: datetime | None = None) -> CertificateQuerySet:
         """Usable for login at `now`: started, not expired, not revoked."""
         now = now or timezone.now()
-        return self.not_revoked().filter(not_before__lte=now, not_after__gt=now)
+        return self.filter(revoked_at__isnull=True, not_before__lte=now, not_after__gt=now)  # one filter(): one clone
 
     def in_use(self, now: datetime | None = None) -> CertificateQuerySet:
         """Valid at `now` and already used to log in: the ID renews it rather than obtaining another.
