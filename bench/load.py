@@ -8,6 +8,7 @@ soon as the previous answer is read, or after a random think time drawn from `th
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import multiprocessing
 import random
@@ -28,6 +29,10 @@ class Result:
     errors: int
     seconds: float
     latencies: list[float]
+
+    def __add__(self, other: Result) -> Result:
+        return Result(requests=self.requests + other.requests, errors=self.errors + other.errors,
+                      seconds=self.seconds + other.seconds, latencies=self.latencies + other.latencies)
 
     @property
     def throughput(self) -> float:
@@ -59,6 +64,8 @@ def _client(host, port, context_args, make_request, index, deadline, think, out,
     connection = http.client.HTTPSConnection(host, port, context=context, timeout=30)
     latencies, errors, n = [], 0, 0
     pause = random.Random(index)
+    with contextlib.suppress(OSError):  # if it failed, the first request counts the error
+        connection.connect()  # the TLS handshake is not a request's latency: a browser keeps its connection
     if think:
         time.sleep(pause.uniform(0, think[1]))  # the users do not all arrive at the same instant
     while time.perf_counter() < deadline:
