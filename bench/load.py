@@ -1,13 +1,17 @@
 """A small closed-loop HTTPS load generator: processes × threads, each on a keep-alive connection.
 
-Every client thread holds its own TLS connection (with or without a client certificate)
-and sends the next request as soon as the previous answer is read.
+Every client thread holds its own TLS connection (with or without a client certificate, its
+own when `context_args` is a function of the client's index) and sends the next request as
+soon as the previous answer is read, or after a random think time drawn from `think`
+(seconds, low and high) as a person at a browser would.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import multiprocessing
+import random
 import ssl
 import statistics
 import threading
@@ -25,6 +29,10 @@ class Result:
     errors: int
     seconds: float
     latencies: list[float]
+
+    def __add__(self, other: Result) -> Result:
+        return Result(requests=self.requests + other.requests, errors=self.errors + other.errors,
+                      seconds=self.seconds + other.seconds, latencies=self.latencies + other.latencies)
 
     @property
     def throughput(self) -> float:
@@ -51,10 +59,15 @@ def tls_context(ca_file: str, cert: str | None = None, key: str | None = None) -
     return context
 
 
-def _client(host, port, context_args, make_request, index, deadline, out, lock) -> None:
-    context = tls_context(*context_args)
+def _client(host, port, context_args, make_request, index, deadline, think, out, lock) -> None:
+    context = tls_context(*(context_args(index) if callable(context_args) else context_args))
     connection = http.client.HTTPSConnection(host, port, context=context, timeout=30)
     latencies, errors, n = [], 0, 0
+    pause = random.Random(index)
+    with contextlib.suppress(OSError):  # if it failed, the first request counts the error
+        connection.connect()  # the TLS handshake is not a request's latency: a browser keeps its connection
+    if think:
+        time.sleep(pause.uniform(0, think[1]))  # the users do not all arrive at the same instant
     while time.perf_counter() < deadline:
         method, path, body, headers = make_request(index, n)
         n += 1
@@ -72,16 +85,18 @@ def _client(host, port, context_args, make_request, index, deadline, out, lock) 
         except (OSError, http.client.HTTPException):
             errors += 1
             connection.close()
+        if think:
+            time.sleep(pause.uniform(*think))
     connection.close()
     with lock:
         out.append((latencies, errors))
 
 
-def _process(host, port, context_args, make_request, first_index, threads, deadline, queue) -> None:
+def _process(host, port, context_args, make_request, first_index, threads, deadline, think, queue) -> None:
     out, lock = [], threading.Lock()
     workers = [
         threading.Thread(target=_client, args=(host, port, context_args, make_request, first_index + i, deadline,
-                                                out, lock))
+                                                think, out, lock))
         for i in range(threads)
     ]
     for worker in workers:
@@ -92,8 +107,8 @@ def _process(host, port, context_args, make_request, first_index, threads, deadl
 
 
 def run(
-    *, host: str, port: int, context_args: tuple, make_request: Callable[[int, int], Request],
-    clients: int, seconds: float, processes: int = 1,
+    *, host: str, port: int, context_args: tuple | Callable[[int], tuple], make_request: Callable[[int, int], Request],
+    clients: int, seconds: float, processes: int = 1, think: tuple[float, float] | None = None,
 ) -> Result:
     """`clients` concurrent clients for `seconds`, spread over `processes` processes."""
     queue: multiprocessing.Queue = multiprocessing.Queue()
@@ -103,7 +118,7 @@ def run(
     procs = [
         multiprocessing.Process(
             target=_process, args=(host, port, context_args, make_request, p * per_process, per_process, deadline,
-                                   queue)
+                                   think, queue)
         )
         for p in range(processes)
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 
 from cryptography import x509
@@ -39,7 +40,13 @@ class CertificateAuthority(models.Model):
 
     @property
     def certificate(self) -> x509.Certificate:
-        return x509.load_pem_x509_certificate(self.certificate_pem.encode())
+        return _parsed_certificate(self.certificate_pem)
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed_certificate(pem: str) -> x509.Certificate:
+    """A CA certificate is parsed once per process (keyed by its PEM, so a new one is parsed anew)."""
+    return x509.load_pem_x509_certificate(pem.encode())
 
 
 class RevocationReason(models.TextChoices):

@@ -111,18 +111,16 @@ def _issue(*, user, request, via, actor, now, remote_addr, issued_by=None, short
             raise IssuanceRefused("not_a_customer_id", _("Certificates are issued only to customers' IDs."))
         if user.state == User.State.SUSPENDED:
             raise IssuanceRefused("id_suspended", _("This ID is suspended; certificates cannot be issued for it."))
-        if via == Certificate.Channel.OBTAIN and user.certificates.in_use(now).exists():
+        # One read for every check below: a certificate for this key (anyone's), and this ID's live ones.
+        hold = timedelta(minutes=settings.PENDING_CERTIFICATE_HOLD_MINUTES)
+        related = list(Certificate.objects.live_for_issuance(user, key_hash, now))
+        if via == Certificate.Channel.OBTAIN and any(
+            cert.owner_id == user.pk and cert.first_used_at is not None and cert.is_valid_at(now) for cert in related
+        ):
             raise IssuanceRefused("has_valid_certificate", _(
                 "This ID already has a valid electronic certificate in use. Log in with it and renew it from "
                 "the important-notices screen."
             ))
-        # One read for both checks below: a certificate for this key (anyone's), and this ID's
-        # certificates issued but not yet used.
-        hold = timedelta(minutes=settings.PENDING_CERTIFICATE_HOLD_MINUTES)
-        related = list(
-            Certificate.objects.filter(public_key_sha256=key_hash)
-            | user.certificates.awaiting_first_use().filter(not_after__gt=now)
-        )
         existing = next((cert for cert in related if cert.public_key_sha256 == key_hash), None)
         if existing is not None:
             # A double submit gets its certificate back; a key whose certificate was revoked or has
@@ -132,7 +130,10 @@ def _issue(*, user, request, via, actor, now, remote_addr, issued_by=None, short
             raise CsrRejected(
                 "key_reused", _("This public key already has a certificate. Create a new key and try again.")
             )
-        pending = related  # no certificate for this key, so all of them are this ID's unused ones
+        # No certificate for this key, so all of them are this ID's live ones: those not yet used are pending.
+        pending = [cert for cert in related if cert.first_used_at is None]
+        for cert in pending:
+            cert.owner = user  # read above, locked: _revoke audits with it
         if any(cert.not_before > now - hold for cert in pending):
             raise IssuanceRefused(
                 "issuance_in_progress",
