@@ -2,7 +2,7 @@
 
 One machine, no nginx: gunicorn asks for a client certificate optionally at the TLS
 layer, with the portal's CA as the only trusted issuer, and a server certificate
-issued by that same CA.
+from a separate local TLS CA.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 import django
 from cryptography.exceptions import InvalidSignature
@@ -22,11 +23,29 @@ from cryptography.exceptions import InvalidSignature
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "certportal.settings")
 
 
-def prepare_tls(hostnames: list[str], directory: Path | None = None) -> tuple[Path, Path, Path]:
-    """Write the CA chain and a server certificate (key unencrypted, mode 0600); var/tls by default.
+class TLSFiles(NamedTuple):
+    client_ca: Path  # the portal's CA chain: the only issuers of client certificates gunicorn accepts
+    certificate: Path  # the server certificate, then its CA
+    key: Path  # the server key, unencrypted, mode 0600
+    server_ca: Path  # what a browser trusts to reach `make run`: the local TLS CA
 
-    The server certificate is kept across runs unless the CA changed (a new database) or it
-    is about to expire; then a new one is issued.
+
+def _write_private(path: Path, key) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    path.unlink(missing_ok=True)
+    path.touch(mode=0o600)
+    path.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ))
+
+
+def prepare_tls(hostnames: list[str], directory: Path | None = None) -> TLSFiles:
+    """Write the client CA chain, a local TLS CA and a server certificate from it; var/tls by default.
+
+    The server certificate never comes from the client-issuing CA (whose EKU allows only client
+    authentication and OCSP signing): a self-signed local TLS CA, created once and kept with its
+    key (0600) beside it, issues it. It is kept across runs unless it is about to expire.
     """
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
@@ -38,29 +57,36 @@ def prepare_tls(hostnames: list[str], directory: Path | None = None) -> tuple[Pa
 
     tls = directory or Path(settings.VAR_DIR) / "tls"
     tls.mkdir(parents=True, exist_ok=True)
-    chain, cert_path, key_path = tls / "ca-chain.pem", tls / "server.pem", tls / "server.key"
-    chain.write_text(ca.chain_pem())
-    issuer = ca.unlock()
+    files = TLSFiles(tls / "ca-chain.pem", tls / "server.pem", tls / "server.key", tls / "server-ca.pem")
+    files.client_ca.write_text(ca.chain_pem())
     now = timezone.now()
-    if cert_path.exists() and key_path.exists():
-        existing = x509.load_pem_x509_certificate(cert_path.read_bytes())
-        if existing.issuer == issuer.certificate.subject and existing.not_valid_after_utc > now + timedelta(days=7):
+    tls_ca_key_path = tls / "server-ca.key"
+    tls_ca = None
+    if files.server_ca.exists() and tls_ca_key_path.exists():
+        certificate = x509.load_pem_x509_certificate(files.server_ca.read_bytes())
+        if certificate.not_valid_after_utc > now + timedelta(days=30):
+            key = serialization.load_pem_private_key(tls_ca_key_path.read_bytes(), None)
+            tls_ca = ca.Signer(certificate=certificate, private_key=key)
+    if tls_ca is None:
+        certificate, key = ca.create_tls_ca(now=now)
+        _write_private(tls_ca_key_path, key)
+        files.server_ca.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+        tls_ca = ca.Signer(certificate=certificate, private_key=key)
+    if files.certificate.exists() and files.key.exists():
+        existing = x509.load_pem_x509_certificate(files.certificate.read_bytes())
+        if existing.issuer == tls_ca.certificate.subject and existing.not_valid_after_utc > now + timedelta(days=7):
             try:
-                existing.verify_directly_issued_by(issuer.certificate)
-                return chain, cert_path, key_path
+                existing.verify_directly_issued_by(tls_ca.certificate)
+                return files
             except (ValueError, TypeError, InvalidSignature):
                 pass  # same name, another CA: issue a new one
     key = ec.generate_private_key(ec.SECP256R1())
-    cert = ca.sign_server_certificate(ca=issuer, public_key=key.public_key(), hostnames=hostnames, now=now)
-    key_path.unlink(missing_ok=True)
-    key_path.touch(mode=0o600)
-    key_path.write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ))
-    cert_path.write_bytes(
-        cert.public_bytes(serialization.Encoding.PEM) + issuer.certificate.public_bytes(serialization.Encoding.PEM)
+    cert = ca.sign_server_certificate(ca=tls_ca, public_key=key.public_key(), hostnames=hostnames, now=now)
+    _write_private(files.key, key)
+    files.certificate.write_bytes(
+        cert.public_bytes(serialization.Encoding.PEM) + tls_ca.certificate.public_bytes(serialization.Encoding.PEM)
     )
-    return chain, cert_path, key_path
+    return files
 
 
 def gunicorn_command(
@@ -93,14 +119,19 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8443)
     parser.add_argument("--host", default="localhost")
     args = parser.parse_args()
+    # The CRL, OCSP and CA-issuers addresses written into certificates follow the port served here
+    # (settings derive them from the public address, which only debug lets default).
+    os.environ.setdefault("CERTPORTAL_PUBLIC_BASE_URL", f"https://127.0.0.1:{args.port}")
     django.setup()
-    chain, cert, key = prepare_tls([args.host, "127.0.0.1"])
+    files = prepare_tls([args.host, "127.0.0.1"])
     url = f"https://{args.host}:{args.port}/"
     print(f"\ncertportal is at {url}")
-    print(f"Trust its CA to avoid the browser warning: import {chain} as a trusted authority")
-    print("  (Linux/Chromium: certutil -d sql:$HOME/.pki/nssdb -A -t C,, -n certportal -i " + str(chain) + ")\n")
+    print(f"Trust its local TLS CA to avoid the browser warning: import {files.server_ca} as a trusted authority")
+    print("  (Linux/Chromium: certutil -d sql:$HOME/.pki/nssdb -A -t C,, -n certportal -i "
+          f"{files.server_ca})\n")
     processes = [
-        subprocess.Popen(gunicorn_command(bind=f"{args.host}:{args.port}", chain=chain, cert=cert, key=key)),
+        subprocess.Popen(gunicorn_command(bind=f"{args.host}:{args.port}", chain=files.client_ca,
+                                          cert=files.certificate, key=files.key)),
         subprocess.Popen([sys.executable, "-m", "celery", "-A", "certportal", "worker", "--beat",
                           "--loglevel", "INFO", "--concurrency", "1"]),
     ]

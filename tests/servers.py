@@ -157,7 +157,7 @@ def start_gunicorn(
 ) -> tuple[Server, int, tuple[Path, Path, Path]]:
     """gunicorn on 127.0.0.1, on a socket this process already listens on (no port race)."""
     tls_files = prepare_tls(["localhost", "127.0.0.1"], tmp_path / f"{name}-tls")
-    chain, cert, key = tls_files
+    chain, cert, key, _server_ca = tls_files
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(128)
@@ -175,8 +175,8 @@ def start_gunicorn(
 @pytest.fixture
 def tls_portal(transactional_db, ca, tmp_path) -> Iterator[Portal]:
     """The portal as `make run` serves it: gunicorn terminating TLS itself, client certificate optional."""
-    server, port, (chain, _cert, _key) = start_gunicorn(tmp_path, tls=True)
-    portal = Portal(host="127.0.0.1", port=port, ca_chain=chain, servers=[server])
+    server, port, tls_files = start_gunicorn(tmp_path, tls=True)
+    portal = Portal(host="127.0.0.1", port=port, ca_chain=tls_files.server_ca, servers=[server])
     portal.starting.append((server, lambda: Browser(portal).get("/pki/ca.pem")))
     try:
         yield portal
@@ -225,7 +225,7 @@ def nginx_portal(transactional_db, ca, tmp_path) -> Iterator[Portal]:
     """The production path: Debian's nginx terminating TLS in front of gunicorn on plain HTTP."""
     if not Path(NGINX).exists():
         pytest.skip(f"nginx is not installed at {NGINX} (CI installs Debian's nginx; see .ci/run)")
-    gunicorn, upstream_port, (chain, _cert, _key) = start_gunicorn(
+    gunicorn, upstream_port, tls_files = start_gunicorn(
         tmp_path, tls=False, name="gunicorn-behind-nginx", environment=production_environment()
     )
     prefix = tmp_path / "nginx"
@@ -235,12 +235,12 @@ def nginx_portal(transactional_db, ca, tmp_path) -> Iterator[Portal]:
     https_port, http_port = free_port(), free_port()
     site = prefix / "certportal.conf"
     site.write_text(nginx_site(https_port=https_port, http_port=http_port, upstream_port=upstream_port,
-                               tls_dir=chain.parent, crl=crl))
+                               tls_dir=tls_files.client_ca.parent, crl=crl))
     config = prefix / "nginx.conf"
     config.write_text(nginx_main_config(prefix=prefix, site=site))
     nginx = start_process("nginx", [NGINX, "-p", str(prefix), "-c", str(config), "-e", str(prefix / "error.log")],
                           log=prefix / "stdout.log", env=dict(os.environ))
-    portal = Portal(host="127.0.0.1", port=https_port, ca_chain=chain, servers=[nginx, gunicorn],
+    portal = Portal(host="127.0.0.1", port=https_port, ca_chain=tls_files.server_ca, servers=[nginx, gunicorn],
                     http_port=http_port, upstream_port=upstream_port)
     portal.starting += [
         (gunicorn, lambda: plain_get("127.0.0.1", upstream_port, "/pki/ca.pem")),

@@ -8,13 +8,14 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import time_machine
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 from django.db import transaction
 from django.utils import translation
 
@@ -81,7 +82,34 @@ def test_the_subject_and_extensions_come_from_the_portal_never_from_the_csr(ca, 
     assert {ext.oid for ext in cert.extensions} == {
         x509.OID_BASIC_CONSTRAINTS, x509.OID_KEY_USAGE, x509.OID_EXTENDED_KEY_USAGE,
         x509.OID_SUBJECT_KEY_IDENTIFIER, x509.OID_AUTHORITY_KEY_IDENTIFIER, x509.OID_CRL_DISTRIBUTION_POINTS,
+        x509.OID_AUTHORITY_INFORMATION_ACCESS, x509.OID_CERTIFICATE_POLICIES,
     }
+
+
+def test_the_certificate_names_the_ocsp_responder_the_issuers_address_and_the_configured_policy(
+    ca, bob, client, settings
+):
+    settings.CERTIFICATE_POLICY_OID = "1.3.6.1.4.1.99999.1.2"
+    cert = issue(bob).x509
+
+    access = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess)
+    assert not access.critical
+    addresses = {item.access_method: item.access_location.value for item in access.value}
+    assert addresses == {
+        AuthorityInformationAccessOID.OCSP: settings.OCSP_URL,
+        AuthorityInformationAccessOID.CA_ISSUERS: settings.CA_ISSUERS_URL,
+    }
+    policies = cert.extensions.get_extension_for_class(x509.CertificatePolicies).value
+    assert [policy.policy_identifier.dotted_string for policy in policies] == ["1.3.6.1.4.1.99999.1.2"]
+    # The CA-issuers address serves the issuing CA in DER, which verifies the certificate.
+    response = client.get(urlsplit(settings.CA_ISSUERS_URL).path)
+    assert response["Content-Type"] == "application/pkix-cert"
+    cert.verify_directly_issued_by(x509.load_der_x509_certificate(response.content))
+
+
+def test_the_issuing_ca_may_certify_only_client_authentication_and_its_ocsp_responder(ca):
+    usage = portal_ca.unlock().certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(usage) == [ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.OCSP_SIGNING]
 
 
 def test_the_certificate_is_for_client_authentication_with_a_critical_digital_signature_key_usage(ca, bob):
