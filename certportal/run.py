@@ -89,6 +89,11 @@ def prepare_tls(hostnames: list[str], directory: Path | None = None) -> TLSFiles
     return files
 
 
+def server_hostnames(host: str) -> list[str]:
+    """The names `make run`'s server certificate is for: the address it serves on, and the loopback."""
+    return list(dict.fromkeys([host, "127.0.0.1"]))
+
+
 def gunicorn_command(
     *, bind: str, chain: Path | None = None, cert: Path | None = None, key: Path | None = None, workers: int = 2,
     access_log: bool = True,
@@ -117,13 +122,15 @@ def gunicorn_command(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=8443)
-    parser.add_argument("--host", default="localhost")
+    # An address, not "localhost": a single-label DNS name is not valid in a certificate (RFC 5280 via
+    # RFC 1034's preferred syntax; pkilint refuses it).
+    parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args()
     # The CRL, OCSP and CA-issuers addresses written into certificates follow the port served here
     # (settings derive them from the public address, which only debug lets default).
     os.environ.setdefault("CERTPORTAL_PUBLIC_BASE_URL", f"https://127.0.0.1:{args.port}")
     django.setup()
-    files = prepare_tls([args.host, "127.0.0.1"])
+    files = prepare_tls(server_hostnames(args.host))
     url = f"https://{args.host}:{args.port}/"
     print(f"\ncertportal is at {url}")
     print(f"Trust its local TLS CA to avoid the browser warning: import {files.server_ca} as a trusted authority")

@@ -15,6 +15,7 @@ import time_machine
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 from django.db import transaction
 from django.utils import translation
@@ -26,8 +27,10 @@ from certificates.crl import current_crl
 from certificates.csr import CsrRejected
 from certificates.models import Certificate, CertificateAuthority, RevocationReason
 from certificates.services import IssuanceRefused, issue_certificate, revoke_certificate
+from certportal.run import prepare_tls, server_hostnames
 
 from .conftest import make_csr
+from .test_ocsp import ocsp_request, unstored_certificate
 
 pytestmark = pytest.mark.django_db
 
@@ -39,6 +42,9 @@ def fast_password_hashing(settings):
 
 
 LINT_PKIX_CERT = Path(sys.executable).parent / "lint_pkix_cert"  # installed with the dev dependencies
+LINT_OCSP_RESPONSE = Path(sys.executable).parent / "lint_ocsp_response"
+# pkilint's findings that a certificate, CRL or OCSP response must not have.
+SERIOUS = ("FATAL", "ERROR", "CRITICAL", "WARNING")
 
 
 def issue(user, csr=None, *, via=Certificate.Channel.OBTAIN, **kwargs) -> Certificate:
@@ -335,9 +341,11 @@ def test_without_a_ca_nothing_is_issued(bob):
 # --- outside tools agree ------------------------------------------------------------------
 
 
-def lint_findings(path: Path) -> list[dict]:
+def lint_findings(path: Path, linter: Path = LINT_PKIX_CERT) -> list[dict]:
+    if not linter.exists():
+        pytest.skip(f"pkilint is not installed at {linter}")
     result = subprocess.run(
-        [str(LINT_PKIX_CERT), "lint", "-s", "ALL", "-f", "JSON", str(path)],
+        [str(linter), "lint", "-s", "ALL", "-f", "JSON", str(path)],
         capture_output=True, text=True, timeout=120,
     )
     assert result.returncode in (0, 1), result.stderr
@@ -366,7 +374,34 @@ def test_pkilint_finds_no_error_in_a_freshly_issued_certificate(ca, bob, tmp_pat
     path.write_text(issue(bob, make_csr(key)[0]).pem)
 
     findings = lint_findings(path)
-    assert [f for f in findings if f["severity"] in ("FATAL", "ERROR", "CRITICAL")] == []
+    assert [f for f in findings if f["severity"] in SERIOUS] == []
+
+
+def test_pkilint_finds_no_error_or_warning_in_the_cas_the_ocsp_responder_its_answers_and_make_runs_server(
+    client, ca, bob, charlie, olivia, tmp_path
+):
+    """Every other certificate the portal makes, and an OCSP answer of each kind (RFC 6960 linter)."""
+    good, revoked = issue(bob), issue(charlie)
+    revoke_certificate(certificate=revoked, reason=RevocationReason.KEY_COMPROMISE, by=olivia)
+    documents: dict[str, tuple[bytes, Path]] = {}
+    for name, certificate in (("good", good.x509), ("revoked", revoked.x509), ("unknown", unstored_certificate())):
+        answer = client.post("/pki/ocsp", ocsp_request(certificate, nonce=b"0123456789abcdef"),
+                             content_type="application/ocsp-request")
+        documents[f"ocsp-{name}"] = (answer.content, LINT_OCSP_RESPONSE)
+    for record in CertificateAuthority.objects.all():
+        documents[f"ca-{record.kind}"] = (record.certificate_pem.encode(), LINT_PKIX_CERT)
+    (responder,) = ocsp.load_der_ocsp_response(documents["ocsp-good"][0]).certificates
+    documents["ocsp-responder"] = (responder.public_bytes(serialization.Encoding.PEM), LINT_PKIX_CERT)
+    tls = prepare_tls(server_hostnames("127.0.0.1"), tmp_path / "tls")
+    server = x509.load_pem_x509_certificates(tls.certificate.read_bytes())[0]
+    documents["make-run-server"] = (server.public_bytes(serialization.Encoding.PEM), LINT_PKIX_CERT)
+    documents["make-run-tls-ca"] = (tls.server_ca.read_bytes(), LINT_PKIX_CERT)
+
+    findings = {}
+    for name, (content, linter) in documents.items():
+        (tmp_path / name).write_bytes(content)
+        findings[name] = [f for f in lint_findings(tmp_path / name, linter) if f["severity"] in SERIOUS]
+    assert findings == {name: [] for name in documents}
 
 
 def openssl(*args: str) -> subprocess.CompletedProcess:
