@@ -199,6 +199,8 @@ def nginx_site(*, https_port: int, http_port: int, upstream_port: int, tls_dir: 
         "/var/lib/certportal/crl.pem": str(crl),
         "/srv/certportal/deploy/errors": str(BASE_DIR / "deploy" / "errors"),
         "shared:certportal:10m": f"shared:certportal{https_port}:1m",
+        "http://127.0.0.1:8000/pki/ocsp": f"http://127.0.0.1:{upstream_port}/pki/ocsp",
+        "shared:certportal_ocsp:1m": f"shared:certportal_ocsp{https_port}:1m",
     }
     for production, here in replacements.items():
         assert production in site, f"deploy/nginx.conf no longer contains {production!r}"
