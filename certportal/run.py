@@ -89,6 +89,15 @@ def prepare_tls(hostnames: list[str], directory: Path | None = None) -> TLSFiles
     return files
 
 
+def serve_on(port: int) -> None:
+    """The CRL, OCSP and CA-issuers addresses written into certificates follow the port served on.
+
+    Settings derive them from the public address, which only debug lets default; the worker and
+    gunicorn inherit it. Call before django.setup().
+    """
+    os.environ.setdefault("CERTPORTAL_PUBLIC_BASE_URL", f"https://127.0.0.1:{port}")
+
+
 def server_hostnames(host: str) -> list[str]:
     """The names `make run`'s server certificate is for: the address it serves on, and the loopback."""
     return list(dict.fromkeys([host, "127.0.0.1"]))
@@ -126,9 +135,7 @@ def main() -> None:
     # RFC 1034's preferred syntax; pkilint refuses it).
     parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args()
-    # The CRL, OCSP and CA-issuers addresses written into certificates follow the port served here
-    # (settings derive them from the public address, which only debug lets default).
-    os.environ.setdefault("CERTPORTAL_PUBLIC_BASE_URL", f"https://127.0.0.1:{args.port}")
+    serve_on(args.port)
     django.setup()
     files = prepare_tls(server_hostnames(args.host))
     url = f"https://{args.host}:{args.port}/"

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 from cryptography import x509
+from django.conf import settings
 
 from certificates import ca as portal_ca
 from certificates.ca import create_ca
@@ -46,3 +51,17 @@ def test_gunicorn_asks_for_a_client_certificate_optionally():
     assert command[command.index("--cert-reqs") + 1] == "1"  # ssl.CERT_OPTIONAL
     assert command[command.index("--ca-certs") + 1] == "c.pem"
     assert "--certfile" not in gunicorn_command(bind="127.0.0.1:8000")  # behind nginx: plain HTTP
+
+
+def test_in_debug_the_addresses_in_certificates_follow_the_port_make_run_serves_on(tmp_path):
+    code = (
+        "from certportal.run import serve_on; serve_on(9445); import django; django.setup();"
+        " from django.conf import settings as s; print(s.CRL_URL, s.OCSP_URL, s.CA_ISSUERS_URL)"
+    )
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CERTPORTAL_")}
+    result = subprocess.run([sys.executable, "-c", code], cwd=settings.BASE_DIR, capture_output=True, text=True,
+                            env={**env, "CERTPORTAL_VAR_DIR": str(tmp_path)}, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        "https://127.0.0.1:9445/pki/crl", "https://127.0.0.1:9445/pki/ocsp", "https://127.0.0.1:9445/pki/ca.crt"
+    ]
