@@ -213,9 +213,9 @@ def main(seconds: float = 4.0) -> list[dict]:
     figures = []
     try:
         _wait_for(port, server)
-        chain = str(tls / "ca-chain.pem")
-        with_cert = (chain, str(Path(workdir, "client.pem")), str(Path(workdir, "client.key")))
-        without_cert = (chain,)
+        server_ca = str(tls / "server-ca.pem")  # make run's local TLS CA, which issued the server certificate
+        with_cert = (server_ca, str(Path(workdir, "client.pem")), str(Path(workdir, "client.key")))
+        without_cert = (server_ca,)
         cert_cookie = _login(port, load.tls_context(*with_cert), "/",
                              {"login_id": "bench-user", "password": PASSWORD}, with_csrf=True)
         plain_cookie = _login(port, load.tls_context(*without_cert), "/bench/plain-login",
