@@ -35,13 +35,13 @@ js:
 
 # certportal.run migrates, creates the CA and the demo contract, and serves; var/ is private (umask 077).
 # The address e-mails link to, and certificates' CRL address: where `make run` serves (PORT=9443 make run).
-run: export CERTPORTAL_PUBLIC_BASE_URL ?= https://localhost:$(PORT)
+run: export CERTPORTAL_PUBLIC_BASE_URL ?= https://127.0.0.1:$(PORT)
 run: venv
 	$(PY) -m certportal.run --port $(PORT)
 
 # A demo ID's certificate close to its expiry, then the reminder job (debug only; README):
 # PORT=9443 ID=demo-user1 DAYS=25 make demo-expire, while `make run` serves on that port.
-demo-expire: export CERTPORTAL_PUBLIC_BASE_URL ?= https://localhost:$(PORT)
+demo-expire: export CERTPORTAL_PUBLIC_BASE_URL ?= https://127.0.0.1:$(PORT)
 demo-expire: venv
 	$(MANAGE) demo_expire $(or $(ID),demo-user1) --days $(or $(DAYS),25)
 

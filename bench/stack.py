@@ -23,7 +23,8 @@ PRODUCTION_WORKERS = 4  # deploy/certportal.service
 @dataclass
 class Stack:
     https_port: int
-    ca_chain: Path
+    ca_chain: Path  # what clients trust: the local TLS CA of the server's certificate
+    client_ca: Path  # what nginx verifies client certificates against
     processes: list[subprocess.Popen] = field(default_factory=list)
 
     def stop(self) -> None:
@@ -69,7 +70,7 @@ def start(env: dict[str, str], workdir: str, *, workers: int = PRODUCTION_WORKER
     """gunicorn (sync workers, as in production) behind nginx; needs Django set up in this process."""
     from certportal.run import gunicorn_command, prepare_tls
 
-    chain, _cert, _key = prepare_tls(["localhost", "127.0.0.1"], Path(workdir, "tls"))  # the same files for every stack
+    files = prepare_tls(["127.0.0.1"], Path(workdir, "tls"))  # the same files for every stack
     # gunicorn on a unix socket, as deploy/certportal.socket hands it over.
     upstream_socket = Path(tempfile.mkdtemp(prefix="gunicorn-", dir=workdir), "gunicorn.sock")
     upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -80,7 +81,7 @@ def start(env: dict[str, str], workdir: str, *, workers: int = PRODUCTION_WORKER
         cwd=ROOT, env=env, pass_fds=(upstream.fileno(),),
     )
     upstream.close()
-    stack = Stack(https_port=0, ca_chain=chain, processes=[gunicorn])
+    stack = Stack(https_port=0, ca_chain=files.server_ca, client_ca=files.client_ca, processes=[gunicorn])
     try:
         _start_nginx(stack, workdir, upstream_socket)
         _wait(stack.https_port, stack.processes[-1], "nginx")
@@ -102,7 +103,7 @@ def _start_nginx(stack: Stack, workdir: str, upstream_socket: Path) -> None:
     https_port, http_port = free_port(), free_port()
     site = prefix / "certportal.conf"
     site.write_text(nginx_site(https_port=https_port, http_port=http_port, upstream_socket=upstream_socket,
-                               tls_dir=stack.ca_chain.parent, crl=crl))
+                               tls_dir=stack.client_ca.parent, crl=crl))
     config = prefix / "nginx.conf"
     # As many nginx workers as cores, as Debian's own nginx.conf has it.
     config.write_text(nginx_main_config(prefix=prefix, site=site)

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
@@ -23,7 +23,7 @@ from django.utils import timezone
 from accounts import audit
 from accounts.models import AuditEntry
 
-from .models import CertificateAuthority
+from .models import CertificateAuthority, DelegatedKey
 
 ROOT_VALIDITY = timedelta(days=20 * 365)
 ISSUING_VALIDITY = timedelta(days=10 * 365)
@@ -39,10 +39,9 @@ class CANotInitialised(Exception):
 
 
 @dataclass(frozen=True)
-class UnlockedCA:
-    """A CA certificate with its decrypted key, held in memory only."""
+class Signer:
+    """A certificate with its decrypted key, held in memory only: what signs anything."""
 
-    record: CertificateAuthority
     certificate: x509.Certificate
     private_key: ec.EllipticCurvePrivateKey
 
@@ -50,6 +49,23 @@ class UnlockedCA:
     def key_identifier(self) -> x509.AuthorityKeyIdentifier:
         ski = self.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
         return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
+
+
+@dataclass(frozen=True)
+class UnlockedCA(Signer):
+    """One of the portal's CAs, unlocked."""
+
+    record: CertificateAuthority
+
+
+def sign_with(signer: Signer | ec.EllipticCurvePrivateKey, builder):
+    """Every signature the portal makes (certificates, CRLs, OCSP responses) is made here.
+
+    `signer` holds the key (a self-signed certificate is signed with its own bare key); this is the
+    one place a key backend other than in-memory keys has to take over.
+    """
+    key = signer.private_key if isinstance(signer, Signer) else signer
+    return builder.sign(key, SIGNATURE_HASH())
 
 
 def _name(common_name: str) -> x509.Name:
@@ -69,7 +85,8 @@ def _encrypt(key: ec.EllipticCurvePrivateKey) -> str:
 
 
 def _ca_certificate(
-    *, subject: x509.Name, key, issuer: UnlockedCA | None, path_length: int, now: datetime, lifetime: timedelta
+    *, subject: x509.Name, key, issuer: Signer | None, path_length: int, now: datetime, lifetime: timedelta,
+    extended_key_usage: list[x509.ObjectIdentifier] | None = None,
 ) -> x509.Certificate:
     public_key = key.public_key()
     builder = (
@@ -93,8 +110,9 @@ def _ca_certificate(
     )
     if issuer is not None:
         builder = builder.add_extension(issuer.key_identifier, critical=False)
-    signer = issuer.private_key if issuer else key
-    return builder.sign(signer, SIGNATURE_HASH())
+    if extended_key_usage:
+        builder = builder.add_extension(x509.ExtendedKeyUsage(extended_key_usage), critical=False)
+    return sign_with(issuer or key, builder)
 
 
 def create_ca(*, now: datetime | None = None) -> tuple[CertificateAuthority, bool]:
@@ -122,6 +140,8 @@ def create_ca(*, now: datetime | None = None) -> tuple[CertificateAuthority, boo
             subject=issuing_name, key=issuing_key,
             issuer=UnlockedCA(record=root, certificate=root_cert, private_key=root_key),
             path_length=0, now=now, lifetime=ISSUING_VALIDITY,
+            # What it may certify: client certificates, and the responder that signs its OCSP answers.
+            extended_key_usage=[ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.OCSP_SIGNING],
         )
         issuing = CertificateAuthority.objects.create(
             kind=CertificateAuthority.Kind.ISSUING,
@@ -134,7 +154,7 @@ def create_ca(*, now: datetime | None = None) -> tuple[CertificateAuthority, boo
     return issuing, True
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=8)
 def _decrypt(encrypted_key_pem: str, passphrase: str):
     # Decrypting is done once per process (PKCS#8's PBKDF2 is cryptography's default: 2048 rounds).
     try:
@@ -155,6 +175,53 @@ def unlock(kind: str = CertificateAuthority.Kind.ISSUING) -> UnlockedCA:
     return UnlockedCA(record=record, certificate=record.certificate, private_key=key)
 
 
+def certify_ocsp_responder(*, issuer: UnlockedCA, now: datetime, lifetime: timedelta) -> DelegatedKey:
+    """A new key and delegated OCSP responder certificate (RFC 6960 4.2.2.2) from the issuing CA.
+
+    id-pkix-ocsp-nocheck: clients do not ask about the responder itself, which is why its
+    certificate is short-lived rather than revocable.
+    """
+    key = ec.generate_private_key(ec.SECP384R1())
+    not_after = min(now + lifetime, issuer.certificate.not_valid_after_utc)
+    certificate = sign_with(issuer, (
+        x509.CertificateBuilder()
+        .subject_name(_name(f"{settings.CA_ORGANIZATION} OCSP Responder"))
+        .issuer_name(issuer.certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+                encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]), critical=False)
+        .add_extension(x509.OCSPNoCheck(), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(issuer.key_identifier, critical=False)
+    ))
+    return DelegatedKey.objects.create(
+        role=DelegatedKey.Role.OCSP_RESPONDER,
+        issuer=issuer.record,
+        certificate_pem=certificate.public_bytes(serialization.Encoding.PEM).decode(),
+        encrypted_key_pem=_encrypt(key),
+        not_before=now,
+        not_after=not_after,
+        created_at=now,
+    )
+
+
+def unlock_delegated(record: DelegatedKey) -> Signer:
+    """A delegated key (e.g. the OCSP responder's) decrypted in memory, like the CA keys."""
+    return Signer(certificate=record.certificate,
+                  private_key=_decrypt(record.encrypted_key_pem, settings.CA_KEY_PASSPHRASE))
+
+
 def chain_pem() -> str:
     """The issuing CA then the root, in PEM: what a client or nginx needs to verify."""
     cas = {ca.kind: ca for ca in CertificateAuthority.objects.all()}
@@ -172,6 +239,14 @@ def crl_url() -> str:
     return settings.CRL_URL
 
 
+def issuing_certificate() -> x509.Certificate:
+    """The issuing CA's certificate (served at the CA-issuers address of every client certificate)."""
+    record = CertificateAuthority.objects.filter(kind=CertificateAuthority.Kind.ISSUING).first()
+    if record is None:
+        raise CANotInitialised("The certificate authority does not exist yet: run `manage.py init_ca`.")
+    return record.certificate
+
+
 def sign_client_certificate(
     *, ca: UnlockedCA, public_key, subject: x509.Name, not_before: datetime, not_after: datetime
 ) -> x509.Certificate:
@@ -179,7 +254,7 @@ def sign_client_certificate(
 
     notBefore is backdated by CLOCK_SKEW_ALLOWANCE; the portal's own records keep the issuance time.
     """
-    return (
+    return sign_with(ca, (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(ca.certificate.subject)
@@ -208,14 +283,38 @@ def sign_client_certificate(
             ]),
             critical=False,
         )
-        .sign(ca.private_key, SIGNATURE_HASH())
+        .add_extension(
+            x509.AuthorityInformationAccess([
+                x509.AccessDescription(AuthorityInformationAccessOID.OCSP,
+                                       x509.UniformResourceIdentifier(settings.OCSP_URL)),
+                x509.AccessDescription(AuthorityInformationAccessOID.CA_ISSUERS,
+                                       x509.UniformResourceIdentifier(settings.CA_ISSUERS_URL)),
+            ]),
+            critical=False,
+        )
+        .add_extension(
+            x509.CertificatePolicies([
+                x509.PolicyInformation(x509.ObjectIdentifier(settings.CERTIFICATE_POLICY_OID), None)
+            ]),
+            critical=False,
+        )
+    ))
+
+
+def create_tls_ca(*, now: datetime) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """A self-signed CA for `make run`'s server certificate only: never the client-issuing CA."""
+    key = ec.generate_private_key(ec.SECP384R1())
+    certificate = _ca_certificate(
+        subject=_name(f"{settings.CA_ORGANIZATION} Local TLS CA (make run)"), key=key, issuer=None, path_length=0,
+        now=now, lifetime=timedelta(days=3 * 365), extended_key_usage=[ExtendedKeyUsageOID.SERVER_AUTH],
     )
+    return certificate, key
 
 
 def sign_server_certificate(
-    *, ca: UnlockedCA, public_key, hostnames: list[str], now: datetime, days: int = 397
+    *, ca: Signer, public_key, hostnames: list[str], now: datetime, days: int = 397
 ) -> x509.Certificate:
-    """The TLS server certificate for `make run`'s gunicorn, from the same CA."""
+    """The TLS server certificate for `make run`'s gunicorn, from its local TLS CA (create_tls_ca)."""
     import ipaddress
 
     names: list[x509.GeneralName] = []
@@ -224,7 +323,7 @@ def sign_server_certificate(
             names.append(x509.IPAddress(ipaddress.ip_address(host)))
         except ValueError:
             names.append(x509.DNSName(host))
-    return (
+    return sign_with(ca, (
         x509.CertificateBuilder()
         .subject_name(x509.Name([
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, settings.CA_ORGANIZATION),
@@ -234,11 +333,18 @@ def sign_server_certificate(
         .public_key(public_key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(now)
-        .not_valid_after(now + timedelta(days=days))
+        .not_valid_after(min(now + timedelta(days=days), ca.certificate.not_valid_after_utc))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+                encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(ca.key_identifier, critical=False)
-        .sign(ca.private_key, SIGNATURE_HASH())
-    )
+    ))

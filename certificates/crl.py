@@ -53,7 +53,7 @@ def publish_crl(*, now: datetime | None = None, unless_fresh: bool = False) -> R
                     x509.CRLReason(RevocationReason(reason).x509_reason), critical=False
                 )
             builder = builder.add_revoked_certificate(entry.build())
-        crl = builder.sign(issuing.private_key, ca.SIGNATURE_HASH())
+        crl = ca.sign_with(issuing, builder)
         record.last_crl_number = number
         record.save(update_fields=["last_crl_number"])
         return RevocationList.objects.create(

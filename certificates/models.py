@@ -49,6 +49,38 @@ def _parsed_certificate(pem: str) -> x509.Certificate:
     return x509.load_pem_x509_certificate(pem.encode())
 
 
+class DelegatedKey(models.Model):
+    """A key the issuing CA certifies for one task of its own, stored like the CA keys (encrypted PKCS#8).
+
+    Today one role: the OCSP responder, whose short-lived certificate signs every OCSP answer so that
+    the issuing CA's key signs only certificates and CRLs. A renewal adds a row; the newest is used.
+    """
+
+    class Role(models.TextChoices):
+        OCSP_RESPONDER = "ocsp-responder", _("OCSP responder")
+
+    role = models.CharField(_("role"), max_length=32, choices=Role.choices)
+    issuer = models.ForeignKey(CertificateAuthority, on_delete=models.PROTECT, related_name="+")
+    certificate_pem = models.TextField(_("certificate (PEM)"))
+    encrypted_key_pem = models.TextField(_("private key (encrypted PKCS#8)"))
+    not_before = models.DateTimeField(_("valid from"))
+    not_after = models.DateTimeField(_("valid until"))
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("delegated key")
+        verbose_name_plural = _("delegated keys")
+        ordering = ["-not_after"]
+        indexes = [models.Index(fields=["role", "-not_after"], name="delegated_key_newest")]
+
+    def __str__(self) -> str:
+        return f"{self.get_role_display()} until {self.not_after:%Y-%m-%d}"
+
+    @property
+    def certificate(self) -> x509.Certificate:
+        return x509.load_pem_x509_certificate(self.certificate_pem.encode())
+
+
 class RevocationReason(models.TextChoices):
     """RFC 5280 reason codes that a bank uses (certificateHold is not offered)."""
 

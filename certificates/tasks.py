@@ -3,6 +3,7 @@ from celery import shared_task
 from accounts.jobs import recording
 
 from .crl import current_crl
+from .ocsp import renew_responder
 
 REFRESH_CRL = "certificates.tasks.refresh_crl"
 
@@ -13,3 +14,9 @@ def refresh_crl() -> int:
     with recording(REFRESH_CRL) as detail:
         detail["crl_number"] = current_crl().number
     return detail["crl_number"]
+
+
+@shared_task
+def renew_ocsp_responder() -> bool:
+    """Certify a new OCSP responder key when a third of its lifetime is left; twin: `manage.py renew_ocsp_responder`."""
+    return renew_responder()[1]

@@ -2,7 +2,7 @@
 
 One machine, no nginx: gunicorn asks for a client certificate optionally at the TLS
 layer, with the portal's CA as the only trusted issuer, and a server certificate
-issued by that same CA.
+from a separate local TLS CA.
 
 Everything it writes under var/ holds secrets or leads to them (the SQLite database with
 the encrypted CA keys and password hashes, the server's TLS key, e-mails with one-time
@@ -20,6 +20,7 @@ import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 import django
 from cryptography.exceptions import InvalidSignature
@@ -28,11 +29,29 @@ from cryptography.hazmat.primitives import serialization
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "certportal.settings")
 
 
-def prepare_tls(hostnames: list[str], directory: Path | None = None) -> tuple[Path, Path, Path]:
-    """Write the CA chain and a server certificate (key unencrypted, mode 0600); var/tls by default.
+class TLSFiles(NamedTuple):
+    client_ca: Path  # the portal's CA chain: the only issuers of client certificates gunicorn accepts
+    certificate: Path  # the server certificate, then its CA
+    key: Path  # the server key, unencrypted, mode 0600
+    server_ca: Path  # what a browser trusts to reach `make run`: the local TLS CA
 
-    The server certificate is kept across runs unless the CA changed (a new database) or it
-    is about to expire; then a new one is issued.
+
+def _write_private(path: Path, key) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    path.unlink(missing_ok=True)
+    path.touch(mode=0o600)
+    path.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ))
+
+
+def prepare_tls(hostnames: list[str], directory: Path | None = None) -> TLSFiles:
+    """Write the client CA chain, a local TLS CA and a server certificate from it; var/tls by default.
+
+    The server certificate never comes from the client-issuing CA (whose EKU allows only client
+    authentication and OCSP signing): a self-signed local TLS CA, created once and kept with its
+    key (0600) beside it, issues it. It is kept across runs unless it is about to expire.
     """
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
@@ -44,29 +63,41 @@ def prepare_tls(hostnames: list[str], directory: Path | None = None) -> tuple[Pa
 
     tls = directory or Path(settings.VAR_DIR) / "tls"
     tls.mkdir(parents=True, exist_ok=True)
-    chain, cert_path, key_path = tls / "ca-chain.pem", tls / "server.pem", tls / "server.key"
-    chain.write_text(ca.chain_pem())
-    issuer = ca.unlock()
+    files = TLSFiles(tls / "ca-chain.pem", tls / "server.pem", tls / "server.key", tls / "server-ca.pem")
+    files.client_ca.write_text(ca.chain_pem())
     now = timezone.now()
-    if cert_path.exists() and key_path.exists():
-        existing = x509.load_pem_x509_certificate(cert_path.read_bytes())
-        if existing.issuer == issuer.certificate.subject and existing.not_valid_after_utc > now + timedelta(days=7):
+    tls_ca_key_path = tls / "server-ca.key"
+    tls_ca = None
+    if files.server_ca.exists() and tls_ca_key_path.exists():
+        certificate = x509.load_pem_x509_certificate(files.server_ca.read_bytes())
+        if certificate.not_valid_after_utc > now + timedelta(days=30):
+            key = serialization.load_pem_private_key(tls_ca_key_path.read_bytes(), None)
+            tls_ca = ca.Signer(certificate=certificate, private_key=key)
+    if tls_ca is None:
+        certificate, key = ca.create_tls_ca(now=now)
+        _write_private(tls_ca_key_path, key)
+        files.server_ca.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+        tls_ca = ca.Signer(certificate=certificate, private_key=key)
+    if files.certificate.exists() and files.key.exists():
+        existing = x509.load_pem_x509_certificate(files.certificate.read_bytes())
+        if existing.issuer == tls_ca.certificate.subject and existing.not_valid_after_utc > now + timedelta(days=7):
             try:
-                existing.verify_directly_issued_by(issuer.certificate)
-                return chain, cert_path, key_path
+                existing.verify_directly_issued_by(tls_ca.certificate)
+                return files
             except (ValueError, TypeError, InvalidSignature):
                 pass  # same name, another CA: issue a new one
     key = ec.generate_private_key(ec.SECP256R1())
-    cert = ca.sign_server_certificate(ca=issuer, public_key=key.public_key(), hostnames=hostnames, now=now)
-    key_path.unlink(missing_ok=True)
-    key_path.touch(mode=0o600)
-    key_path.write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ))
-    cert_path.write_bytes(
-        cert.public_bytes(serialization.Encoding.PEM) + issuer.certificate.public_bytes(serialization.Encoding.PEM)
+    cert = ca.sign_server_certificate(ca=tls_ca, public_key=key.public_key(), hostnames=hostnames, now=now)
+    _write_private(files.key, key)
+    files.certificate.write_bytes(
+        cert.public_bytes(serialization.Encoding.PEM) + tls_ca.certificate.public_bytes(serialization.Encoding.PEM)
     )
-    return chain, cert_path, key_path
+    return files
+
+
+def server_hostnames(host: str) -> list[str]:
+    """The names `make run`'s server certificate is for: the address it serves on, and the loopback."""
+    return list(dict.fromkeys([host, "127.0.0.1"]))
 
 
 # seed_demo's operator, and the password of its certificate file (a demo, on a developer's machine).
@@ -158,7 +189,7 @@ def keep_private(var_dir: Path) -> None:
                 path.chmod(0o600)
 
 
-def prepare(hostnames: list[str]) -> tuple[Path, Path, Path]:
+def prepare(hostnames: list[str]) -> TLSFiles:
     """The database migrated, the CA and the demo contract created, static files collected, TLS files written."""
     os.umask(PRIVATE_UMASK)  # before Django creates var/ and the database
     django.setup()
@@ -185,18 +216,22 @@ def served_address(host: str, port: int, environ: dict[str, str]) -> dict[str, s
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=8443)
-    parser.add_argument("--host", default="localhost")
+    # An address, not "localhost": a single-label DNS name is not valid in a certificate (RFC 5280 via
+    # RFC 1034's preferred syntax; pkilint refuses it).
+    parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--prepare-only", action="store_true", help="set up var/ and stop, without serving")
     args = parser.parse_args()
+    # E-mail links and the CRL, OCSP and CA-issuers addresses follow where this run serves.
     os.environ.update(served_address(args.host, args.port, os.environ))  # inherited by gunicorn and celery
-    chain, cert, key = prepare([args.host, "127.0.0.1"])
+    files = prepare(server_hostnames(args.host))
     if args.prepare_only:
         return
     url = f"https://{args.host}:{args.port}/"
     print(f"\ncertportal is at {url} (links in e-mails: {os.environ['CERTPORTAL_PUBLIC_BASE_URL']}/)")
     print("Ctrl-C stops the web server and the worker (with beat); the database and var/ stay.")
-    print(f"Trust its CA to avoid the browser warning: import {chain} as a trusted authority")
-    print("  (Linux/Chromium: certutil -d sql:$HOME/.pki/nssdb -A -t C,, -n certportal -i " + str(chain) + ")")
+    print(f"Trust its local TLS CA to avoid the browser warning: import {files.server_ca} as a trusted authority")
+    print("  (Linux/Chromium: certutil -d sql:$HOME/.pki/nssdb -A -t C,, -n certportal -i "
+          f"{files.server_ca})")
     operator_file = prepare_operator_certificate()
     if operator_file is not None:
         print(f"Operators' site {url}operator/: import {operator_file} into the browser (file password "
@@ -205,7 +240,8 @@ def main() -> None:
               "password above.")
     print()
     processes = [
-        subprocess.Popen(gunicorn_command(bind=f"{args.host}:{args.port}", chain=chain, cert=cert, key=key)),
+        subprocess.Popen(gunicorn_command(bind=f"{args.host}:{args.port}", chain=files.client_ca,
+                                          cert=files.certificate, key=files.key)),
         subprocess.Popen([sys.executable, "-m", "celery", "-A", "certportal", "worker", "--beat",
                           "--loglevel", "INFO", "--concurrency", "1"]),
     ]

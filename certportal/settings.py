@@ -159,7 +159,15 @@ _default_crl_url = (
     else f"http://{f'[{_public_host}]' if ':' in _public_host else _public_host}/pki/crl"
 )
 CRL_URL = env_str("CERTPORTAL_CRL_URL", _default_crl_url)
-for _name, _url in (("CERTPORTAL_PUBLIC_BASE_URL", PUBLIC_BASE_URL), ("CERTPORTAL_CRL_URL", CRL_URL)):
+# The OCSP responder and the issuing CA's certificate (AIA of every client certificate): plain HTTP
+# in production like the CRL, since an OCSP or CA-issuers fetch over TLS would need checking itself.
+_pki_base = _default_crl_url.removesuffix("/crl")
+OCSP_URL = env_str("CERTPORTAL_OCSP_URL", f"{_pki_base}/ocsp")
+CA_ISSUERS_URL = env_str("CERTPORTAL_CA_ISSUERS_URL", f"{_pki_base}/ca.crt")
+for _name, _url in (
+    ("CERTPORTAL_PUBLIC_BASE_URL", PUBLIC_BASE_URL), ("CERTPORTAL_CRL_URL", CRL_URL),
+    ("CERTPORTAL_OCSP_URL", OCSP_URL), ("CERTPORTAL_CA_ISSUERS_URL", CA_ISSUERS_URL),
+):
     if urlsplit(_url).scheme not in ("http", "https") or not urlsplit(_url).hostname:
         raise ImproperlyConfigured(f"{_name} must be an http(s) URL, not {_url!r}")
 
@@ -381,6 +389,23 @@ CA_ORGANIZATION = env_str("CERTPORTAL_CA_ORGANIZATION", "Certportal Demo Bank")
 CERTIFICATE_VALIDITY_MONTHS = env_int("CERTPORTAL_CERTIFICATE_VALIDITY_MONTHS", 12, minimum=1, maximum=12)
 # A certificate issued but never used holds the ID's issuance slot this long (double submits).
 PENDING_CERTIFICATE_HOLD_MINUTES = env_int("CERTPORTAL_PENDING_HOLD_MINUTES", 10, minimum=1, maximum=1440)
+# The certificate policy every client certificate names. The default is a placeholder under IANA's
+# enterprise number for documentation (32473, RFC 5612); a bank sets the OID under its own arc
+# (1.3.6.1.4.1.<its PEN>....) that its certificate policy document names.
+CERTIFICATE_POLICY_OID = env_str("CERTPORTAL_CERTIFICATE_POLICY_OID", "1.3.6.1.4.1.32473.1.1")
+if not re.fullmatch(r"[0-2](\.(0|[1-9][0-9]*))+", CERTIFICATE_POLICY_OID) or (
+    CERTIFICATE_POLICY_OID[0] in "01" and int(CERTIFICATE_POLICY_OID.split(".")[1]) > 39
+):
+    raise ImproperlyConfigured(
+        f"CERTPORTAL_CERTIFICATE_POLICY_OID must be a dotted OID such as 1.3.6.1.4.1.99999.1.1, "
+        f"not {CERTIFICATE_POLICY_OID!r}"
+    )
+# OCSP answers are valid (nextUpdate) this long: also how long nginx's ssl_ocsp_cache keeps one,
+# so the longest a revoked certificate can still pass nginx's handshake.
+OCSP_VALIDITY_MINUTES = env_int("CERTPORTAL_OCSP_VALIDITY_MINUTES", 5, minimum=1, maximum=1440)
+# The delegated OCSP responder certificate: short-lived (it carries id-pkix-ocsp-nocheck, so it
+# cannot be revoked in practice), renewed when less than a third of its lifetime is left.
+OCSP_RESPONDER_VALIDITY_DAYS = env_int("CERTPORTAL_OCSP_RESPONDER_VALIDITY_DAYS", 30, minimum=3, maximum=90)
 CRL_VALIDITY_HOURS = env_int("CERTPORTAL_CRL_VALIDITY_HOURS", 24, minimum=1, maximum=168)
 # The CRL is re-signed when its nextUpdate is closer than this.
 CRL_REFRESH_MARGIN_HOURS = env_int("CERTPORTAL_CRL_REFRESH_MARGIN_HOURS", 6, minimum=1, maximum=72)
@@ -469,6 +494,10 @@ CELERY_BEAT_SCHEDULE = {
     "refresh-crl": {
         "task": "certificates.tasks.refresh_crl",
         "schedule": crontab(minute=0),
+    },
+    "renew-ocsp-responder": {
+        "task": "certificates.tasks.renew_ocsp_responder",
+        "schedule": crontab(minute=30),
     },
 }
 

@@ -173,7 +173,7 @@ def start_gunicorn(
     stays, so that tests can show what a local TCP client can and cannot do.
     """
     tls_files = prepare_tls(["localhost", "127.0.0.1"], tmp_path / f"{name}-tls")
-    chain, cert, key = tls_files
+    chain, cert, key, _server_ca = tls_files
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(128)
@@ -201,8 +201,8 @@ def start_gunicorn(
 @pytest.fixture
 def tls_portal(transactional_db, ca, tmp_path) -> Iterator[Portal]:
     """The portal as `make run` serves it: gunicorn terminating TLS itself, client certificate optional."""
-    server, port, (chain, _cert, _key) = start_gunicorn(tmp_path, tls=True)
-    portal = Portal(host="127.0.0.1", port=port, ca_chain=chain, servers=[server])
+    server, port, tls_files = start_gunicorn(tmp_path, tls=True)
+    portal = Portal(host="127.0.0.1", port=port, ca_chain=tls_files.server_ca, servers=[server])
     portal.starting.append((server, lambda: Browser(portal).get("/pki/ca.pem")))
     try:
         yield portal
@@ -232,6 +232,8 @@ def nginx_site(
         "listen 10.0.0.10:9180;": f"listen 127.0.0.1:{metrics_port};",
         "allow 10.0.0.20;": "allow 127.0.0.1;",
         "proxy_set_header Host portal.bank.example;": "proxy_set_header Host 127.0.0.1;",
+        "http://127.0.0.1/pki/ocsp": f"http://127.0.0.1:{http_port}/pki/ocsp",
+        "shared:certportal_ocsp:1m": f"shared:certportal_ocsp{https_port}:1m",
     }
     for production, here in replacements.items():
         assert production in site, f"deploy/nginx.conf no longer contains {production!r}"
@@ -261,7 +263,7 @@ def nginx_portal(transactional_db, ca, tmp_path) -> Iterator[Portal]:
     upstream_socket = unix_socket_path("behind-nginx")
     metrics_dir = tmp_path / "prometheus"  # prometheus-client's multiprocess mode, as deploy/ runs it
     metrics_dir.mkdir()
-    gunicorn, upstream_port, (chain, _cert, _key) = start_gunicorn(
+    gunicorn, upstream_port, tls_files = start_gunicorn(
         tmp_path, tls=False, name="gunicorn-behind-nginx",
         environment={**production_environment(), "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)},
         unix_socket=upstream_socket,
@@ -274,12 +276,12 @@ def nginx_portal(transactional_db, ca, tmp_path) -> Iterator[Portal]:
     site = prefix / "certportal.conf"
     metrics_port = free_port()
     site.write_text(nginx_site(https_port=https_port, http_port=http_port, upstream_socket=upstream_socket,
-                               tls_dir=chain.parent, crl=crl, metrics_port=metrics_port))
+                               tls_dir=tls_files.client_ca.parent, crl=crl, metrics_port=metrics_port))
     config = prefix / "nginx.conf"
     config.write_text(nginx_main_config(prefix=prefix, site=site))
     nginx = start_process("nginx", [NGINX, "-p", str(prefix), "-c", str(config), "-e", str(prefix / "error.log")],
                           log=prefix / "stdout.log", env=dict(os.environ))
-    portal = Portal(host="127.0.0.1", port=https_port, ca_chain=chain, servers=[nginx, gunicorn],
+    portal = Portal(host="127.0.0.1", port=https_port, ca_chain=tls_files.server_ca, servers=[nginx, gunicorn],
                     http_port=http_port, upstream_port=upstream_port, metrics_port=metrics_port)
     portal.starting += [
         (gunicorn, lambda: plain_get("127.0.0.1", upstream_port, "/pki/ca.pem")),

@@ -165,17 +165,17 @@ class Stack:
             time.sleep(0.1)
 
     def _start_embedded(self, env: dict[str, str]) -> Portal:
-        server, port, (chain, _cert, _key) = start_gunicorn(
+        server, port, tls_files = start_gunicorn(
             self.tmp_path, tls=True, name=f"gunicorn-{self.starts}", environment=env
         )
         self.running.append(server)
-        portal = Portal(host="127.0.0.1", port=port, ca_chain=chain, servers=[server])
+        portal = Portal(host="127.0.0.1", port=port, ca_chain=tls_files.server_ca, servers=[server])
         wait_until_serving(server, lambda: TLSClient(portal).get("/pki/ca.pem"))
         return portal
 
     def _start_production(self, env: dict[str, str]) -> Portal:
         upstream_socket = unix_socket_path(f"stack-{self.starts}")
-        gunicorn, upstream_port, (chain, _cert, _key) = start_gunicorn(
+        gunicorn, upstream_port, tls_files = start_gunicorn(
             self.tmp_path, tls=False, name=f"gunicorn-{self.starts}", environment=env, unix_socket=upstream_socket
         )
         self.running.append(gunicorn)
@@ -186,7 +186,7 @@ class Stack:
         https_port, http_port = free_port(), free_port()
         site = prefix / "certportal.conf"
         site.write_text(nginx_site(https_port=https_port, http_port=http_port, upstream_socket=upstream_socket,
-                                   tls_dir=chain.parent, crl=self.crl))
+                                   tls_dir=tls_files.client_ca.parent, crl=self.crl))
         config = prefix / "nginx.conf"
         clock = faketime_environment(self.offset_seconds)
         # nginx gives its worker processes only the variables named by `env`; libfaketime re-reads FAKETIME.
@@ -196,7 +196,7 @@ class Stack:
         nginx = start_process("nginx", [NGINX, "-p", str(prefix), "-c", str(config), "-e", str(prefix / "error.log")],
                               log=prefix / "stdout.log", env=nginx_env)
         self.running.append(nginx)
-        portal = Portal(host="127.0.0.1", port=https_port, ca_chain=chain, servers=[nginx, gunicorn],
+        portal = Portal(host="127.0.0.1", port=https_port, ca_chain=tls_files.server_ca, servers=[nginx, gunicorn],
                         http_port=http_port, upstream_port=upstream_port)
         wait_until_serving(gunicorn, lambda: plain_get("127.0.0.1", upstream_port, "/pki/ca.pem"))
         wait_until_serving(nginx, lambda: TLSClient(portal).get("/pki/ca.pem"))

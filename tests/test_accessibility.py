@@ -129,8 +129,8 @@ def portal(transactional_db, ca, tmp_path):
                           env=server_environment(tmp_path / "gunicorn-var", **environment),
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
-    server, port, (chain, _cert, _key) = start_gunicorn(tmp_path, tls=True, environment=environment)
-    portal = Portal(host="127.0.0.1", port=port, ca_chain=chain, servers=[server])
+    server, port, tls_files = start_gunicorn(tmp_path, tls=True, environment=environment)
+    portal = Portal(host="127.0.0.1", port=port, ca_chain=tls_files.server_ca, servers=[server])
     portal.mail = tmp_path / "gunicorn-var" / "mail"
     try:
         yield portal

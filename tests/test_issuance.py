@@ -8,13 +8,15 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import time_machine
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 from django.db import transaction
 from django.utils import translation
 
@@ -25,8 +27,10 @@ from certificates.crl import current_crl
 from certificates.csr import CsrRejected
 from certificates.models import Certificate, CertificateAuthority, RevocationReason
 from certificates.services import IssuanceRefused, issue_certificate, revoke_certificate
+from certportal.run import prepare_tls, server_hostnames
 
 from .conftest import make_csr
+from .test_ocsp import ocsp_request, unstored_certificate
 
 pytestmark = pytest.mark.django_db
 
@@ -38,6 +42,9 @@ def fast_password_hashing(settings):
 
 
 LINT_PKIX_CERT = Path(sys.executable).parent / "lint_pkix_cert"  # installed with the dev dependencies
+LINT_OCSP_RESPONSE = Path(sys.executable).parent / "lint_ocsp_response"
+# pkilint's findings that a certificate, CRL or OCSP response must not have.
+SERIOUS = ("FATAL", "ERROR", "CRITICAL", "WARNING")
 
 
 def issue(user, csr=None, *, via=Certificate.Channel.OBTAIN, **kwargs) -> Certificate:
@@ -81,7 +88,34 @@ def test_the_subject_and_extensions_come_from_the_portal_never_from_the_csr(ca, 
     assert {ext.oid for ext in cert.extensions} == {
         x509.OID_BASIC_CONSTRAINTS, x509.OID_KEY_USAGE, x509.OID_EXTENDED_KEY_USAGE,
         x509.OID_SUBJECT_KEY_IDENTIFIER, x509.OID_AUTHORITY_KEY_IDENTIFIER, x509.OID_CRL_DISTRIBUTION_POINTS,
+        x509.OID_AUTHORITY_INFORMATION_ACCESS, x509.OID_CERTIFICATE_POLICIES,
     }
+
+
+def test_the_certificate_names_the_ocsp_responder_the_issuers_address_and_the_configured_policy(
+    ca, bob, client, settings
+):
+    settings.CERTIFICATE_POLICY_OID = "1.3.6.1.4.1.99999.1.2"
+    cert = issue(bob).x509
+
+    access = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess)
+    assert not access.critical
+    addresses = {item.access_method: item.access_location.value for item in access.value}
+    assert addresses == {
+        AuthorityInformationAccessOID.OCSP: settings.OCSP_URL,
+        AuthorityInformationAccessOID.CA_ISSUERS: settings.CA_ISSUERS_URL,
+    }
+    policies = cert.extensions.get_extension_for_class(x509.CertificatePolicies).value
+    assert [policy.policy_identifier.dotted_string for policy in policies] == ["1.3.6.1.4.1.99999.1.2"]
+    # The CA-issuers address serves the issuing CA in DER, which verifies the certificate.
+    response = client.get(urlsplit(settings.CA_ISSUERS_URL).path)
+    assert response["Content-Type"] == "application/pkix-cert"
+    cert.verify_directly_issued_by(x509.load_der_x509_certificate(response.content))
+
+
+def test_the_issuing_ca_may_certify_only_client_authentication_and_its_ocsp_responder(ca):
+    usage = portal_ca.unlock().certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(usage) == [ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.OCSP_SIGNING]
 
 
 def test_the_certificate_is_for_client_authentication_with_a_critical_digital_signature_key_usage(ca, bob):
@@ -307,9 +341,11 @@ def test_without_a_ca_nothing_is_issued(bob):
 # --- outside tools agree ------------------------------------------------------------------
 
 
-def lint_findings(path: Path) -> list[dict]:
+def lint_findings(path: Path, linter: Path = LINT_PKIX_CERT) -> list[dict]:
+    if not linter.exists():
+        pytest.skip(f"pkilint is not installed at {linter}")
     result = subprocess.run(
-        [str(LINT_PKIX_CERT), "lint", "-s", "ALL", "-f", "JSON", str(path)],
+        [str(linter), "lint", "-s", "ALL", "-f", "JSON", str(path)],
         capture_output=True, text=True, timeout=120,
     )
     assert result.returncode in (0, 1), result.stderr
@@ -338,7 +374,34 @@ def test_pkilint_finds_no_error_in_a_freshly_issued_certificate(ca, bob, tmp_pat
     path.write_text(issue(bob, make_csr(key)[0]).pem)
 
     findings = lint_findings(path)
-    assert [f for f in findings if f["severity"] in ("FATAL", "ERROR", "CRITICAL")] == []
+    assert [f for f in findings if f["severity"] in SERIOUS] == []
+
+
+def test_pkilint_finds_no_error_or_warning_in_the_cas_the_ocsp_responder_its_answers_and_make_runs_server(
+    client, ca, bob, charlie, olivia, tmp_path
+):
+    """Every other certificate the portal makes, and an OCSP answer of each kind (RFC 6960 linter)."""
+    good, revoked = issue(bob), issue(charlie)
+    revoke_certificate(certificate=revoked, reason=RevocationReason.KEY_COMPROMISE, by=olivia)
+    documents: dict[str, tuple[bytes, Path]] = {}
+    for name, certificate in (("good", good.x509), ("revoked", revoked.x509), ("unknown", unstored_certificate())):
+        answer = client.post("/pki/ocsp", ocsp_request(certificate, nonce=b"0123456789abcdef"),
+                             content_type="application/ocsp-request")
+        documents[f"ocsp-{name}"] = (answer.content, LINT_OCSP_RESPONSE)
+    for record in CertificateAuthority.objects.all():
+        documents[f"ca-{record.kind}"] = (record.certificate_pem.encode(), LINT_PKIX_CERT)
+    (responder,) = ocsp.load_der_ocsp_response(documents["ocsp-good"][0]).certificates
+    documents["ocsp-responder"] = (responder.public_bytes(serialization.Encoding.PEM), LINT_PKIX_CERT)
+    tls = prepare_tls(server_hostnames("127.0.0.1"), tmp_path / "tls")
+    server = x509.load_pem_x509_certificates(tls.certificate.read_bytes())[0]
+    documents["make-run-server"] = (server.public_bytes(serialization.Encoding.PEM), LINT_PKIX_CERT)
+    documents["make-run-tls-ca"] = (tls.server_ca.read_bytes(), LINT_PKIX_CERT)
+
+    findings = {}
+    for name, (content, linter) in documents.items():
+        (tmp_path / name).write_bytes(content)
+        findings[name] = [f for f in lint_findings(tmp_path / name, linter) if f["severity"] in SERIOUS]
+    assert findings == {name: [] for name in documents}
 
 
 def openssl(*args: str) -> subprocess.CompletedProcess:

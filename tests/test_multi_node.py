@@ -70,7 +70,7 @@ def cluster(transactional_db, ca, redis_url, tmp_path):
         for n in range(NODES):
             env = server_environment(tmp_path / f"node-{n}-var", **shared)
             upstream_socket = unix_socket_path(f"node-{n}")
-            gunicorn, port, (chain, _cert, _key) = start_gunicorn(tmp_path, tls=False, name=f"node-{n}",
+            gunicorn, port, tls_files = start_gunicorn(tmp_path, tls=False, name=f"node-{n}",
                                                                    environment=env, unix_socket=upstream_socket)
             processes.append(gunicorn)
             nodes.append({"port": port, "socket": upstream_socket, "env": env, "gunicorn": gunicorn})
@@ -82,7 +82,7 @@ def cluster(transactional_db, ca, redis_url, tmp_path):
         assert done.returncode == 0, done.stderr
         https_port, http_port = free_port(), free_port()
         site = nginx_site(https_port=https_port, http_port=http_port, upstream_socket=nodes[0]["socket"],
-                          tls_dir=chain.parent, crl=crl)
+                          tls_dir=tls_files.client_ca.parent, crl=crl)
         both = "".join(f"server unix:{node['socket']};\n    " for node in nodes)
         site = site.replace(f"server unix:{nodes[0]['socket']};", both.rstrip())
         (prefix / "certportal.conf").write_text(site)
@@ -91,7 +91,7 @@ def cluster(transactional_db, ca, redis_url, tmp_path):
                                         str(prefix / "error.log")], log=prefix / "stdout.log",
                               env=dict(os.environ))
         processes.append(nginx)
-        portal = Portal(host="127.0.0.1", port=https_port, ca_chain=chain, servers=processes)
+        portal = Portal(host="127.0.0.1", port=https_port, ca_chain=tls_files.server_ca, servers=processes)
         for node in nodes:
             wait_until_serving(node["gunicorn"], lambda port=node["port"]: plain_get("127.0.0.1", port, "/pki/ca.pem"))
         wait_until_serving(nginx, lambda: Browser(portal).get("/pki/ca.pem"))

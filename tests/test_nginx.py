@@ -152,3 +152,21 @@ def test_nginx_lets_only_an_operators_certificate_reach_the_operators_login(
     assert olivias.get("/operator/").status == 200
     entry = AuditEntry.objects.get(action=AuditEntry.Action.LOGIN_SUCCEEDED, subject=olivia)
     assert entry.certificate_serial == certificate.serial_number and entry.remote_addr == "127.0.0.1"
+
+
+def test_a_certificate_revoked_after_nginx_started_is_refused_at_the_handshake_by_ocsp_without_a_reload(
+    nginx_portal, alice, bob, olivia, tmp_path
+):
+    nginx_portal.ensure_serving()  # nginx has loaded its CRL: neither certificate below is on it
+    revoked, revoked_key = issue_for(alice)
+    kept, kept_key = issue_for(bob)
+    revoke_certificate(certificate=revoked, reason="key_compromise", by=olivia)
+
+    refused = Browser(nginx_portal, write_client_files(tmp_path / "revoked", revoked, revoked_key)).get("/")
+    assert refused.status == 400
+    assert "電子証明書を確認できませんでした" in refused.text
+    log = _error_log(nginx_portal)
+    assert "certificate revoked" in log, log[-2000:]
+    # The same nginx, no reload: a certificate the responder answers `good` for passes.
+    browser = Browser(nginx_portal, write_client_files(tmp_path / "kept", kept, kept_key))
+    assert browser.log_in(bob.login_id, PASSWORD).status == 302, nginx_portal.logs()

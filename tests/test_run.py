@@ -1,11 +1,15 @@
-"""`make run`'s TLS files: the CA chain and a server certificate from the portal's own CA."""
+"""`make run`'s TLS files: the client CA chain, and a server certificate from a separate local TLS CA."""
 
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 
 import pytest
 from cryptography import x509
+from django.conf import settings
 
 from certificates import ca as portal_ca
 from certificates.ca import create_ca
@@ -15,30 +19,32 @@ from certportal.run import gunicorn_command, prepare_tls
 pytestmark = pytest.mark.embedded
 
 
-def test_the_server_certificate_is_issued_by_the_portals_ca_for_the_hosts(ca, tmp_path):
-    chain, cert, key = prepare_tls(["localhost", "127.0.0.1"], tmp_path)
+def test_the_server_certificate_is_issued_by_a_local_tls_ca_never_the_client_issuing_ca(ca, tmp_path):
+    chain, cert, key, server_ca = prepare_tls(["localhost", "127.0.0.1"], tmp_path)
     server = x509.load_pem_x509_certificate(cert.read_bytes())
-    server.verify_directly_issued_by(portal_ca.unlock().certificate)
+    server.verify_directly_issued_by(x509.load_pem_x509_certificate(server_ca.read_bytes()))
+    assert server.issuer != portal_ca.unlock().certificate.subject
+    assert server.issuer not in [ca_cert.subject for ca_cert in x509.load_pem_x509_certificates(chain.read_bytes())]
     names = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert names.get_values_for_type(x509.DNSName) == ["localhost"]
     assert [str(ip) for ip in names.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
     assert chain.read_text() == portal_ca.chain_pem()
     assert key.stat().st_mode & 0o077 == 0
+    assert (tmp_path / "server-ca.key").stat().st_mode & 0o077 == 0
 
 
 def test_the_server_certificate_is_kept_while_the_ca_is_the_same(ca, tmp_path):
-    _chain, cert, _key = prepare_tls(["localhost"], tmp_path)
+    cert = prepare_tls(["localhost"], tmp_path).certificate
     first = cert.read_bytes()
     prepare_tls(["localhost"], tmp_path)
     assert cert.read_bytes() == first
 
 
-def test_a_new_ca_gets_a_new_server_certificate(ca, tmp_path):
-    _chain, cert, _key = prepare_tls(["localhost"], tmp_path)
+def test_a_new_client_ca_is_written_to_the_chain_gunicorn_trusts(ca, tmp_path):
+    prepare_tls(["localhost"], tmp_path)
     CertificateAuthority.objects.all().delete()
     create_ca()
-    prepare_tls(["localhost"], tmp_path)
-    x509.load_pem_x509_certificate(cert.read_bytes()).verify_directly_issued_by(portal_ca.unlock().certificate)
+    assert prepare_tls(["localhost"], tmp_path).client_ca.read_text() == portal_ca.chain_pem()
 
 
 def test_gunicorn_asks_for_a_client_certificate_optionally():
@@ -86,4 +92,18 @@ def test_make_run_exports_its_port_as_the_portals_public_address():
 
     database = subprocess.run(["make", "-n", "-p", "run", "PORT=9443"], cwd=settings.BASE_DIR, capture_output=True,
                               text=True, env={"PATH": "/usr/bin:/bin"}).stdout
-    assert "run: CERTPORTAL_PUBLIC_BASE_URL = https://localhost:$(PORT)" in database
+    assert "run: CERTPORTAL_PUBLIC_BASE_URL = https://127.0.0.1:$(PORT)" in database
+
+
+def test_in_debug_the_addresses_in_certificates_follow_the_port_make_run_serves_on(tmp_path):
+    code = (
+        "import os; from certportal.run import served_address; os.environ.update(served_address('127.0.0.1', 9445, os.environ)); import django; django.setup();"
+        " from django.conf import settings as s; print(s.CRL_URL, s.OCSP_URL, s.CA_ISSUERS_URL)"
+    )
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CERTPORTAL_")}
+    result = subprocess.run([sys.executable, "-c", code], cwd=settings.BASE_DIR, capture_output=True, text=True,
+                            env={**env, "CERTPORTAL_VAR_DIR": str(tmp_path)}, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        "https://127.0.0.1:9445/pki/crl", "https://127.0.0.1:9445/pki/ocsp", "https://127.0.0.1:9445/pki/ca.crt"
+    ]

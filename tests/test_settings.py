@@ -74,6 +74,12 @@ def start(tmp_path, code: str = SETUP, **variables: str) -> subprocess.Completed
         ({"CERTPORTAL_REMINDER_TIME": "00:00+00:00"}, "CERTPORTAL_REMINDER_TIME"),
         ({"CERTPORTAL_REMINDER_TIME": "09:00:30"}, "CERTPORTAL_REMINDER_TIME"),
         ({"ANYMAIL_IGNORE_RECIPIENT_STATUS": "nope"}, "ANYMAIL_IGNORE_RECIPIENT_STATUS"),
+        ({"CERTPORTAL_CERTIFICATE_POLICY_OID": "bank-policy-1"}, "CERTPORTAL_CERTIFICATE_POLICY_OID"),
+        ({"CERTPORTAL_CERTIFICATE_POLICY_OID": "1.3.6.1.4.1.32473."}, "CERTPORTAL_CERTIFICATE_POLICY_OID"),
+        ({"CERTPORTAL_CERTIFICATE_POLICY_OID": "1.40.1"}, "CERTPORTAL_CERTIFICATE_POLICY_OID"),
+        ({"CERTPORTAL_OCSP_URL": "ldap://portal.bank.example/ocsp"}, "CERTPORTAL_OCSP_URL"),
+        ({"CERTPORTAL_OCSP_VALIDITY_MINUTES": "0"}, "CERTPORTAL_OCSP_VALIDITY_MINUTES"),
+        ({"CERTPORTAL_OCSP_RESPONDER_VALIDITY_DAYS": "365"}, "CERTPORTAL_OCSP_RESPONDER_VALIDITY_DAYS"),
         # Production states what would otherwise fall back to a development default.
         *(({**PRODUCTION, name: ""}, name) for name in (
             "CERTPORTAL_PUBLIC_BASE_URL", "DATABASE_URL", "CELERY_BROKER_URL", "CERTPORTAL_EMAIL_BACKEND",
@@ -95,7 +101,8 @@ def test_the_production_environment_starts_with_exactly_those_values(tmp_path):
         "; from django.conf import settings as s; import json; db = s.DATABASES['default']; print(json.dumps(["
         "s.DEBUG, db['ENGINE'], db['HOST'], db['PORT'], db['NAME'], db['USER'], db['OPTIONS'], s.CELERY_BROKER_URL,"
         " s.EMAIL_BACKEND, s.ALLOWED_HOSTS, s.TRUSTED_PROXY_ADDRESSES, str(s.REMINDER_TIME), s.LOCKOUT_THRESHOLD,"
-        " s.SECURE_SSL_REDIRECT, s.SESSION_COOKIE_SECURE, s.CRL_URL]))"
+        " s.SECURE_SSL_REDIRECT, s.SESSION_COOKIE_SECURE, s.CRL_URL, s.OCSP_URL, s.CA_ISSUERS_URL,"
+        " s.CERTIFICATE_POLICY_OID]))"
     )
     result = start(tmp_path, code, **PRODUCTION)
 
@@ -105,6 +112,8 @@ def test_the_production_environment_starts_with_exactly_those_values(tmp_path):
         {"sslmode": "require"}, "redis://redis.bank.internal:6379/1", "anymail.backends.amazon_ses.EmailBackend",
         ["portal.bank.example"], ["10.0.0.5", "10.0.0.6"], "08:30:00", 3, True, True,
         "http://portal.bank.example/pki/crl",  # plain HTTP on port 80, as CRL consumers expect
+        "http://portal.bank.example/pki/ocsp", "http://portal.bank.example/pki/ca.crt",  # likewise
+        "1.3.6.1.4.1.32473.1.1",  # the documentation placeholder until the bank sets its own
     ]
 
 
