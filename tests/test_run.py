@@ -97,7 +97,8 @@ def test_make_run_exports_its_port_as_the_portals_public_address():
 
 def test_in_debug_the_addresses_in_certificates_follow_the_port_make_run_serves_on(tmp_path):
     code = (
-        "import os; from certportal.run import served_address; os.environ.update(served_address('127.0.0.1', 9445, os.environ)); import django; django.setup();"
+        "import os; from certportal.run import served_address;"
+        " os.environ.update(served_address('127.0.0.1', 9445, os.environ)); import django; django.setup();"
         " from django.conf import settings as s; print(s.CRL_URL, s.OCSP_URL, s.CA_ISSUERS_URL)"
     )
     env = {key: value for key, value in os.environ.items() if not key.startswith("CERTPORTAL_")}
