@@ -37,6 +37,23 @@ class CertificateQuerySet(QuerySet):
         )
         return self.filter(revoked_at__isnull=True, superseded_at__isnull=True).exclude(Exists(newer))
 
+    def relied_on(self) -> CertificateQuerySet:
+        """Each ID's certificate until a newer one is first used: live, and no newer live certificate of
+        the ID has been used to log in. A renewal never used (its file lost, never imported) leaves the
+        old certificate relied on, so its reminders keep coming; the renewal counts once it is used."""
+        newer_in_use = self.model.objects.filter(
+            owner=OuterRef("owner"), not_before__gt=OuterRef("not_before"), revoked_at__isnull=True,
+            first_used_at__isnull=False,
+        )
+        return self.filter(revoked_at__isnull=True, superseded_at__isnull=True).exclude(Exists(newer_in_use))
+
+    def renewed_unused(self, certificate) -> CertificateQuerySet:
+        """Newer live certificates of `certificate`'s ID that were never used: a renewal not yet imported."""
+        return self.filter(
+            owner_id=certificate.owner_id, not_before__gt=certificate.not_before, revoked_at__isnull=True,
+            first_used_at__isnull=True,
+        )
+
     def expiring_within(self, days: int, now: datetime | None = None) -> CertificateQuerySet:
         """Unexpired at `now` and expiring before `now` + `days`."""
         now = now or timezone.now()
@@ -49,13 +66,14 @@ class CertificateQuerySet(QuerySet):
         return self.not_revoked().filter(first_used_at__isnull=True)
 
     def due_for_reminder(self, threshold_days: int, today: date, now: datetime | None = None) -> CertificateQuerySet:
-        """Current certificates that expire within `threshold_days` Japan-time calendar days of
-        `today` (days left = expiry date - today, 0..threshold) and are still unexpired at `now`.
+        """Relied-on certificates (a renewal never used does not count) that expire within
+        `threshold_days` Japan-time calendar days of `today` (days left = expiry date - today,
+        0..threshold) and are still unexpired at `now`.
 
         "Within", not "exactly": a day the reminder job missed is caught up the next day.
         """
         now = now or timezone.now()
         last_day_end = datetime.combine(today + timedelta(days=threshold_days + 1), time.min)
-        return self.current().filter(
+        return self.relied_on().filter(
             not_after__gt=now, not_after__lt=timezone.make_aware(last_day_end, timezone.get_default_timezone())
         )

@@ -1,7 +1,7 @@
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
-from .models import Notice, Reminder
+from .models import Notice, Reminder, ReminderAttempt
 from .reminders import ResendRefused, resend_reminder
 
 
@@ -9,6 +9,23 @@ from .reminders import ResendRefused, resend_reminder
 class NoticeAdmin(admin.ModelAdmin):
     list_display = ("title_ja", "title_en", "published_from", "published_until")
     search_fields = ("title_ja", "title_en")
+
+
+class ReminderAttemptInline(admin.TabularInline):
+    """Every try at sending, with its outcome and the provider's message id: a duplicate shows here."""
+
+    model = ReminderAttempt
+    fields = ("number", "started_at", "finished_at", "outcome", "message_id", "event", "tracked_at", "error")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ("number", "pk")
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(Reminder)
@@ -20,12 +37,15 @@ class ReminderAdmin(admin.ModelAdmin):
         "queued_at", "kind", "recipient", "certificate_serial", "threshold_days", "digest_date", "state",
         "attempts", "sent_at", "message_id",
     )
-    list_filter = ("state", "kind", "threshold_days", "digest_date")
-    search_fields = ("recipient__login_id", "recipient__email", "message_id", "certificate__serial_number")
+    list_filter = ("state", "kind", "threshold_days", "digest_date", "failing_since")
+    search_fields = (
+        "recipient__login_id", "recipient__email", "message_id", "tries__message_id", "certificate__serial_number",
+    )
     list_select_related = ("recipient", "certificate")
     date_hierarchy = "queued_at"
     readonly_fields = [field.name for field in Reminder._meta.fields]
     actions = ["resend"]
+    inlines = [ReminderAttemptInline]
 
     @admin.display(description=_("certificate serial number"), ordering="certificate__serial_number")
     def certificate_serial(self, reminder: Reminder) -> str:

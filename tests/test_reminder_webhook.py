@@ -8,7 +8,7 @@ import json
 import pytest
 from django.test import Client
 
-from notices.models import Reminder
+from notices.models import Reminder, ReminderAttempt
 
 from .clients import issue_for
 
@@ -25,10 +25,13 @@ def fast_password_hashing(settings):
 def sent_reminder(ca, bob) -> Reminder:
     """A reminder Postmark accepted with message id 'pm-1' (recorded as the sending task does)."""
     certificate, _key = issue_for(bob)
-    return Reminder.objects.create(
+    reminder = Reminder.objects.create(
         kind=Reminder.Kind.EXPIRY, recipient=bob, certificate=certificate, threshold_days=30,
-        run="00000000-0000-0000-0000-000000000001", state=Reminder.State.SENT, message_id="pm-1",
+        run="00000000-0000-0000-0000-000000000001", state=Reminder.State.SENT, message_id="pm-1", attempts=1,
     )
+    reminder.tries.create(number=1, started_at=reminder.queued_at, outcome=ReminderAttempt.Outcome.ACCEPTED,
+                          message_id="pm-1")
+    return reminder
 
 
 @pytest.fixture

@@ -71,6 +71,9 @@ class Stack:
             "CERTPORTAL_REMINDER_RETRY_BASE_SECONDS": "1",
             "CERTPORTAL_REMINDER_RETRY_MAX_SECONDS": "2",
             "CERTPORTAL_REMINDER_SENDING_LEASE_SECONDS": "3",
+            "CERTPORTAL_REMINDER_UNCERTAIN_HOLD_SECONDS": "4",
+            "CERTPORTAL_REMINDER_REQUEUE_AFTER_SECONDS": "2",
+            "ANYMAIL_REQUESTS_TIMEOUT": "1",  # a provider slower than this leaves the outcome unknown
             **(postmark.anymail_env() if postmark else {}),
         }
         self.workers: list[subprocess.Popen] = []
