@@ -368,6 +368,11 @@ def _failed_try(reminder: Reminder, attempt: ReminderAttempt, error: Exception, 
         state=Reminder.State.QUEUED, sending_since=None, next_attempt_at=now + timedelta(seconds=delay),
         last_error=text[:2000], failing_since=Coalesce(F("failing_since"), Value(now)),
     )
+    if unknown:
+        # A tracking event that arrived while this try was waiting settles it now (no second copy).
+        named = ReminderAttempt.objects.filter(pk=attempt.pk).values_list("message_id", flat=True).first()
+        if named and apply_pending_events(message_ids=[named]):
+            return Outcome.ALREADY_DONE
     raise TryLater(delay, text)
 
 
@@ -398,9 +403,10 @@ def still_due_items(items: list[dict], *, now: datetime) -> list[dict]:
 
 
 def _close(attempt: ReminderAttempt, outcome: str, *, message_id: str = "", error: str = "") -> None:
-    ReminderAttempt.objects.filter(pk=attempt.pk).update(
-        outcome=outcome, finished_at=timezone.now(), message_id=message_id, error=error[:2000]
-    )
+    fields = {"outcome": outcome, "finished_at": timezone.now(), "error": error[:2000]}
+    if message_id:  # else keep the one a tracking event may have named meanwhile
+        fields["message_id"] = message_id
+    ReminderAttempt.objects.filter(pk=attempt.pk).update(**fields)
 
 
 def _finish(reminder_id: int, state: Reminder.State, **fields) -> None:
