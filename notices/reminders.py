@@ -431,6 +431,7 @@ TRANSITIONS: dict[str, tuple[Reminder.State, tuple[Reminder.State, ...]]] = {
 
 def record_tracking_event(
     *, message_id: str, event_type: str, at: datetime | None = None, detail: str = "", attempt_id: str = "",
+    reminder_id: str = "",
 ) -> int:
     """Apply one provider event to the attempt that sent that e-mail (by its message id, or by the
     attempt id the e-mail carries in its metadata) and to its reminder. An event that matches no
@@ -445,6 +446,10 @@ def record_tracking_event(
         if attempt is not None and not attempt.message_id:
             # Its send has not returned yet (or never did: no answer in time): the event names its id.
             ReminderAttempt.objects.filter(pk=attempt.pk, message_id="").update(message_id=message_id)
+    if attempt is None and not reminder_id:
+        # Not one of our reminders (a one-time code's e-mail, say): nothing to apply it to.
+        log.info("tracking event %s for message %s matches no reminder", event_type, message_id)
+        return 0
     if attempt is None or not _apply(attempt, event_type=event_type, at=at, detail=detail):
         PendingTrackingEvent.objects.create(message_id=message_id, event_type=event_type, occurred_at=at,
                                             detail=detail[:2000])

@@ -34,6 +34,7 @@ def on_tracking_event(sender, event: AnymailTrackingEvent, esp_name: str, **kwar
     record_tracking_event(
         message_id=event.message_id or "", event_type=event.event_type, at=event.timestamp,
         detail=event.description or event.mta_response or "", attempt_id=str(metadata.get("attempt_id", "")),
+        reminder_id=str(metadata.get("reminder_id", "")),
     )
 
 

@@ -602,11 +602,15 @@ def test_a_tracking_event_before_its_attempt_is_recorded_is_kept_and_applied(ca,
 
     reminder = queued_reminder(bob)
     # The provider's webhook for a message id no attempt has yet (the send has not returned).
-    assert record_tracking_event(message_id="early-id", event_type="delivered", at=NOW) == 0
+    assert record_tracking_event(message_id="early-id", event_type="delivered", at=NOW,
+                                 reminder_id=str(reminder.pk)) == 0
     assert PendingTrackingEvent.objects.count() == 1
     ReminderAttempt.objects.create(reminder=reminder, number=1, started_at=NOW, message_id="early-id",
                                    outcome=ReminderAttempt.Outcome.ACCEPTED)
     Reminder.objects.filter(pk=reminder.pk).update(state=Reminder.State.SENT)
+    # An event for an e-mail that is not a reminder (no reminder id in its metadata) is not kept.
+    assert record_tracking_event(message_id="otp-mail", event_type="delivered", at=NOW) == 0
+    assert PendingTrackingEvent.objects.count() == 1
     assert sweep(now=NOW + timedelta(minutes=5)).events_applied == 1
     reminder.refresh_from_db()
     assert reminder.state == Reminder.State.DELIVERED and not PendingTrackingEvent.objects.exists()
