@@ -21,9 +21,7 @@ from django.http import HttpResponseForbidden
 from django.urls.resolvers import URLPattern
 from django.views.decorators.csrf import csrf_exempt
 
-from .reminders import TRANSITIONS, record_tracking_event
-
-__all__ = ["TRANSITIONS", "record_tracking_event", "urlpatterns"]
+from .reminders import record_tracking_event
 
 log = logging.getLogger(__name__)
 

@@ -226,6 +226,7 @@ def test_a_worker_killed_while_sending_loses_nothing(stack, postmark, ca, contra
     assert len(sent) == len(certificates)
     twice = [pk for pk, count in sent.items() if count > 1]
     assert len(twice) <= 1 and max(sent.values()) <= 2  # at most the one in flight went out twice
+    print("worker killed while sending:", tally(postmark, owed_reminders()))
 
 
 def test_a_reminder_goes_out_once_when_the_provider_is_back(stack, postmark, ca, contract_a):
@@ -246,6 +247,7 @@ def test_a_reminder_goes_out_once_when_the_provider_is_back(stack, postmark, ca,
     time.sleep(2.5)  # any duplicate retry would have run by now
     sent = Counter(message.metadata["reminder_id"] for message in postmark.accepted)
     assert sorted(sent.values()) == [1, 1, 1]
+    print("provider down, then back:", tally(postmark, owed_reminders()))
     assert min(Reminder.objects.values_list("attempts", flat=True)) >= 2
 
 
