@@ -593,7 +593,7 @@ def test_the_admin_shows_every_attempt_of_a_reminder(ca, bob, olivia, client, us
     [accepted] = use_postmark.accepted
     client.force_login(olivia)
     page = client.get(f"/operator/notices/reminder/{reminder.pk}/change/").content.decode()
-    assert page.count("failed (nothing sent)") == 1 and "accepted by the provider" in page
+    assert page.count("失敗（未送信）") == 1 and "送信事業者が受付" in page  # the operators' admin is in Japanese
     assert accepted.message_id in page and "503" in page
 
 
