@@ -43,6 +43,23 @@ class CertificateQuerySet(QuerySet):
         """Each ID's current certificate, not yet expired at `now`: what reminders and the dashboard count."""
         return self.current().filter(not_after__gt=now or timezone.now())
 
+    def relied_on(self) -> CertificateQuerySet:
+        """Each ID's certificate until a newer one is first used: live, and no newer live certificate of
+        the ID has been used to log in. A renewal never used (its file lost, never imported) leaves the
+        old certificate relied on, so its reminders keep coming; the renewal counts once it is used."""
+        newer_in_use = self.model.objects.filter(
+            owner=OuterRef("owner"), not_before__gt=OuterRef("not_before"), revoked_at__isnull=True,
+            first_used_at__isnull=False,
+        )
+        return self.filter(revoked_at__isnull=True, superseded_at__isnull=True).exclude(Exists(newer_in_use))
+
+    def renewed_unused(self, certificate) -> CertificateQuerySet:
+        """Newer live certificates of `certificate`'s ID that were never used: a renewal not yet imported."""
+        return self.filter(
+            owner_id=certificate.owner_id, not_before__gt=certificate.not_before, revoked_at__isnull=True,
+            first_used_at__isnull=True,
+        )
+
     def expiring_within(self, days: int, now: datetime | None = None) -> CertificateQuerySet:
         """Unexpired at `now` and expiring before `now` + `days`."""
         now = now or timezone.now()
@@ -75,12 +92,15 @@ class CertificateQuerySet(QuerySet):
         return self.filter(not_after__gte=japan_day_start(last + timedelta(days=1)))
 
     def due_for_reminder(self, threshold_days: int, today: date, now: datetime | None = None) -> CertificateQuerySet:
-        """Current certificates that expire within `threshold_days` Japan-time calendar days of
-        `today` (days left = expiry date - today, 0..threshold) and are still unexpired at `now`.
+        """Relied-on certificates (a renewal never used does not count) that expire within
+        `threshold_days` Japan-time calendar days of `today` (days left = expiry date - today,
+        0..threshold) and are still unexpired at `now`.
 
         "Within", not "exactly": a day the reminder job missed is caught up the next day.
         Customers' certificates only: an operator renews theirs with manage.py issue_operator_certificate.
         """
-        return self.live(now).exclude(issued_via=self.model.Channel.OPERATOR_ACCESS).expiring_by_japan_day(
+        return self.relied_on().exclude(issued_via=self.model.Channel.OPERATOR_ACCESS).filter(
+            not_after__gt=now or timezone.now()
+        ).expiring_by_japan_day(
             today + timedelta(days=threshold_days)
         )

@@ -425,8 +425,19 @@ ADMIN_DIGEST_ENABLED = env_bool("CERTPORTAL_ADMIN_DIGEST", True)
 REMINDER_RETRY_BASE_SECONDS = env_int("CERTPORTAL_REMINDER_RETRY_BASE_SECONDS", 60, minimum=1, maximum=3600)
 REMINDER_RETRY_MAX_SECONDS = env_int("CERTPORTAL_REMINDER_RETRY_MAX_SECONDS", 3600, minimum=1, maximum=86400)
 REMINDER_GIVE_UP_HOURS = env_int("CERTPORTAL_REMINDER_GIVE_UP_HOURS", 72, minimum=1, maximum=720)
-# A reminder left "sending" this long belongs to a worker that died mid-send: it is sent again.
+# A reminder left "sending" this long belongs to a worker that died mid-send: it is sent again (once).
 REMINDER_SENDING_LEASE_SECONDS = env_int("CERTPORTAL_REMINDER_SENDING_LEASE_SECONDS", 600, minimum=1, maximum=86400)
+# After a send whose outcome is unknown (the provider did not answer in time), wait this long for its
+# answer (a tracking event) before the one more e-mail that may duplicate it.
+REMINDER_UNCERTAIN_HOLD_SECONDS = env_int(
+    "CERTPORTAL_REMINDER_UNCERTAIN_HOLD_SECONDS", 1800, minimum=1, maximum=86400
+)
+# The sweep runs this often and re-queues a reminder due but unclaimed for longer than the second
+# figure (its task was lost with the broker or a dead worker): a fault is repaired within minutes.
+REMINDER_SWEEP_SECONDS = env_int("CERTPORTAL_REMINDER_SWEEP_SECONDS", 300, minimum=1, maximum=3600)
+REMINDER_REQUEUE_AFTER_SECONDS = env_int("CERTPORTAL_REMINDER_REQUEUE_AFTER_SECONDS", 300, minimum=1, maximum=86400)
+# A reminder still owed whose attempts have all failed this long is logged at ERROR (once an hour).
+REMINDER_ALERT_AFTER_MINUTES = env_int("CERTPORTAL_REMINDER_ALERT_AFTER_MINUTES", 60, minimum=1, maximum=10080)
 
 # --- e-mail ---------------------------------------------------------------------------
 
@@ -437,17 +448,69 @@ EMAIL_FILE_PATH = env_str("CERTPORTAL_EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
 DEFAULT_FROM_EMAIL = env_str("CERTPORTAL_FROM_EMAIL", "certportal@bank.example")
 if not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+", parseaddr(DEFAULT_FROM_EMAIL)[1]):
     raise ImproperlyConfigured(f"CERTPORTAL_FROM_EMAIL must be an e-mail address, not {DEFAULT_FROM_EMAIL!r}")
-# anymail's own settings, from ANYMAIL_<NAME> variables (the provider's token, its API URL ...);
-# its switches are true or false, never a string like "false" that Python would take as true.
+# anymail's own settings, from ANYMAIL_<NAME> variables (the provider's token, its API URL ...),
+# each parsed to the type anymail expects: a string like "10" or "false" reaching anymail would
+# break every send (requests refuses a string timeout) or mean the opposite (a non-empty string is true).
 ANYMAIL_SWITCHES = ("IGNORE_RECIPIENT_STATUS", "IGNORE_UNSUPPORTED_FEATURES", "DEBUG_API_REQUESTS")
+_ANYMAIL_BOOLEAN_SUFFIXES = ANYMAIL_SWITCHES + ("TRACK_CLICKS", "TRACK_OPENS", "TRACK_OPEN", "AMP")
+_ANYMAIL_INTEGER_SUFFIXES = ("BATCH_SIZE", "MAX_RETRIES", "PORT")
+_ANYMAIL_JSON_SUFFIXES = ("SEND_DEFAULTS",)
+
+
+def env_timeout(name: str) -> float | tuple[float, float]:
+    """Seconds, or "connect,read" seconds, as requests takes them."""
+    value = os.environ[name]
+    try:
+        parts = tuple(float(part) for part in value.split(","))
+    except ValueError:
+        parts = ()
+    if len(parts) not in (1, 2) or not all(0 < part <= 600 for part in parts):
+        raise ImproperlyConfigured(
+            f"{name} must be seconds (0 < s <= 600) or connect,read seconds like 3.05,27, not {value!r}"
+        )
+    return parts[0] if len(parts) == 1 else parts
+
+
+def env_json_object(name: str) -> dict:
+    import json
+
+    try:
+        parsed = json.loads(os.environ[name])
+    except ValueError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        raise ImproperlyConfigured(f"{name} must be a JSON object, not {os.environ[name]!r}")
+    return parsed
+
+
+def anymail_setting(name: str) -> object:
+    key = name[len("ANYMAIL_"):]
+    if key == "REQUESTS_TIMEOUT" or key.endswith("_REQUESTS_TIMEOUT"):
+        return env_timeout(name)
+    if key.endswith(_ANYMAIL_BOOLEAN_SUFFIXES):
+        return env_bool(name, False)
+    if key.endswith(_ANYMAIL_INTEGER_SUFFIXES):
+        return env_int(name, 0, minimum=0, maximum=1_000_000)
+    if key.endswith(_ANYMAIL_JSON_SUFFIXES):
+        return env_json_object(name)
+    return os.environ[name]  # tokens, keys, URLs, the webhook secret: strings
+
+
 ANYMAIL = {
-    key[len("ANYMAIL_"):]: value
-    for key, value in os.environ.items()
-    if key.startswith("ANYMAIL_") and value and key[len("ANYMAIL_"):] not in ANYMAIL_SWITCHES
+    key[len("ANYMAIL_"):]: anymail_setting(key)
+    for key, value in sorted(os.environ.items())
+    if key.startswith("ANYMAIL_") and value
 }
-ANYMAIL.update({
-    name: env_bool(f"ANYMAIL_{name}", False) for name in ANYMAIL_SWITCHES if os.environ.get(f"ANYMAIL_{name}")
-})
+# What a send waits for the provider's answer; past it the outcome is uncertain (the e-mail may have gone).
+_requests_timeout = ANYMAIL.get("REQUESTS_TIMEOUT", 30.0)
+_timeouts = _requests_timeout if isinstance(_requests_timeout, tuple) else (_requests_timeout,)
+ANYMAIL_READ_TIMEOUT_SECONDS = _timeouts[-1]
+if EMAIL_BACKEND.startswith("anymail.") and sum(_timeouts) >= REMINDER_SENDING_LEASE_SECONDS:
+    # A send still waiting for the provider would be taken for a dead worker's and sent again.
+    raise ImproperlyConfigured(
+        f"CERTPORTAL_REMINDER_SENDING_LEASE_SECONDS ({REMINDER_SENDING_LEASE_SECONDS}) must be longer than "
+        f"ANYMAIL_REQUESTS_TIMEOUT ({_requests_timeout})"
+    )
 
 # --- Celery ---------------------------------------------------------------------------
 
@@ -468,12 +531,10 @@ if CELERY_BROKER_URL.startswith("filesystem"):
         "store_processed": False,
     }
 else:
-    # Redis hands an unacknowledged message to another worker after this long; a retry waiting for
-    # its backoff or a send's lease must not be taken for lost (the claim would stop a second e-mail,
-    # but the tasks would multiply during a provider outage).
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "visibility_timeout": max(3600, 2 * (REMINDER_RETRY_MAX_SECONDS + REMINDER_SENDING_LEASE_SECONDS))
-    }
+    # Redis hands an unacknowledged message to another worker after this long: the task of a worker
+    # that died comes back when its sending lease ends, not hours later. A retry never waits in a
+    # worker longer than half of it (the task re-schedules itself until due), so none is taken for lost.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": REMINDER_SENDING_LEASE_SECONDS}
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 # One queue name per deployment (or per test run) when several share a Redis server.
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "celery")
@@ -490,6 +551,10 @@ CELERY_BEAT_SCHEDULE = {
     "send-expiry-reminders": {
         "task": "notices.tasks.send_expiry_reminders",
         "schedule": crontab(hour=REMINDER_TIME.hour, minute=REMINDER_TIME.minute),
+    },
+    "sweep-reminders": {
+        "task": "notices.tasks.sweep_reminders",
+        "schedule": float(REMINDER_SWEEP_SECONDS),
     },
     "refresh-crl": {
         "task": "certificates.tasks.refresh_crl",

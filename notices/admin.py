@@ -9,7 +9,7 @@ from django.utils.translation import gettext_lazy as _
 from accounts.japan_time import japan_time
 
 from .emails import reminder_message
-from .models import Notice, Reminder
+from .models import Notice, Reminder, ReminderAttempt
 from .reminders import ResendRefused, resend_reminder
 
 
@@ -17,6 +17,23 @@ from .reminders import ResendRefused, resend_reminder
 class NoticeAdmin(admin.ModelAdmin):
     list_display = ("title_ja", "title_en", "published_from", "published_until")
     search_fields = ("title_ja", "title_en")
+
+
+class ReminderAttemptInline(admin.TabularInline):
+    """Every try at sending, with its outcome and the provider's message id: a duplicate shows here."""
+
+    model = ReminderAttempt
+    fields = ("number", "started_at", "finished_at", "outcome", "message_id", "event", "tracked_at", "error")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ("number", "pk")
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(Reminder)
@@ -30,8 +47,10 @@ class ReminderAdmin(admin.ModelAdmin):
     list_display = (
         "queued_at", "what", "recipient", "certificate_serial", "state", "sent_at", "message_id",
     )
-    list_filter = ("state", "kind", "threshold_days", "digest_date")
-    search_fields = ("recipient__login_id", "recipient__email", "message_id", "certificate__serial_number")
+    list_filter = ("state", "kind", "threshold_days", "digest_date", "failing_since")
+    search_fields = (
+        "recipient__login_id", "recipient__email", "message_id", "tries__message_id", "certificate__serial_number",
+    )
     list_select_related = ("recipient", "certificate")
     date_hierarchy = "queued_at"
     fields = [
@@ -41,6 +60,7 @@ class ReminderAdmin(admin.ModelAdmin):
     ]
     readonly_fields = fields
     actions = ["resend"]
+    inlines = [ReminderAttemptInline]
 
     @admin.display(description=_("listed IDs"))
     def listed_ids(self, reminder: Reminder) -> str:

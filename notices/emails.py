@@ -18,6 +18,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone, translation
 
 from accounts.japan_time import japan_time
+from certificates.models import Certificate
 
 from .models import Reminder
 
@@ -29,7 +30,7 @@ def days_left(moment: datetime, today: date) -> int:
     return (timezone.localtime(moment).date() - today).days
 
 
-def reminder_message(reminder: Reminder, *, now: datetime) -> EmailMultiAlternatives:
+def reminder_message(reminder: Reminder, *, now: datetime, attempt_id: int | None = None) -> EmailMultiAlternatives:
     """The e-mail for `reminder` as of `now`, to the ID's address and in its language."""
     user = reminder.recipient
     language = user.language if user.language in LANGUAGES else settings.LANGUAGE_CODE
@@ -48,6 +49,7 @@ def reminder_message(reminder: Reminder, *, now: datetime) -> EmailMultiAlternat
                 "expires": japan_time(not_after, language),
                 "days_left": days_left(not_after, today),
                 "expired": not_after <= now,
+                "renewed_unused": item.get("renewed_unused", False),
             })
         context.update(rows=rows, count=len(rows), date=reminder.digest_date)
     else:
@@ -59,6 +61,8 @@ def reminder_message(reminder: Reminder, *, now: datetime) -> EmailMultiAlternat
             expired=not_after <= now,
             serial_number=reminder.certificate.serial_number,
             threshold_days=reminder.threshold_days,
+            # Renewed, but the new certificate was never used: the customer imports it or renews again.
+            renewed_unused=Certificate.objects.renewed_unused(reminder.certificate).exists(),
         )
     with translation.override(language):
         subject = render_to_string(f"emails/{language}/{template}-subject.txt", context)
@@ -73,5 +77,8 @@ def reminder_message(reminder: Reminder, *, now: datetime) -> EmailMultiAlternat
     message.attach_alternative(html, "text/html")
     # anymail passes these to the provider; they come back in tracking events.
     message.tags = [f"expiry-{reminder.threshold_days}" if reminder.threshold_days else "admin-digest"]
+    # The attempt id lets a tracking event find its attempt before the provider's message id is known.
     message.metadata = {"reminder_id": str(reminder.pk)}
+    if attempt_id is not None:
+        message.metadata["attempt_id"] = str(attempt_id)
     return message

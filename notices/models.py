@@ -66,14 +66,23 @@ class ReminderQuerySet(models.QuerySet):
     def failed(self) -> ReminderQuerySet:
         return self.filter(state=Reminder.State.FAILED)
 
-    def stranded(self, *, older_than: datetime) -> ReminderQuerySet:
+    def stranded(self, *, now: datetime) -> ReminderQuerySet:
         """Reminders whose task was lost (the broker was down when they were recorded, or lost the
-        message): queued and due for an attempt since before `older_than`, or left "sending" by a
-        dead worker since before `older_than` minus the sending lease."""
+        message, or the worker died): queued and due for an attempt for more than
+        REMINDER_REQUEUE_AFTER_SECONDS, or left "sending" past the sending lease."""
+        unclaimed = now - timedelta(seconds=settings.REMINDER_REQUEUE_AFTER_SECONDS)
         lease = timedelta(seconds=settings.REMINDER_SENDING_LEASE_SECONDS)
         return self.filter(
-            Q(state=Reminder.State.QUEUED, next_attempt_at__lt=older_than)
-            | Q(state=Reminder.State.SENDING, sending_since__lt=older_than - lease)
+            Q(state=Reminder.State.QUEUED, next_attempt_at__lt=unclaimed)
+            | Q(state=Reminder.State.SENDING, sending_since__lt=now - lease)
+        )
+
+    def failing_for(self, hours: float, *, now: datetime | None = None) -> ReminderQuerySet:
+        """Still owed, and every attempt for at least `hours` has failed: what the operators' alert counts."""
+        now = now or timezone.now()
+        return self.filter(
+            state__in=(Reminder.State.QUEUED, Reminder.State.SENDING),
+            failing_since__lte=now - timedelta(hours=hours),
         )
 
 
@@ -95,8 +104,11 @@ class Reminder(models.Model):
         FAILED = "failed", _("failed to send")
         # The 30-day reminder of a certificate first seen inside 10 days: only the 10-day one goes out.
         SKIPPED = "skipped", _("skipped (the 10-day reminder was sent instead)")
-        # Still unsent when its certificate was renewed or revoked: it would say something untrue.
+        # Still unsent when its certificate was replaced by one in use, or revoked: it would say something untrue.
         CANCELLED = "cancelled", _("cancelled (the certificate was renewed or revoked)")
+        # Two attempts whose outcome the provider never told (timeouts, a worker that died mid-send):
+        # it was probably sent, maybe twice; a third copy is never sent. Tracking events still settle it.
+        UNCERTAIN = "uncertain", _("sent, unconfirmed (the provider did not answer)")
 
     kind = models.CharField(_("kind"), max_length=8, choices=Kind.choices)
     recipient = models.ForeignKey(
@@ -123,6 +135,9 @@ class Reminder(models.Model):
     message_id = models.CharField(_("provider message ID"), max_length=255, blank=True)
     tracked_at = models.DateTimeField(_("last tracking event at"), null=True, blank=True)
     last_error = models.TextField(_("last error"), blank=True)
+    # Since when every attempt has failed (cleared when one succeeds); the operators' alert reads it.
+    failing_since = models.DateTimeField(_("failing since"), null=True, blank=True)
+    alerted_at = models.DateTimeField(_("last alerted at"), null=True, blank=True)
 
     objects = ReminderQuerySet.as_manager()
 
@@ -133,8 +148,10 @@ class Reminder(models.Model):
         indexes = [
             # The tracking webhook finds a reminder by the provider's message id.
             models.Index(fields=["message_id"], name="reminder_by_message_id", condition=~Q(message_id="")),
-            # The daily job re-queues reminders whose task was lost.
+            # The sweep re-queues reminders whose task was lost.
             models.Index(fields=["next_attempt_at"], name="reminder_queued", condition=Q(state="queued")),
+            # The sweep's alert reads reminders failing for an hour.
+            models.Index(fields=["failing_since"], name="reminder_failing", condition=Q(failing_since__isnull=False)),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -161,3 +178,64 @@ class Reminder(models.Model):
         return gettext("%(days)d-day reminder to %(login_id)s") % {
             "days": self.threshold_days, "login_id": self.recipient,
         }
+
+
+class ReminderAttempt(models.Model):
+    """One try at handing a reminder to the provider, recorded (committed) before the provider is
+    called: a tracking event for it is matched even before the try ends, and a duplicate is visible."""
+
+    class Outcome(models.TextChoices):
+        SENDING = "sending", _("being sent")
+        ACCEPTED = "accepted", _("accepted by the provider")
+        # The request may have reached the provider, which did not answer (read timeout, connection
+        # dropped mid-response, worker died): the e-mail may have gone out.
+        UNCERTAIN = "uncertain", _("uncertain (no answer from the provider)")
+        # The provider answered with an error, or could not be reached: nothing was sent.
+        FAILED = "failed", _("failed (nothing sent)")
+        REFUSED = "refused", _("recipient refused")
+
+    reminder = models.ForeignKey(Reminder, on_delete=models.CASCADE, related_name="tries", verbose_name=_("reminder"))
+    number = models.PositiveSmallIntegerField(_("attempt"))
+    started_at = models.DateTimeField(_("started at"))
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    outcome = models.CharField(_("outcome"), max_length=10, choices=Outcome.choices, default=Outcome.SENDING)
+    message_id = models.CharField(_("provider message ID"), max_length=255, blank=True)
+    error = models.TextField(_("error"), blank=True)
+    # The last tracking event for this attempt's e-mail (delivered, bounced ...).
+    event = models.CharField(_("last tracking event"), max_length=16, blank=True)
+    tracked_at = models.DateTimeField(_("tracked at"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("send attempt")
+        verbose_name_plural = _("send attempts")
+        ordering = ["reminder", "number"]
+        indexes = [
+            # The tracking webhook finds an attempt by the provider's message id.
+            models.Index(fields=["message_id"], name="attempt_by_message_id", condition=~Q(message_id="")),
+        ]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of reminder {self.reminder_id}"
+
+    @property
+    def possibly_sent(self) -> bool:
+        return self.outcome in (self.Outcome.ACCEPTED, self.Outcome.UNCERTAIN, self.Outcome.SENDING)
+
+
+class PendingTrackingEvent(models.Model):
+    """A tracking event that matched no attempt yet (it arrived before the attempt's message id was
+    committed): kept, and applied when the attempt records its message id or by the sweep."""
+
+    message_id = models.CharField(_("provider message ID"), max_length=255, db_index=True)
+    event_type = models.CharField(_("event"), max_length=16)
+    occurred_at = models.DateTimeField(_("occurred at"))
+    detail = models.TextField(_("detail"), blank=True)
+    received_at = models.DateTimeField(_("received at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("unmatched tracking event")
+        verbose_name_plural = _("unmatched tracking events")
+        ordering = ["received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.message_id}"

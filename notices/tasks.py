@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.conf import settings
 
 from accounts.jobs import recording
 
@@ -29,4 +30,15 @@ def send_reminder(self, reminder_id: int) -> str:
     try:
         return str(reminders.deliver_reminder(reminder_id=reminder_id))
     except reminders.TryLater as later:
-        raise self.retry(countdown=later.seconds, exc=later) from later
+        # Never held by a worker longer than half the broker's visibility timeout (the lease), or Redis
+        # would hand a copy to another worker; woken early, the task finds it not due and waits again.
+        countdown = min(later.seconds, max(1.0, settings.REMINDER_SENDING_LEASE_SECONDS / 2))
+        raise self.retry(countdown=countdown, exc=later) from later
+
+
+@shared_task(name="notices.tasks.sweep_reminders")
+def sweep_reminders() -> dict:
+    """Beat runs this every REMINDER_SWEEP_SECONDS; `manage.py sweep_reminders` is its twin."""
+    result = reminders.sweep()
+    return {"requeued": len(result.requeued), "events_applied": result.events_applied,
+            "alerted": len(result.alerted)}

@@ -2,7 +2,9 @@
 
 anymail's views (mounted under /anymail/, e.g. /anymail/postmark/tracking/) check the HTTP
 basic-auth secret ANYMAIL_WEBHOOK_SECRET and parse the provider's payload; this receiver
-only maps the normalised event onto the reminder with that provider message id. anymail
+only hands the normalised event to notices.reminders.record_tracking_event, which applies it to the
+attempt that sent that e-mail (by message id, or by the attempt id in the e-mail's metadata) and
+keeps it for later when that attempt is not recorded yet. anymail
 accepts unauthenticated calls (with a warning) when no secret is configured; we refuse them.
 """
 
@@ -10,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import logging
-from datetime import datetime
 
 from anymail import urls as anymail_urls
 from anymail.signals import AnymailTrackingEvent, tracking
@@ -19,43 +20,20 @@ from django.core.exceptions import BadRequest
 from django.dispatch import receiver
 from django.http import HttpResponseForbidden
 from django.urls.resolvers import URLPattern
-from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
-from .models import Reminder
+from .reminders import record_tracking_event
 
 log = logging.getLogger(__name__)
-
-S = Reminder.State
-# event type -> (new state, the states it may follow). A bounce may follow a "delivered" (an
-# asynchronous bounce); nothing moves a reminder back from bounced or failed.
-TRANSITIONS: dict[str, tuple[Reminder.State, tuple[Reminder.State, ...]]] = {
-    "delivered": (S.DELIVERED, (S.SENT,)),
-    "bounced": (S.BOUNCED, (S.SENT, S.DELIVERED)),
-    "rejected": (S.FAILED, (S.SENT,)),
-    "failed": (S.FAILED, (S.SENT,)),
-}
-
-
-def record_tracking_event(*, message_id: str, event_type: str, at: datetime | None = None, detail: str = "") -> int:
-    """Apply one provider event; returns how many reminders changed (0 for unknown or stale events)."""
-    if not message_id or event_type not in TRANSITIONS:
-        return 0
-    state, follows = TRANSITIONS[event_type]
-    fields = {"state": state, "tracked_at": at or timezone.now()}
-    if state in (S.BOUNCED, S.FAILED) and detail:
-        fields["last_error"] = detail[:2000]
-    changed = Reminder.objects.for_message_id(message_id).filter(state__in=follows).update(**fields)
-    if not changed:
-        log.info("tracking event %s for message %s changed no reminder", event_type, message_id)
-    return changed
 
 
 @receiver(tracking, dispatch_uid="notices.reminder_tracking")
 def on_tracking_event(sender, event: AnymailTrackingEvent, esp_name: str, **kwargs) -> None:
+    metadata = event.metadata or {}
     record_tracking_event(
         message_id=event.message_id or "", event_type=event.event_type, at=event.timestamp,
-        detail=event.description or event.mta_response or "",
+        detail=event.description or event.mta_response or "", attempt_id=str(metadata.get("attempt_id", "")),
+        reminder_id=str(metadata.get("reminder_id", "")),
     )
 
 

@@ -4,13 +4,16 @@ Point anymail at it with ANYMAIL_POSTMARK_API_URL=<stand-in url> and
 ANYMAIL_POSTMARK_SERVER_TOKEN=<its token>. It answers like Postmark
 (https://postmarkapp.com/developer/api/email-api): 200 with a MessageID for an accepted
 e-mail, 401 for a wrong server token, and whatever failure a test asks for: an outage
-(HTTP 5xx) or a hang (the request is held until released, to kill a worker mid-send).
+(HTTP 5xx), a hang (the request is held until released, to kill a worker mid-send) or a late
+answer (the e-mail is accepted at once and the answer comes `answer_delay` seconds later, after
+the client's timeout: the outcome the client sees is unknown).
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,6 +29,7 @@ class Accepted:
     html: str
     metadata: dict
     tag: str
+    at: float = 0.0  # time.monotonic() when accepted
 
 
 @dataclass
@@ -36,6 +40,7 @@ class PostmarkStandIn:
     refused: int = 0
     outage_status: int | None = None  # answer every send with this 5xx while set
     hanging: bool = False  # hold every send until release()
+    answer_delay: float = 0.0  # accept every send at once, answer this many seconds later
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _released: threading.Event = field(default_factory=threading.Event)
     received: threading.Condition = field(default_factory=threading.Condition)
@@ -129,9 +134,12 @@ class PostmarkStandIn:
             html=message.get("HtmlBody", ""),
             metadata=message.get("Metadata") or {},
             tag=message.get("Tag", ""),
+            at=time.monotonic(),
         )
         with self._lock:
             self.accepted.append(accepted)
+        if self.answer_delay:
+            time.sleep(self.answer_delay)
         return 200, {
             "To": accepted.to,
             "SubmittedAt": datetime.now(UTC).isoformat(),

@@ -8,7 +8,7 @@ import json
 import pytest
 from django.test import Client
 
-from notices.models import Reminder
+from notices.models import Reminder, ReminderAttempt
 
 from .clients import issue_for
 
@@ -25,10 +25,13 @@ def fast_password_hashing(settings):
 def sent_reminder(ca, bob) -> Reminder:
     """A reminder Postmark accepted with message id 'pm-1' (recorded as the sending task does)."""
     certificate, _key = issue_for(bob)
-    return Reminder.objects.create(
+    reminder = Reminder.objects.create(
         kind=Reminder.Kind.EXPIRY, recipient=bob, certificate=certificate, threshold_days=30,
-        run="00000000-0000-0000-0000-000000000001", state=Reminder.State.SENT, message_id="pm-1",
+        run="00000000-0000-0000-0000-000000000001", state=Reminder.State.SENT, message_id="pm-1", attempts=1,
     )
+    reminder.tries.create(number=1, started_at=reminder.queued_at, outcome=ReminderAttempt.Outcome.ACCEPTED,
+                          message_id="pm-1")
+    return reminder
 
 
 @pytest.fixture
@@ -103,3 +106,18 @@ def test_the_webhook_is_refused_while_no_secret_is_configured(client, sent_remin
     assert post_event(client, delivery()).status_code == 403
     sent_reminder.refresh_from_db()
     assert sent_reminder.state == Reminder.State.SENT
+
+
+def test_an_event_for_an_earlier_attempts_message_is_applied(client, sent_reminder, webhook_secret):
+    # A first copy went out without an answer in time; the second was accepted as pm-2.
+    sent_reminder.tries.filter(number=1).update(outcome=ReminderAttempt.Outcome.UNCERTAIN, message_id="")
+    sent_reminder.tries.create(number=2, started_at=sent_reminder.queued_at, message_id="pm-2",
+                               outcome=ReminderAttempt.Outcome.ACCEPTED)
+    Reminder.objects.filter(pk=sent_reminder.pk).update(message_id="pm-2")
+    first = {**delivery("pm-1"), "Metadata": {"reminder_id": str(sent_reminder.pk),
+                                              "attempt_id": str(sent_reminder.tries.get(number=1).pk)}}
+    assert post_event(client, first).status_code == 200
+    sent_reminder.refresh_from_db()
+    assert sent_reminder.state == Reminder.State.DELIVERED
+    attempt = sent_reminder.tries.get(number=1)
+    assert attempt.message_id == "pm-1" and attempt.event == "delivered"

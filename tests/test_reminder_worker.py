@@ -30,7 +30,7 @@ from django.conf import settings as django_settings
 from django.db import connection
 
 from accounts.models import User
-from notices.models import Reminder
+from notices.models import Reminder, ReminderAttempt
 
 from .clients import issue_for
 from .conftest import uses_postgresql
@@ -70,7 +70,11 @@ class Stack:
             "CERTPORTAL_VAR_DIR": str(tmp_path / "var"),  # the file broker's folders, the mail folder
             "CERTPORTAL_REMINDER_RETRY_BASE_SECONDS": "1",
             "CERTPORTAL_REMINDER_RETRY_MAX_SECONDS": "2",
-            "CERTPORTAL_REMINDER_SENDING_LEASE_SECONDS": "3",
+            # Well above the provider timeout below, or a loaded machine's slow try is taken over.
+            "CERTPORTAL_REMINDER_SENDING_LEASE_SECONDS": "5",
+            "CERTPORTAL_REMINDER_UNCERTAIN_HOLD_SECONDS": "4",
+            "CERTPORTAL_REMINDER_REQUEUE_AFTER_SECONDS": "2",
+            "ANYMAIL_REQUESTS_TIMEOUT": "1",  # a provider slower than this leaves the outcome unknown
             **(postmark.anymail_env() if postmark else {}),
         }
         self.workers: list[subprocess.Popen] = []
@@ -209,6 +213,8 @@ def test_the_job_started_twice_at_the_same_time_sends_nothing_twice(stack, postm
 
 def test_a_worker_killed_while_sending_loses_nothing(stack, postmark, ca, contract_a):
     certificates = due_certificates(contract_a, 4)
+    # The held request outlives no timeout: only the e-mail in flight when the worker dies is in doubt.
+    stack.env["ANYMAIL_REQUESTS_TIMEOUT"] = "3"
     worker = stack.start_worker(concurrency=1)
     postmark.hang()  # the first e-mail's request is held: the worker is in the middle of sending it
     stack.run_job()
@@ -223,6 +229,7 @@ def test_a_worker_killed_while_sending_loses_nothing(stack, postmark, ca, contra
     assert len(sent) == len(certificates)
     twice = [pk for pk, count in sent.items() if count > 1]
     assert len(twice) <= 1 and max(sent.values()) <= 2  # at most the one in flight went out twice
+    print("worker killed while sending:", tally(postmark, owed_reminders()))
 
 
 def test_a_reminder_goes_out_once_when_the_provider_is_back(stack, postmark, ca, contract_a):
@@ -243,4 +250,129 @@ def test_a_reminder_goes_out_once_when_the_provider_is_back(stack, postmark, ca,
     time.sleep(2.5)  # any duplicate retry would have run by now
     sent = Counter(message.metadata["reminder_id"] for message in postmark.accepted)
     assert sorted(sent.values()) == [1, 1, 1]
+    print("provider down, then back:", tally(postmark, owed_reminders()))
     assert min(Reminder.objects.values_list("attempts", flat=True)) >= 2
+
+
+# --- faults of issue 14: owed / received / duplicates / lost, counted per scenario ------------
+
+
+def tally(postmark: PostmarkStandIn, owed: list[int]) -> dict[str, int]:
+    """E-mails received against reminders owed: a duplicate is a copy beyond the first, lost is owed
+    and never received."""
+    received = Counter(message.metadata["reminder_id"] for message in postmark.accepted)
+    return {
+        "owed": len(owed),
+        "received": sum(received.values()),
+        "duplicates": sum(count - 1 for count in received.values() if count > 1),
+        "lost": sum(1 for pk in owed if received[str(pk)] == 0),
+        "most copies": max(received.values(), default=0),
+    }
+
+
+def owed_reminders() -> list[int]:
+    return list(Reminder.objects.exclude(state=Reminder.State.SKIPPED).values_list("pk", flat=True))
+
+
+def settled(*states: str):
+    return lambda: set(Reminder.objects.values_list("state", flat=True)) <= set(states)
+
+
+SCENARIO_SIZE = 20
+
+
+def test_a_provider_that_answers_after_the_timeout_gets_at_most_one_more_copy_after_the_hold(
+    stack, postmark, ca, contract_b
+):
+    due_certificates(contract_b, SCENARIO_SIZE)  # no administrator: reminders only
+    postmark.answer_delay = 1.5  # accepts each e-mail, answers after anymail's 1-second timeout
+    stack.start_worker(concurrency=4)
+    stack.run_job()
+    wait_until(settled(Reminder.State.UNCERTAIN), 60, "not every reminder settled as uncertain")
+    time.sleep(2)  # any further retry would have run by now
+    counts = tally(postmark, owed_reminders())
+    print("slow provider:", counts)
+    assert counts["lost"] == 0 and counts["most copies"] <= 2  # one more copy at most, never one per retry
+    hold = float(stack.env["CERTPORTAL_REMINDER_UNCERTAIN_HOLD_SECONDS"])
+    for pk in owed_reminders():
+        copies = [message.at for message in postmark.accepted_for(pk)]
+        assert len(copies) < 2 or copies[1] - copies[0] >= hold - 0.5  # only after the hold
+        outcomes = list(ReminderAttempt.objects.filter(reminder_id=pk).values_list("outcome", flat=True))
+        assert outcomes == [ReminderAttempt.Outcome.UNCERTAIN] * 2
+
+
+def test_a_late_answer_settled_by_a_tracking_event_during_the_hold_sends_no_second_copy(
+    stack, postmark, ca, contract_b, settings
+):
+    from django.test import Client
+
+    from .test_reminder_webhook import SECRET, delivery, post_event
+
+    settings.ANYMAIL = {**settings.ANYMAIL, "WEBHOOK_SECRET": SECRET}
+    due_certificates(contract_b, SCENARIO_SIZE)
+    postmark.answer_delay = 1.5
+    stack.start_worker(concurrency=4)
+    stack.run_job()
+    client, reported = Client(), set()
+
+    def provider_reports_deliveries() -> bool:
+        # The provider's webhook, as it arrives: before the send's answer (it never comes in time).
+        for message in list(postmark.accepted):
+            if message.message_id not in reported:
+                event = {**delivery(message.message_id), "Metadata": message.metadata}
+                assert post_event(client, event).status_code == 200
+                reported.add(message.message_id)
+        return settled(Reminder.State.DELIVERED)()
+
+    wait_until(provider_reports_deliveries, 60, "the deliveries did not settle every reminder")
+    time.sleep(float(stack.env["CERTPORTAL_REMINDER_UNCERTAIN_HOLD_SECONDS"]) + 1)  # past the hold
+    counts = tally(postmark, owed_reminders())
+    print("slow provider, webhooks in time:", counts)
+    assert counts == {"owed": SCENARIO_SIZE, "received": SCENARIO_SIZE, "duplicates": 0, "lost": 0,
+                      "most copies": 1}
+    assert set(ReminderAttempt.objects.values_list("message_id", flat=True)) == reported
+
+
+def test_tasks_lost_with_the_broker_are_sent_by_the_sweep_within_minutes(stack, postmark, ca, contract_b):
+    import redis
+
+    due_certificates(contract_b, SCENARIO_SIZE)
+    stack.run_job()  # no worker yet: the tasks wait in Redis
+    # Redis restarted without persistence: the queue is gone.
+    redis.Redis.from_url(stack.env["CELERY_BROKER_URL"]).delete(stack.env["CELERY_TASK_DEFAULT_QUEUE"])
+    stack.start_worker(concurrency=4)
+    time.sleep(float(stack.env["CERTPORTAL_REMINDER_REQUEUE_AFTER_SECONDS"]) + 0.5)
+    assert not postmark.accepted  # lost indeed
+    sweep = subprocess.run([sys.executable, "manage.py", "sweep_reminders"], cwd=BASE_DIR, env=stack.env,
+                           capture_output=True, text=True, timeout=60)  # what beat runs every few minutes
+    assert sweep.returncode == 0, sweep.stderr
+    assert f"{SCENARIO_SIZE} reminder(s) re-queued" in sweep.stdout
+    wait_until(all_sent, 40, "the sweep did not re-queue every lost reminder")
+    counts = tally(postmark, owed_reminders())
+    print("tasks lost with the broker:", counts)
+    assert counts == {"owed": SCENARIO_SIZE, "received": SCENARIO_SIZE, "duplicates": 0, "lost": 0,
+                      "most copies": 1}
+
+
+def test_the_job_with_the_broker_down_says_what_it_recorded_in_one_line_and_the_sweep_sends_it(
+    stack, postmark, ca, contract_b
+):
+    due_certificates(contract_b, SCENARIO_SIZE)
+    down = {**stack.env, "CELERY_BROKER_URL": "redis://127.0.0.1:1/0"}  # nothing listens there
+    job = subprocess.run([sys.executable, "manage.py", "send_expiry_reminders"], cwd=BASE_DIR, env=down,
+                         capture_output=True, text=True, timeout=120)
+    assert job.returncode != 0
+    assert f"{SCENARIO_SIZE} e-mail(s) recorded, not queued" in job.stdout
+    [error] = job.stderr.strip().splitlines()  # one line, no traceback
+    assert "broker is unreachable" in error and f"the {SCENARIO_SIZE} reminder(s) recorded" in error
+    assert Reminder.objects.count() == SCENARIO_SIZE
+    # The broker is back: the next sweep queues them.
+    stack.start_worker(concurrency=4)
+    time.sleep(float(stack.env["CERTPORTAL_REMINDER_REQUEUE_AFTER_SECONDS"]) + 0.5)
+    subprocess.run([sys.executable, "manage.py", "sweep_reminders"], cwd=BASE_DIR, env=stack.env, check=True,
+                   capture_output=True, timeout=60)
+    wait_until(all_sent, 40, "the reminders recorded while the broker was down were not sent")
+    counts = tally(postmark, owed_reminders())
+    print("broker down during the job:", counts)
+    assert counts == {"owed": SCENARIO_SIZE, "received": SCENARIO_SIZE, "duplicates": 0, "lost": 0,
+                      "most copies": 1}

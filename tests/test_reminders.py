@@ -20,8 +20,16 @@ from accounts.models import AuditEntry, User
 from certificates.models import Certificate, RevocationReason
 from certificates.services import revoke_certificate
 from certportal.celery import app as celery_app
-from notices.models import Reminder
-from notices.reminders import Outcome, TryLater, deliver_reminder, run_reminder_job
+from notices.models import PendingTrackingEvent, Reminder, ReminderAttempt
+from notices.reminders import (
+    Outcome,
+    ResendRefused,
+    TryLater,
+    deliver_reminder,
+    resend_reminder,
+    run_reminder_job,
+    sweep,
+)
 
 from .clients import issue_for, issue_for_operator, operator_signed_in
 from .esp_standin import PostmarkStandIn
@@ -445,3 +453,187 @@ def test_an_operators_own_certificate_gets_no_expiry_reminder(ca, olivia, bob):
     expiring(bob, days_left=15)
     run_reminder_job(today=TODAY, now=NOW)
     assert set(Reminder.objects.values_list("recipient__login_id", flat=True)) == {"bob-user"}
+
+
+# --- until the customer really renewed --------------------------------------------------------
+
+
+def used(certificate: Certificate, at: datetime) -> Certificate:
+    """The customer logged in with it (what the login does to a certificate's first use)."""
+    Certificate.objects.filter(pk=certificate.pk).update(first_used_at=at)
+    certificate.refresh_from_db()
+    return certificate
+
+
+def test_a_renewal_never_used_leaves_the_old_certificates_reminders_and_says_what_to_do(
+    ca, alice, bob, eager_tasks, django_capture_on_commit_callbacks
+):
+    old = used(expiring(bob, days_left=30), NOW - timedelta(days=300))
+    issue_for(bob, now=NOW - timedelta(hours=1))  # renewed; the new file was lost, never imported
+    run_job(capture=django_capture_on_commit_callbacks)
+    for day in range(1, 21):
+        run_job(today=TODAY + timedelta(days=day), capture=django_capture_on_commit_callbacks)
+    assert reminders_of(old) == {30: Reminder.State.SENT, 10: Reminder.State.SENT}
+    to_bob = [m for m in mail.outbox if m.to == ["bob@alpha.example"]]
+    assert len(to_bob) == 2
+    assert "更新済みの電子証明書がまだ使われていません" in to_bob[0].body
+    assert "もう一度「電子証明書の更新はこちら」から更新してください" in to_bob[1].alternatives[0].content
+    digests = [m for m in mail.outbox if m.to == ["alice@alpha.example"]]
+    assert len(digests) == 21 and all("bob-user" in m.body and "未使用" in m.body for m in digests)
+
+
+def test_the_english_reminder_of_an_unused_renewal_says_to_import_the_file_or_renew_again(ca, bob):
+    bob.language = User.Language.ENGLISH
+    bob.save()
+    reminder = queued_reminder(bob)
+    used(reminder.certificate, NOW - timedelta(days=300))
+    issue_for(bob, now=NOW)
+    assert deliver_reminder(reminder_id=reminder.pk, now=NOW + timedelta(minutes=5)) == Outcome.SENT
+    [message] = mail.outbox
+    assert "Import the new certificate file you saved" in message.body
+    assert "renew again" in message.body
+
+
+def test_a_renewal_once_used_cancels_the_old_reminder_and_leaves_the_digest(
+    ca, alice, bob, django_capture_on_commit_callbacks
+):
+    old = used(expiring(bob, days_left=20), NOW - timedelta(days=300))
+    run_job(capture=django_capture_on_commit_callbacks, execute=False)
+    renewed, _key = issue_for(bob, now=NOW)
+    used(renewed, NOW + timedelta(minutes=30))
+    [reminder] = old.reminders.all()
+    digest = Reminder.objects.get(kind=Reminder.Kind.DIGEST)
+    assert deliver_reminder(reminder_id=reminder.pk, now=NOW + timedelta(hours=1)) == Outcome.CANCELLED
+    # The digest is checked again when sent: no listed ID still has to renew, so none is sent.
+    assert deliver_reminder(reminder_id=digest.pk, now=NOW + timedelta(hours=1)) == Outcome.CANCELLED
+    assert mail.outbox == []
+    digest.refresh_from_db()
+    assert digest.state == Reminder.State.CANCELLED and digest.items == []
+
+
+def test_a_digest_lists_only_the_ids_that_still_must_renew_when_it_is_sent(ca, alice, contract_a):
+    users = User.objects.bulk_create(
+        User(login_id=f"staff-{n}", email=f"s{n}@alpha.example", password="!", contract=contract_a,
+             role=User.Role.USER)
+        for n in range(4)
+    )
+    certificates = [used(expiring(user, days_left=15), NOW - timedelta(days=300)) for user in users]
+    run_reminder_job(today=TODAY, now=NOW)
+    digest = Reminder.objects.get(kind=Reminder.Kind.DIGEST)
+    assert len(digest.items) == 4
+    revoke_certificate(certificate=certificates[0], reason=RevocationReason.KEY_COMPROMISE, by=None, now=NOW)
+    used(issue_for(users[1], now=NOW)[0], NOW + timedelta(minutes=1))  # renewed and used
+    issue_for(users[2], now=NOW)  # renewed, never used: still listed
+    assert deliver_reminder(reminder_id=digest.pk, now=NOW + timedelta(hours=1)) == Outcome.SENT
+    [message] = mail.outbox
+    assert "staff-0" not in message.body and "staff-1" not in message.body
+    assert "staff-2" in message.body and "staff-3" in message.body
+    assert "2件" in message.subject
+
+
+def test_a_catch_up_run_never_adds_a_second_digest_for_a_day(ca, alice, bob, django_capture_on_commit_callbacks):
+    expiring(bob, days_left=20)
+    with time_machine.travel(datetime(2026, 12, 1, 9, 0, tzinfo=JST), tick=False), \
+            django_capture_on_commit_callbacks(execute=False):
+        call_command("send_expiry_reminders", stdout=StringIO())
+        call_command("send_expiry_reminders", "--date", "2026-11-29", stdout=StringIO())
+        call_command("send_expiry_reminders", "--date", "2026-11-30", stdout=StringIO())
+    assert list(Reminder.objects.filter(kind=Reminder.Kind.DIGEST).values_list("digest_date", flat=True)) == [TODAY]
+
+
+# --- errors, alerts and the operators' view ---------------------------------------------------
+
+
+def test_a_timeout_set_as_a_string_fails_visibly_is_retried_and_given_up(ca, bob, use_postmark, settings):
+    settings.ANYMAIL = {**settings.ANYMAIL, "REQUESTS_TIMEOUT": "10"}  # what the environment gave before parsing
+    reminder = queued_reminder(bob)
+    with pytest.raises(TryLater) as later:
+        deliver_reminder(reminder_id=reminder.pk, now=NOW)
+    assert later.value.seconds == settings.REMINDER_RETRY_BASE_SECONDS
+    reminder.refresh_from_db()
+    assert reminder.state == Reminder.State.QUEUED and "ValueError" in reminder.last_error
+    assert reminder.failing_since == NOW
+    [attempt] = reminder.tries.all()
+    assert attempt.outcome == ReminderAttempt.Outcome.FAILED and "ValueError" in attempt.error
+    after = NOW + timedelta(hours=settings.REMINDER_GIVE_UP_HOURS, seconds=1)
+    assert deliver_reminder(reminder_id=reminder.pk, now=after) == Outcome.FAILED
+    reminder.refresh_from_db()
+    assert reminder.state == Reminder.State.FAILED and "ValueError" in reminder.last_error
+    assert use_postmark.accepted == []
+
+
+def test_reminders_failing_for_an_hour_are_logged_at_error_once_an_hour(ca, bob, use_postmark, caplog):
+    use_postmark.outage_status = 503
+    reminder = queued_reminder(bob)
+    with pytest.raises(TryLater):
+        deliver_reminder(reminder_id=reminder.pk, now=NOW)
+    assert list(Reminder.objects.failing_for(1, now=NOW + timedelta(minutes=59))) == []
+    assert list(Reminder.objects.failing_for(1, now=NOW + timedelta(minutes=61))) == [reminder]
+    caplog.set_level("ERROR", logger="notices.reminders")
+    for minutes in (61, 66, 71, 100, 122):  # the sweep's runs
+        sweep(now=NOW + timedelta(minutes=minutes))
+    alerts = [r for r in caplog.records if r.levelname == "ERROR" and f"reminder {reminder.pk} " in r.getMessage()]
+    assert len(alerts) == 2  # at 61 and at 122 minutes: once an hour, not every sweep
+    assert "503" in alerts[0].getMessage()
+
+
+def test_resend_refuses_skipped_and_cancelled_reminders_with_a_reason(ca, bob, olivia):
+    certificate = expiring(bob, days_left=5)
+    run_reminder_job(today=TODAY, now=NOW)
+    skipped = certificate.reminders.get(threshold_days=30)
+    assert skipped.state == Reminder.State.SKIPPED
+    with pytest.raises(ResendRefused, match="10-day reminder is the one to resend"):
+        resend_reminder(reminder=skipped, by=olivia)
+    cancelled = certificate.reminders.get(threshold_days=10)
+    Reminder.objects.filter(pk=cancelled.pk).update(state=Reminder.State.CANCELLED)
+    with pytest.raises(ResendRefused, match="no longer true"):
+        resend_reminder(reminder=cancelled, by=olivia)
+    assert mail.outbox == []
+
+
+def test_the_admin_shows_every_attempt_of_a_reminder(ca, bob, olivia, client, use_postmark):
+    reminder = queued_reminder(bob)
+    use_postmark.outage_status = 503
+    with pytest.raises(TryLater):
+        deliver_reminder(reminder_id=reminder.pk, now=NOW)
+    use_postmark.outage_status = None
+    deliver_reminder(reminder_id=reminder.pk, now=NOW + timedelta(minutes=1))
+    [accepted] = use_postmark.accepted
+    client.force_login(olivia)
+    page = client.get(f"/operator/notices/reminder/{reminder.pk}/change/").content.decode()
+    assert page.count("失敗（未送信）") == 1 and "送信事業者が受付" in page  # the operators' admin is in Japanese
+    assert accepted.message_id in page and "503" in page
+
+
+def test_a_tracking_event_before_its_attempt_is_recorded_is_kept_and_applied(ca, bob, use_postmark):
+    from notices.reminders import record_tracking_event
+
+    reminder = queued_reminder(bob)
+    # The provider's webhook for a message id no attempt has yet (the send has not returned).
+    assert record_tracking_event(message_id="early-id", event_type="delivered", at=NOW,
+                                 reminder_id=str(reminder.pk)) == 0
+    assert PendingTrackingEvent.objects.count() == 1
+    ReminderAttempt.objects.create(reminder=reminder, number=1, started_at=NOW, message_id="early-id",
+                                   outcome=ReminderAttempt.Outcome.ACCEPTED)
+    Reminder.objects.filter(pk=reminder.pk).update(state=Reminder.State.SENT)
+    # An event for an e-mail that is not a reminder (no reminder id in its metadata) is not kept.
+    assert record_tracking_event(message_id="otp-mail", event_type="delivered", at=NOW) == 0
+    assert PendingTrackingEvent.objects.count() == 1
+    assert sweep(now=NOW + timedelta(minutes=5)).events_applied == 1
+    reminder.refresh_from_db()
+    assert reminder.state == Reminder.State.DELIVERED and not PendingTrackingEvent.objects.exists()
+
+
+def test_the_sweep_requeues_a_reminder_whose_task_was_lost_within_minutes(ca, bob, settings, eager_tasks,
+                                                                          django_capture_on_commit_callbacks):
+    reminder = queued_reminder(bob)  # recorded; its task never reached the broker
+    soon = NOW + timedelta(seconds=settings.REMINDER_REQUEUE_AFTER_SECONDS - 1)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sweep(now=soon).requeued == []
+    later = NOW + timedelta(seconds=settings.REMINDER_REQUEUE_AFTER_SECONDS + 1)
+    with time_machine.travel(later, tick=False), django_capture_on_commit_callbacks(execute=True):
+        assert sweep(now=later).requeued == [reminder.pk]
+    reminder.refresh_from_db()
+    assert reminder.state == Reminder.State.SENT and len(mail.outbox) == 1
+    assert settings.CELERY_BEAT_SCHEDULE["sweep-reminders"]["task"] == "notices.tasks.sweep_reminders"
+    assert settings.CELERY_BEAT_SCHEDULE["sweep-reminders"]["schedule"] <= 600  # every few minutes

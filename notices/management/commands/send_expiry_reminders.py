@@ -10,7 +10,7 @@ from django.utils import timezone
 from accounts.jobs import recording
 from notices.emails import days_left
 from notices.models import Reminder
-from notices.reminders import READ_BATCH, run_reminder_job
+from notices.reminders import READ_BATCH, BrokerUnavailable, JobResult, run_reminder_job
 from notices.tasks import SEND_EXPIRY_REMINDERS
 
 
@@ -28,9 +28,18 @@ class Command(BaseCommand):
         if date is not None:
             # Only today or a past day: `now` stays the real time, so an expired certificate gets no reminder.
             today = self._parse_date(date, today=today)
-        with recording(SEND_EXPIRY_REMINDERS) as detail:
-            result = run_reminder_job(today=today, now=now)
-            detail.update(result.summary())
+        try:
+            with recording(SEND_EXPIRY_REMINDERS) as detail:
+                result = run_reminder_job(today=today, now=now)
+                detail.update(result.summary())
+        except BrokerUnavailable as unavailable:
+            # Recorded and committed, not queued: say what, and fail in one line (no traceback).
+            result = unavailable.result
+            self.stdout.write(self._summary(result, verb="recorded, not queued"))
+            raise CommandError(
+                f"{unavailable}; the {len(result.queued) + len(result.requeued)} reminder(s) recorded are queued by "
+                "the sweep (every few minutes) once the broker is back"
+            ) from None
         queued = (
             Reminder.objects.filter(pk__in=result.queued)
             .select_related("recipient", "certificate")
@@ -38,10 +47,15 @@ class Command(BaseCommand):
         )
         for reminder in queued.iterator(chunk_size=READ_BATCH):
             self.stdout.write(self._describe(reminder, today))
-        self.stdout.write(
-            f"{today.isoformat()}: {len(result.queued)} e-mail(s) queued, {result.skipped} 30-day reminder(s) "
+        self.stdout.write(self._summary(result, verb="queued"))
+
+    @staticmethod
+    def _summary(result: JobResult, *, verb: str) -> str:
+        requeued = "re-queued" if verb == "queued" else "to re-queue"
+        return (
+            f"{result.today.isoformat()}: {len(result.queued)} e-mail(s) {verb}, {result.skipped} 30-day reminder(s) "
             f"skipped (already inside 10 days: the 10-day one is sent), {len(result.requeued)} stranded "
-            f"reminder(s) re-queued; run {result.run}"
+            f"reminder(s) {requeued}; run {result.run}"
         )
 
     @staticmethod
