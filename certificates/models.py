@@ -74,7 +74,7 @@ class DelegatedKey(models.Model):
         indexes = [models.Index(fields=["role", "-not_after"], name="delegated_key_newest")]
 
     def __str__(self) -> str:
-        return f"{self.get_role_display()} until {self.not_after:%Y-%m-%d}"
+        return f"{self.get_role_display()} until {japan_time(self.not_after)}"
 
     @property
     def certificate(self) -> x509.Certificate:

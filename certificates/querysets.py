@@ -40,8 +40,9 @@ class CertificateQuerySet(QuerySet):
         return self.filter(revoked_at__isnull=True, superseded_at__isnull=True).exclude(Exists(newer))
 
     def live(self, now: datetime | None = None) -> CertificateQuerySet:
-        """Each ID's current certificate, not yet expired at `now`: what reminders and the dashboard count."""
-        return self.current().filter(not_after__gt=now or timezone.now())
+        """The certificates IDs rely on (relied_on), not yet expired at `now`: what reminders, the
+        dashboard and the metrics count."""
+        return self.relied_on().filter(not_after__gt=now or timezone.now())
 
     def relied_on(self) -> CertificateQuerySet:
         """Each ID's certificate until a newer one is first used: live, and no newer live certificate of
@@ -99,8 +100,6 @@ class CertificateQuerySet(QuerySet):
         "Within", not "exactly": a day the reminder job missed is caught up the next day.
         Customers' certificates only: an operator renews theirs with manage.py issue_operator_certificate.
         """
-        return self.relied_on().exclude(issued_via=self.model.Channel.OPERATOR_ACCESS).filter(
-            not_after__gt=now or timezone.now()
-        ).expiring_by_japan_day(
+        return self.live(now).exclude(issued_via=self.model.Channel.OPERATOR_ACCESS).expiring_by_japan_day(
             today + timedelta(days=threshold_days)
         )

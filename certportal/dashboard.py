@@ -21,6 +21,7 @@ from django.db.models import Count, QuerySet
 from django.db.models.functions import TruncDate
 from django.utils import timezone, translation
 
+from accounts.japan_time import japan_date
 from accounts.models import JobRun, User
 from certificates.japan_time import JAPAN, japan_today
 from certificates.models import Certificate, RevocationList
@@ -176,12 +177,12 @@ def overview(now: datetime) -> dict:
         "now": now,
         "weeks": weeks,
         "weeks_chart": stacked_bar_chart(
-            [(f"{week.first:%m/%d}", [("expiring", week.count)]) for week in weeks], every=4
+            [(japan_date(week.first), [("expiring", week.count)]) for week in weeks], every=4
         ),
         "outcome_states": [(state, Reminder.State(state).label) for state in OUTCOMES],
         "outcomes": outcomes,
         "outcomes_chart": stacked_bar_chart(
-            [(f"{day.day:%m/%d}", [(state, day.counts[state]) for state in OUTCOMES]) for day in outcomes],
+            [(japan_date(day.day), [(state, day.counts[state]) for state in OUTCOMES]) for day in outcomes],
             every=5,
         ),
         "jobs": scheduled_jobs(now),

@@ -92,6 +92,13 @@ class EstateCollector(Collector):
             reminders.add_metric([state.value], counts.get(state.value, 0))
         yield reminders
 
+        failing = GaugeMetricFamily(
+            "certportal_reminders_failing_over_an_hour",
+            "Reminder e-mails still owed whose every attempt for an hour or more has failed (alert on > 0).",
+        )
+        failing.add_metric([], Reminder.objects.failing_for(1).count())
+        yield failing
+
         jobs = GaugeMetricFamily(
             "certportal_job_last_success_timestamp_seconds",
             "When each scheduled job last finished successfully (Unix time); absent if it never did.",

@@ -97,6 +97,7 @@ class OperatorAdminSite(admin.AdminSite):
             )
         rows = dashboard.id_csv_rows(now, get_language())
         response = StreamingHttpResponse(rows, content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="certportal-ids-{now:%Y%m%d-%H%M%S}.csv"'
+        day = timezone.localdate(now).isoformat()  # a file name, not a time shown to anyone
+        response["Content-Disposition"] = f'attachment; filename="certportal-ids-{day}.csv"'
         response["Cache-Control"] = "no-store"
         return response

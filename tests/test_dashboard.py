@@ -80,8 +80,9 @@ def estate(ca, contract_a, olivia):
     revoked = certificate(day(10))
     revoke_certificate(certificate=revoked, reason=RevocationReason.KEY_COMPROMISE, by=olivia, now=NOW)
     old = certificate(day(12), login_id="renewed")
-    supersede_older_certificates(newer=old, now=NOW - timedelta(days=2))  # in use, then renewed:
-    certificate(None, login_id="renewed", issued_at=NOW - timedelta(days=1))  # the new one lasts a year
+    supersede_older_certificates(newer=old, now=NOW - timedelta(days=2))  # in use, then renewed
+    renewal = certificate(None, login_id="renewed", issued_at=NOW - timedelta(days=1))  # the new one lasts a year
+    supersede_older_certificates(newer=renewal, now=NOW - timedelta(hours=12))  # and used: the old one is retired
 
     # Reminders by the Japan-time day they were recorded and their state now (digests: one per ID and day).
     admins = [User.objects.create_user(f"admin-{n}", f"admin-{n}@alpha.example", None, contract=contract_a,
@@ -174,10 +175,10 @@ def test_the_overview_page_draws_accessible_charts_with_the_numbers_as_tables(es
     content = response.content.decode()
     assert content.count('role="img"') == 2
     assert '<title id="expiring-chart-title">週ごとの有効期限切れ電子証明書数</title>' in content
-    assert "<title>12/01: 3</title>" in content  # week 0's bar
-    assert re.search(r'<th scope="row">2026-12-01 – 2026-12-07</th><td class="number">3</td>', content)
-    assert re.search(r'<th scope="row">2026-12-08 – 2026-12-14</th><td class="number">1</td>', content)
-    assert re.search(r'<th scope="row">2026-12-29 – 2027-01-04</th><td class="number">1</td>', content)
+    assert "<title>2026年12月1日: 3</title>" in content  # week 0's bar, its date written the screens' way
+    assert re.search(r'<th scope="row">2026年12月1日 – 2026年12月7日</th><td class="number">3</td>', content)
+    assert re.search(r'<th scope="row">2026年12月8日 – 2026年12月14日</th><td class="number">1</td>', content)
+    assert re.search(r'<th scope="row">2026年12月29日 – 2027年1月4日</th><td class="number">1</td>', content)
     assert "<script" not in content.split('id="content-main"')[1] and 'style="' not in content
     assert "certportal/dashboard.css" in content
     english_content = english.content.decode()

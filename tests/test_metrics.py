@@ -132,3 +132,12 @@ def test_nginx_keeps_metrics_off_the_public_side_and_serves_them_on_the_internal
     again = samples(plain_get("127.0.0.1", nginx_portal.metrics_port, "/metrics").text)
     assert again[("certportal_request_duration_seconds_count",
                   (("method", "GET"), ("status", "200"), ("view", "metrics")))] >= 1
+
+
+def test_reminders_failing_for_an_hour_are_a_metric_to_alert_on(db, client, alice, charlie):
+    for admin, since in ((alice, NOW - timedelta(minutes=61)), (charlie, NOW - timedelta(minutes=59))):
+        Reminder.objects.create(kind=Reminder.Kind.DIGEST, recipient=admin, digest_date=NOW.date(), run=uuid.uuid4(),
+                                state=Reminder.State.QUEUED, failing_since=since)
+    with time_machine.travel(NOW, tick=False):
+        found = samples(scrape(client).content.decode())
+    assert found[("certportal_reminders_failing_over_an_hour", ())] == 1  # alice's digest; charlie's not yet

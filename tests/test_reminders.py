@@ -591,7 +591,7 @@ def test_resend_refuses_skipped_and_cancelled_reminders_with_a_reason(ca, bob, o
     assert mail.outbox == []
 
 
-def test_the_admin_shows_every_attempt_of_a_reminder(ca, bob, olivia, client, use_postmark):
+def test_the_admin_shows_every_attempt_of_a_reminder(ca, bob, olivia, behind_proxy, use_postmark):
     reminder = queued_reminder(bob)
     use_postmark.outage_status = 503
     with pytest.raises(TryLater):
@@ -599,7 +599,7 @@ def test_the_admin_shows_every_attempt_of_a_reminder(ca, bob, olivia, client, us
     use_postmark.outage_status = None
     deliver_reminder(reminder_id=reminder.pk, now=NOW + timedelta(minutes=1))
     [accepted] = use_postmark.accepted
-    client.force_login(olivia)
+    client = operator_signed_in(olivia)
     page = client.get(f"/operator/notices/reminder/{reminder.pk}/change/").content.decode()
     assert page.count("失敗（未送信）") == 1 and "送信事業者が受付" in page  # the operators' admin is in Japanese
     assert accepted.message_id in page and "503" in page
