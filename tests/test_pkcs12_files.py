@@ -105,7 +105,7 @@ def saved(chromium, live_server, django_db_setup, django_db_blocker, tmp_path_fa
                 page.locator("#check-file").set_input_files(path)
                 page.get_by_label("File password", exact=True).fill(password)
                 page.get_by_role("button", name="Check", exact=True).click()
-                page.wait_for_function("document.getElementById('check-result').textContent !== ''")
+                page.wait_for_function("() => document.getElementById('check-result').textContent !== ''")
                 check_messages[name] = result.inner_text()
             shot(page, "22-issued-file-check")
             context.close()
