@@ -36,7 +36,8 @@ js:
 run: venv
 	mkdir -p var
 	$(MANAGE) migrate --noinput
-	$(MANAGE) init_ca
+	# The key ceremony, in development: the root's secret is given to init_ca only, never to the server.
+	CERTPORTAL_ROOT_CA_PASSPHRASE="$${CERTPORTAL_ROOT_CA_PASSPHRASE:-certportal-development-root-passphrase}" $(MANAGE) init_ca
 	$(MANAGE) seed_demo
 	$(MANAGE) collectstatic --noinput >/dev/null
 	$(PY) -m certportal.run --port $(PORT)

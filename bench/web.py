@@ -194,7 +194,8 @@ def main(seconds: float = 4.0) -> list[dict]:
            "DATABASE_URL": _database_url(workdir)}
     run = lambda *args: subprocess.run([sys.executable, *args], cwd=ROOT, env=env, check=True)  # noqa: E731
     run("manage.py", "migrate", "-v0")
-    run("manage.py", "init_ca")
+    subprocess.run([sys.executable, "manage.py", "init_ca"], cwd=ROOT, check=True,
+                   env={**env, "CERTPORTAL_ROOT_CA_PASSPHRASE": "bench-root-passphrase-offline"})
     run("-c", f"import bench.web as w; w.setup({workdir!r})")
     local = subprocess.run(
         [sys.executable, "-c", f"import bench.web as w; w.in_process({workdir!r})"], cwd=ROOT,

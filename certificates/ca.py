@@ -1,28 +1,27 @@
-"""The portal's own two-tier CA: creating it once, unlocking its keys, signing with them.
+"""The portal's own two-tier CA: creating it once and signing with its keys.
 
-CA private keys exist in plain form only in this process's memory; on disk and in the
-database they are PKCS#8 encrypted with the passphrase from CERTPORTAL_CA_PASSPHRASE.
+The keys are reached only through the key backend (certificates/keys.py): encrypted
+PKCS#8 in the database under a secret per key, or inside a PKCS#11 token. The root key
+signs only at `init_ca` and `sign_root_crl`; every other signature is the issuing CA's.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.utils import timezone
 
 from accounts import audit
 from accounts.models import AuditEntry
 
+from . import keys
 from .models import CertificateAuthority
 
 ROOT_VALIDITY = timedelta(days=20 * 365)
@@ -31,7 +30,7 @@ ISSUING_VALIDITY = timedelta(days=10 * 365)
 # a little behind would otherwise not offer the certificate it has just saved.
 CLOCK_SKEW_ALLOWANCE = timedelta(hours=1)
 # The CA keys are P-384: signatures use the hash of the same strength.
-SIGNATURE_HASH = hashes.SHA384
+SIGNATURE_HASH = keys.SIGNATURE_HASH
 
 
 class CANotInitialised(Exception):
@@ -40,11 +39,26 @@ class CANotInitialised(Exception):
 
 @dataclass(frozen=True)
 class UnlockedCA:
-    """A CA certificate with its decrypted key, held in memory only."""
+    """A CA certificate and the reference of its key; it signs through the key backend."""
 
     record: CertificateAuthority
     certificate: x509.Certificate
-    private_key: ec.EllipticCurvePrivateKey
+
+    @property
+    def key_name(self) -> str:
+        return self.record.kind
+
+    def sign_certificate(self, builder: x509.CertificateBuilder) -> x509.Certificate:
+        return keys.signed_certificate(
+            builder, key_name=self.key_name, reference=self.record.encrypted_key_pem,
+            issuer_public_key=self.certificate.public_key(),
+        )
+
+    def sign_crl(self, builder: x509.CertificateRevocationListBuilder) -> x509.CertificateRevocationList:
+        return keys.signed_crl(
+            builder, key_name=self.key_name, reference=self.record.encrypted_key_pem,
+            issuer_public_key=self.certificate.public_key(),
+        )
 
     @property
     def key_identifier(self) -> x509.AuthorityKeyIdentifier:
@@ -60,18 +74,11 @@ def _name(common_name: str) -> x509.Name:
     ])
 
 
-def _encrypt(key: ec.EllipticCurvePrivateKey) -> str:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.BestAvailableEncryption(settings.CA_KEY_PASSPHRASE.encode()),
-    ).decode()
-
-
 def _ca_certificate(
-    *, subject: x509.Name, key, issuer: UnlockedCA | None, path_length: int, now: datetime, lifetime: timedelta
+    *, subject: x509.Name, key_name: str, reference: str, issuer: UnlockedCA | None, path_length: int,
+    now: datetime, lifetime: timedelta,
 ) -> x509.Certificate:
-    public_key = key.public_key()
+    public_key = keys.backend().public_key(key_name, reference)
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -91,10 +98,21 @@ def _ca_certificate(
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
     )
-    if issuer is not None:
-        builder = builder.add_extension(issuer.key_identifier, critical=False)
-    signer = issuer.private_key if issuer else key
-    return builder.sign(signer, SIGNATURE_HASH())
+    if issuer is None:
+        return keys.signed_certificate(builder, key_name=key_name, reference=reference, issuer_public_key=public_key)
+    builder = builder.add_extension(issuer.key_identifier, critical=False).add_extension(
+        # Where relying parties find the root's CRL, signed offline by `manage.py sign_root_crl`.
+        _distribution_point(settings.ROOT_CRL_URL), critical=False
+    )
+    return issuer.sign_certificate(builder)
+
+
+def _distribution_point(url: str) -> x509.CRLDistributionPoints:
+    return x509.CRLDistributionPoints([
+        x509.DistributionPoint(
+            full_name=[x509.UniformResourceIdentifier(url)], relative_name=None, reasons=None, crl_issuer=None,
+        )
+    ])
 
 
 def create_ca(*, now: datetime | None = None) -> tuple[CertificateAuthority, bool]:
@@ -104,55 +122,44 @@ def create_ca(*, now: datetime | None = None) -> tuple[CertificateAuthority, boo
         existing = CertificateAuthority.objects.select_for_update().filter(kind=CertificateAuthority.Kind.ISSUING)
         if existing:
             return existing[0], False
-        root_key = ec.generate_private_key(ec.SECP384R1())
+        backend = keys.backend()
+        root_key = backend.generate(keys.ROOT)
         root_name = _name(f"{settings.CA_ORGANIZATION} Root CA")
         root_cert = _ca_certificate(
-            subject=root_name, key=root_key, issuer=None, path_length=1, now=now, lifetime=ROOT_VALIDITY
+            subject=root_name, key_name=keys.ROOT, reference=root_key, issuer=None, path_length=1, now=now,
+            lifetime=ROOT_VALIDITY,
         )
         root = CertificateAuthority.objects.create(
             kind=CertificateAuthority.Kind.ROOT,
             subject=root_name.rfc4514_string(),
             certificate_pem=root_cert.public_bytes(serialization.Encoding.PEM).decode(),
-            encrypted_key_pem=_encrypt(root_key),
+            encrypted_key_pem=root_key,
             created_at=now,
         )
-        issuing_key = ec.generate_private_key(ec.SECP384R1())
+        issuing_key = backend.generate(keys.ISSUING)
         issuing_name = _name(f"{settings.CA_ORGANIZATION} Client Certificate CA")
         issuing_cert = _ca_certificate(
-            subject=issuing_name, key=issuing_key,
-            issuer=UnlockedCA(record=root, certificate=root_cert, private_key=root_key),
+            subject=issuing_name, key_name=keys.ISSUING, reference=issuing_key,
+            issuer=UnlockedCA(record=root, certificate=root_cert),
             path_length=0, now=now, lifetime=ISSUING_VALIDITY,
         )
         issuing = CertificateAuthority.objects.create(
             kind=CertificateAuthority.Kind.ISSUING,
             subject=issuing_name.rfc4514_string(),
             certificate_pem=issuing_cert.public_bytes(serialization.Encoding.PEM).decode(),
-            encrypted_key_pem=_encrypt(issuing_key),
+            encrypted_key_pem=issuing_key,
             created_at=now,
         )
         audit.record(AuditEntry.Action.CA_CREATED, root=root.subject, issuing=issuing.subject)
     return issuing, True
 
 
-@functools.lru_cache(maxsize=4)
-def _decrypt(encrypted_key_pem: str, passphrase: str):
-    # Decrypting is done once per process (PKCS#8's PBKDF2 is cryptography's default: 2048 rounds).
-    try:
-        return serialization.load_pem_private_key(encrypted_key_pem.encode(), passphrase.encode())
-    except (ValueError, TypeError):
-        raise ImproperlyConfigured(
-            "CERTPORTAL_CA_PASSPHRASE does not decrypt the CA's private key; it must be the passphrase "
-            "the CA was created with."
-        ) from None
-
-
 def unlock(kind: str = CertificateAuthority.Kind.ISSUING) -> UnlockedCA:
-    """The CA of that kind with its key decrypted in memory."""
+    """The CA of that kind, ready to sign through the key backend."""
     record = CertificateAuthority.objects.filter(kind=kind).first()
     if record is None:
         raise CANotInitialised("The certificate authority does not exist yet: run `manage.py init_ca`.")
-    key = _decrypt(record.encrypted_key_pem, settings.CA_KEY_PASSPHRASE)
-    return UnlockedCA(record=record, certificate=record.certificate, private_key=key)
+    return UnlockedCA(record=record, certificate=record.certificate)
 
 
 def chain_pem() -> str:
@@ -179,7 +186,7 @@ def sign_client_certificate(
 
     notBefore is backdated by CLOCK_SKEW_ALLOWANCE; the portal's own records keep the issuance time.
     """
-    return (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(ca.certificate.subject)
@@ -199,17 +206,9 @@ def sign_client_certificate(
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(ca.key_identifier, critical=False)
-        .add_extension(
-            x509.CRLDistributionPoints([
-                x509.DistributionPoint(
-                    full_name=[x509.UniformResourceIdentifier(crl_url())],
-                    relative_name=None, reasons=None, crl_issuer=None,
-                )
-            ]),
-            critical=False,
-        )
-        .sign(ca.private_key, SIGNATURE_HASH())
+        .add_extension(_distribution_point(crl_url()), critical=False)
     )
+    return ca.sign_certificate(builder)
 
 
 def sign_server_certificate(
@@ -224,7 +223,7 @@ def sign_server_certificate(
             names.append(x509.IPAddress(ipaddress.ip_address(host)))
         except ValueError:
             names.append(x509.DNSName(host))
-    return (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, settings.CA_ORGANIZATION),
@@ -240,5 +239,5 @@ def sign_server_certificate(
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(ca.key_identifier, critical=False)
-        .sign(ca.private_key, SIGNATURE_HASH())
     )
+    return ca.sign_certificate(builder)

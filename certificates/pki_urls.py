@@ -4,5 +4,6 @@ from . import views
 
 urlpatterns = [
     path("crl", views.crl, name="crl"),
+    path("root.crl", views.root_crl, name="root-crl"),
     path("ca.pem", views.ca_chain, name="ca-chain"),
 ]

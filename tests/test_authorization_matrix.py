@@ -61,6 +61,7 @@ EXPECTED = """
 # The portal: public files, the login (also the front page), obtaining and renewing certificates
 set_language                                                   login     login     login     login     login
 crl                                                            200       200       200       200       200
+root-crl                                                       200       200       200       200       200
 ca-chain                                                       200       200       200       200       200
 renewal-prepare                                                login     200       200       200       404
 renewal-start                                                  login     200       200       200       404

@@ -31,7 +31,7 @@ def test_the_server_certificate_is_kept_while_the_ca_is_the_same(ca, tmp_path):
     assert cert.read_bytes() == first
 
 
-def test_a_new_ca_gets_a_new_server_certificate(ca, tmp_path):
+def test_a_new_ca_gets_a_new_server_certificate(ca, key_ceremony, tmp_path):
     _chain, cert, _key = prepare_tls(["localhost"], tmp_path)
     CertificateAuthority.objects.all().delete()
     create_ca()
