@@ -346,6 +346,17 @@ if KEY_BACKEND == "pkcs11":
             f"CERTPORTAL_PKCS11_MODULE must name the token's PKCS#11 library, not {PKCS11_MODULE!r}"
         )
 
+# badkeys' blocklist of compromised keys (Debian CVE-2008-0166 and others), fetched at install time
+# by `badkeys --update-bl` (deploy/README.md); the arithmetic weak-key checks need no file.
+WEAK_KEY_BLOCKLIST = env_str("CERTPORTAL_WEAK_KEY_BLOCKLIST")
+if WEAK_KEY_BLOCKLIST is not None:
+    _blocklist_path = Path(WEAK_KEY_BLOCKLIST)
+    if not _blocklist_path.is_file() or _blocklist_path.stat().st_size % 16 or not _blocklist_path.stat().st_size:
+        raise ImproperlyConfigured(
+            f"CERTPORTAL_WEAK_KEY_BLOCKLIST must name badkeys' blocklist.dat (see deploy/README.md), "
+            f"not {WEAK_KEY_BLOCKLIST!r}"
+        )
+
 CA_ORGANIZATION = env_str("CERTPORTAL_CA_ORGANIZATION", "Certportal Demo Bank")
 # A client certificate is valid one year from issuance; shorter only for a bank's own policy.
 CERTIFICATE_VALIDITY_MONTHS = env_int("CERTPORTAL_CERTIFICATE_VALIDITY_MONTHS", 12, minimum=1, maximum=12)
