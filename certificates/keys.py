@@ -3,8 +3,8 @@
 Keys are named ("root", "issuing", and any later one such as "ocsp-responder"). A backend
 creates a named key and returns a *reference* the database keeps (an encrypted PKCS#8 PEM,
 or a `pkcs11:` URI for a key that never leaves its token); `sign()` turns bytes into an
-ECDSA-Sig-Value over their SHA-384 digest. `signed_certificate()` and `signed_crl()` (and
-OCSP responses later) all end in `sign()`: cryptography builds the structure with a
+ECDSA-Sig-Value over their SHA-384 digest. `signed_certificate()`, `signed_crl()` and
+`signed_ocsp_response()` all end in `sign()`: cryptography builds the structure with a
 throw-away key, the backend signs its TBS bytes, and asn1crypto puts the real signature in.
 The result is verified against the CA's public key before it is returned.
 
@@ -16,10 +16,12 @@ from __future__ import annotations
 import functools
 import os
 from abc import ABC, abstractmethod
+from datetime import UTC, datetime, timedelta
 
 from asn1crypto import algos, pem
 from asn1crypto import crl as asn1_crl
 from asn1crypto import keys as asn1_keys
+from asn1crypto import ocsp as asn1_ocsp
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -27,6 +29,7 @@ from cryptography.hazmat.primitives import hashes, padding, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
+from cryptography.x509 import ocsp
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
@@ -227,3 +230,47 @@ def _verify(public_key: ec.EllipticCurvePublicKey, signature: bytes, data: bytes
             f"The {what} signed by the key backend does not verify with the CA's public key: "
             "the configured key is not the CA's."
         ) from None
+
+
+def signed_ocsp_response(
+    builder: ocsp.OCSPResponseBuilder, *, key_name: str, reference: str, responder: x509.Certificate,
+    include_responder_certificate: bool = True,
+) -> ocsp.OCSPResponse:
+    """The OCSP response `builder` describes (without a responder_id), signed by the named key.
+
+    cryptography's builder insists on holding the responder's private key, so the draft names
+    a throw-away responder; its responderID (byKey) and certificate are replaced here by
+    `responder`'s before the TBS bytes are signed.
+    """
+    draft = builder.responder_id(ocsp.OCSPResponderEncoding.HASH, _placeholder_certificate()).sign(
+        _placeholder_key(), SIGNATURE_HASH()
+    )
+    parsed = asn1_ocsp.OCSPResponse.load(draft.public_bytes(serialization.Encoding.DER))
+    tbs = parsed["response_bytes"]["response"].parsed["tbs_response_data"].copy()
+    real = asn1_x509.Certificate.load(responder.public_bytes(serialization.Encoding.DER))
+    tbs["responder_id"] = asn1_ocsp.ResponderId(name="by_key", value=real.public_key.sha1)
+    signature = backend().sign(key_name, reference, tbs.dump(force=True))
+    basic = asn1_ocsp.BasicOCSPResponse({
+        "tbs_response_data": tbs,
+        "signature_algorithm": _signature_algorithm(),
+        "signature": signature,
+        "certs": [real] if include_responder_certificate else None,
+    })
+    final = asn1_ocsp.OCSPResponse({
+        "response_status": "successful",
+        "response_bytes": {"response_type": "basic_ocsp_response", "response": basic},
+    })
+    response = ocsp.load_der_ocsp_response(final.dump())
+    _verify(responder.public_key(), response.signature, response.tbs_response_bytes, what="OCSP response")
+    return response
+
+
+@functools.cache
+def _placeholder_certificate() -> x509.Certificate:
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "placeholder, always replaced")])
+    now = datetime.now(UTC)
+    return (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(_placeholder_key().public_key())
+        .serial_number(1).not_valid_before(now).not_valid_after(now + timedelta(days=1))
+        .sign(_placeholder_key(), SIGNATURE_HASH())
+    )

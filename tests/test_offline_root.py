@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
@@ -128,3 +129,34 @@ def test_rewrap_ca_keys_moves_keys_of_one_old_passphrase_to_two_secrets_at_60000
         assert key.public_key() == authority.certificate.public_key()
         with pytest.raises(ValueError):
             serialization.load_pem_private_key(authority.encrypted_key_pem.encode(), old.encode())
+
+
+def test_an_ocsp_response_is_signed_through_the_key_backend_and_verifies(ca, bob):
+    """The entry point the OCSP responder's key uses (here the issuing key answers for itself)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509 import ocsp
+
+    certificate, _key = issue_for(bob)
+    issuing = portal_ca.unlock()
+    builder = (
+        ocsp.OCSPResponseBuilder()
+        .add_response(
+            cert=certificate.x509, issuer=issuing.certificate, algorithm=hashes.SHA256(),
+            cert_status=ocsp.OCSPCertStatus.GOOD, this_update=timezone.now(),
+            next_update=timezone.now() + timedelta(hours=1), revocation_time=None, revocation_reason=None,
+        )
+    )
+
+    response = keys.signed_ocsp_response(
+        builder, key_name="issuing", reference=issuing.record.encrypted_key_pem, responder=issuing.certificate,
+    )
+
+    assert response.certificate_status == ocsp.OCSPCertStatus.GOOD
+    assert response.serial_number == certificate.x509.serial_number
+    assert response.responder_key_hash == x509.SubjectKeyIdentifier.from_public_key(
+        issuing.certificate.public_key()
+    ).digest
+    assert response.certificates[0] == issuing.certificate
+    issuing.certificate.public_key().verify(
+        response.signature, response.tbs_response_bytes, ec.ECDSA(hashes.SHA384())
+    )
