@@ -14,7 +14,6 @@ import hashlib
 import mmap
 from pathlib import Path
 
-from badkeys.checks import checkrsa
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.conf import settings
 
@@ -33,6 +32,10 @@ _RECORD, _HASH = 16, 15
 def weakness(public_key) -> str | None:
     """FERMAT, SMALL_FACTORS, ROCA or BLOCKLISTED for a key known to be weak, else None."""
     if isinstance(public_key, rsa.RSAPublicKey):
+        # Imported when first needed: badkeys loads much of cryptography and pyOpenSSL, which
+        # the worker and beat, which never read a CSR, should not wait for at start.
+        from badkeys.checks import checkrsa
+
         numbers = public_key.public_numbers()
         found = checkrsa(numbers.n, e=numbers.e, checks=list(_RSA_CHECKS))
         for check, name in _RSA_CHECKS.items():
