@@ -80,11 +80,10 @@ def test_the_hourly_crl_job_re_signs_with_the_issuing_key_alone(ca, settings):
 @pytest.mark.embedded
 def test_a_portal_without_the_roots_secret_issues_refreshes_its_crl_and_logs_in(transactional_db, ca, alice, tmp_path):
     environment = production_environment()  # debug off, the issuing key's secret and nothing of the root's
-    del environment["CERTPORTAL_TRUSTED_PROXIES"]  # gunicorn reads the client certificate from its own socket
     assert not any("ROOT" in name for name in environment)
-    server, port, (chain, _cert, _key) = start_gunicorn(tmp_path, tls=True, environment=environment)
+    server, port, tls_files = start_gunicorn(tmp_path, tls=True, environment=environment)
     try:
-        portal = Portal(host="127.0.0.1", port=port, ca_chain=chain, servers=[server], starting=[
+        portal = Portal(host="127.0.0.1", port=port, ca_chain=tls_files.server_ca, servers=[server], starting=[
             (server, lambda: Browser(portal).get("/pki/ca.pem")),
         ])
         certificate, key = issue_for(alice)  # this test process has no root secret either
