@@ -13,15 +13,18 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509 import ocsp as x509_ocsp
 from django.core.management import call_command
 
-from certificates import keys
+from certificates import keys, ocsp
 from certificates.ca import create_ca, unlock
 from certificates.crl import publish_crl, sign_root_crl
 from certificates.models import CertificateAuthority
 
 from .clients import issue_for
 from .conftest import ROOT_PASSPHRASE
+from .test_ocsp import ocsp_request
 
 SOFTHSM_MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
 TOKEN, PIN = "certportal-test", "12345678"
@@ -116,3 +119,23 @@ def test_the_encrypted_backend_cannot_use_a_key_that_lives_in_the_token(hsm_ca, 
     settings.KEY_BACKEND, settings.ISSUING_CA_PASSPHRASE = "encrypted", ROOT_PASSPHRASE + "-issuing"
     with pytest.raises(ImproperlyConfigured, match="CERTPORTAL_KEY_BACKEND"):
         publish_crl()
+
+
+def test_the_ocsp_responders_key_is_made_in_the_token_and_signs_its_answers_there(hsm_ca, bob):
+    import pkcs11
+
+    certificate, _key = issue_for(bob)
+    answer = x509_ocsp.load_der_ocsp_response(ocsp.respond(ocsp_request(certificate.x509)))
+
+    assert answer.certificate_status == x509_ocsp.OCSPCertStatus.GOOD
+    responder = ocsp.responder(now=answer.this_update_utc)
+    assert responder.encrypted_key_pem.startswith(f"pkcs11:token={TOKEN};object=certportal-ocsp-responder")
+    (responder_certificate,) = answer.certificates
+    assert responder_certificate == responder.certificate
+    responder.certificate.verify_directly_issued_by(unlock("issuing").certificate)
+    responder.certificate.public_key().verify(
+        answer.signature, answer.tbs_response_bytes, ec.ECDSA(answer.signature_hash_algorithm)
+    )
+    (in_token,) = [key for key in token_private_keys()
+                   if key[pkcs11.Attribute.LABEL] == "certportal-ocsp-responder"]
+    assert in_token[pkcs11.Attribute.EXTRACTABLE] is False and in_token[pkcs11.Attribute.SENSITIVE] is True
