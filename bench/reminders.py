@@ -72,12 +72,14 @@ def _insert(cursor, model, given: dict[str, str], from_sql: str, params: list | 
 
 def load(today, now) -> None:
     from django.db import connection, transaction
+    from django.test.utils import override_settings
 
     from accounts.models import Contract, User
     from certificates.ca import create_ca
     from certificates.models import Certificate
 
-    issuer, _created = create_ca()
+    with override_settings(ROOT_CA_PASSPHRASE="bench-root-passphrase-offline"):  # the key ceremony
+        issuer, _created = create_ca()
     day0 = f"'{today.isoformat()} 00:00:00+09'::timestamptz"
     with transaction.atomic(), connection.cursor() as cursor:
         _insert(cursor, Contract, {"number": "lpad(g::text, 8, '0')", "name": "'Bench contract ' || g"},

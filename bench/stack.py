@@ -45,7 +45,7 @@ def production_env(base: dict[str, str], workdir: str, *, proxy_socket: bool = T
         "CERTPORTAL_PUBLIC_BASE_URL": "https://localhost",
         "CERTPORTAL_EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
         "CERTPORTAL_SECRET_KEY": "bench-only-secret-key-0123456789-abcdefghijklmnop",
-        "CERTPORTAL_CA_PASSPHRASE": "bench-only-ca-passphrase-0123456789",
+        "CERTPORTAL_ISSUING_CA_PASSPHRASE": "bench-only-ca-passphrase-0123456789",
         "CERTPORTAL_ALLOWED_HOSTS": "127.0.0.1,localhost",
         **({"CERTPORTAL_PROXY_SOCKET": "true"} if proxy_socket else {"CERTPORTAL_TRUSTED_PROXIES": "127.0.0.1"}),
         "CERTPORTAL_LOG_LEVEL": "WARNING",

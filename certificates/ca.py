@@ -1,28 +1,28 @@
-"""The portal's own two-tier CA: creating it once, unlocking its keys, signing with them.
+"""The portal's own two-tier CA: creating it once and signing with its keys.
 
-CA private keys exist in plain form only in this process's memory; on disk and in the
-database they are PKCS#8 encrypted with the passphrase from CERTPORTAL_CA_PASSPHRASE.
+The keys are reached only through the key backend (certificates/keys.py): encrypted
+PKCS#8 in the database under a secret per key, or inside a PKCS#11 token. The root key
+signs only at `init_ca` and `sign_root_crl`; every other signature is the issuing CA's.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.utils import timezone
 
 from accounts import audit
 from accounts.models import AuditEntry
 
+from . import keys
 from .models import CertificateAuthority, DelegatedKey
 
 ROOT_VALIDITY = timedelta(days=20 * 365)
@@ -31,7 +31,7 @@ ISSUING_VALIDITY = timedelta(days=10 * 365)
 # a little behind would otherwise not offer the certificate it has just saved.
 CLOCK_SKEW_ALLOWANCE = timedelta(hours=1)
 # The CA keys are P-384: signatures use the hash of the same strength.
-SIGNATURE_HASH = hashes.SHA384
+SIGNATURE_HASH = keys.SIGNATURE_HASH
 
 
 class CANotInitialised(Exception):
@@ -40,10 +40,13 @@ class CANotInitialised(Exception):
 
 @dataclass(frozen=True)
 class Signer:
-    """A certificate with its decrypted key, held in memory only: what signs anything."""
+    """A certificate with its key held in memory: only `make run`'s local TLS CA (never the client CA)."""
 
     certificate: x509.Certificate
     private_key: ec.EllipticCurvePrivateKey
+
+    def sign_certificate(self, builder: x509.CertificateBuilder) -> x509.Certificate:
+        return builder.sign(self.private_key, SIGNATURE_HASH())
 
     @property
     def key_identifier(self) -> x509.AuthorityKeyIdentifier:
@@ -52,20 +55,32 @@ class Signer:
 
 
 @dataclass(frozen=True)
-class UnlockedCA(Signer):
-    """One of the portal's CAs, unlocked."""
+class UnlockedCA:
+    """A CA certificate and the reference of its key; it signs through the key backend."""
 
     record: CertificateAuthority
+    certificate: x509.Certificate
 
+    @property
+    def key_name(self) -> str:
+        return self.record.kind
 
-def sign_with(signer: Signer | ec.EllipticCurvePrivateKey, builder):
-    """Every signature the portal makes (certificates, CRLs, OCSP responses) is made here.
+    def sign_certificate(self, builder: x509.CertificateBuilder) -> x509.Certificate:
+        return keys.signed_certificate(
+            builder, key_name=self.key_name, reference=self.record.encrypted_key_pem,
+            issuer_public_key=self.certificate.public_key(),
+        )
 
-    `signer` holds the key (a self-signed certificate is signed with its own bare key); this is the
-    one place a key backend other than in-memory keys has to take over.
-    """
-    key = signer.private_key if isinstance(signer, Signer) else signer
-    return builder.sign(key, SIGNATURE_HASH())
+    def sign_crl(self, builder: x509.CertificateRevocationListBuilder) -> x509.CertificateRevocationList:
+        return keys.signed_crl(
+            builder, key_name=self.key_name, reference=self.record.encrypted_key_pem,
+            issuer_public_key=self.certificate.public_key(),
+        )
+
+    @property
+    def key_identifier(self) -> x509.AuthorityKeyIdentifier:
+        ski = self.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+        return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
 
 
 def _name(common_name: str) -> x509.Name:
@@ -76,19 +91,11 @@ def _name(common_name: str) -> x509.Name:
     ])
 
 
-def _encrypt(key: ec.EllipticCurvePrivateKey) -> str:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.BestAvailableEncryption(settings.CA_KEY_PASSPHRASE.encode()),
-    ).decode()
-
-
 def _ca_certificate(
-    *, subject: x509.Name, key, issuer: Signer | None, path_length: int, now: datetime, lifetime: timedelta,
-    extended_key_usage: list[x509.ObjectIdentifier] | None = None,
+    *, subject: x509.Name, key_name: str, reference: str, issuer: UnlockedCA | None, path_length: int,
+    now: datetime, lifetime: timedelta, extended_key_usage: list[x509.ObjectIdentifier] | None = None,
 ) -> x509.Certificate:
-    public_key = key.public_key()
+    public_key = keys.backend().public_key(key_name, reference)
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -108,11 +115,23 @@ def _ca_certificate(
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
     )
-    if issuer is not None:
-        builder = builder.add_extension(issuer.key_identifier, critical=False)
     if extended_key_usage:
         builder = builder.add_extension(x509.ExtendedKeyUsage(extended_key_usage), critical=False)
-    return sign_with(issuer or key, builder)
+    if issuer is None:
+        return keys.signed_certificate(builder, key_name=key_name, reference=reference, issuer_public_key=public_key)
+    builder = builder.add_extension(issuer.key_identifier, critical=False).add_extension(
+        # Where relying parties find the root's CRL, signed offline by `manage.py sign_root_crl`.
+        _distribution_point(settings.ROOT_CRL_URL), critical=False
+    )
+    return issuer.sign_certificate(builder)
+
+
+def _distribution_point(url: str) -> x509.CRLDistributionPoints:
+    return x509.CRLDistributionPoints([
+        x509.DistributionPoint(
+            full_name=[x509.UniformResourceIdentifier(url)], relative_name=None, reasons=None, crl_issuer=None,
+        )
+    ])
 
 
 def create_ca(*, now: datetime | None = None) -> tuple[CertificateAuthority, bool]:
@@ -122,23 +141,25 @@ def create_ca(*, now: datetime | None = None) -> tuple[CertificateAuthority, boo
         existing = CertificateAuthority.objects.select_for_update().filter(kind=CertificateAuthority.Kind.ISSUING)
         if existing:
             return existing[0], False
-        root_key = ec.generate_private_key(ec.SECP384R1())
+        backend = keys.backend()
+        root_key = backend.generate(keys.ROOT)
         root_name = _name(f"{settings.CA_ORGANIZATION} Root CA")
         root_cert = _ca_certificate(
-            subject=root_name, key=root_key, issuer=None, path_length=1, now=now, lifetime=ROOT_VALIDITY
+            subject=root_name, key_name=keys.ROOT, reference=root_key, issuer=None, path_length=1, now=now,
+            lifetime=ROOT_VALIDITY,
         )
         root = CertificateAuthority.objects.create(
             kind=CertificateAuthority.Kind.ROOT,
             subject=root_name.rfc4514_string(),
             certificate_pem=root_cert.public_bytes(serialization.Encoding.PEM).decode(),
-            encrypted_key_pem=_encrypt(root_key),
+            encrypted_key_pem=root_key,
             created_at=now,
         )
-        issuing_key = ec.generate_private_key(ec.SECP384R1())
+        issuing_key = backend.generate(keys.ISSUING)
         issuing_name = _name(f"{settings.CA_ORGANIZATION} Client Certificate CA")
         issuing_cert = _ca_certificate(
-            subject=issuing_name, key=issuing_key,
-            issuer=UnlockedCA(record=root, certificate=root_cert, private_key=root_key),
+            subject=issuing_name, key_name=keys.ISSUING, reference=issuing_key,
+            issuer=UnlockedCA(record=root, certificate=root_cert),
             path_length=0, now=now, lifetime=ISSUING_VALIDITY,
             # What it may certify: client certificates, and the responder that signs its OCSP answers.
             extended_key_usage=[ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.OCSP_SIGNING],
@@ -147,47 +168,36 @@ def create_ca(*, now: datetime | None = None) -> tuple[CertificateAuthority, boo
             kind=CertificateAuthority.Kind.ISSUING,
             subject=issuing_name.rfc4514_string(),
             certificate_pem=issuing_cert.public_bytes(serialization.Encoding.PEM).decode(),
-            encrypted_key_pem=_encrypt(issuing_key),
+            encrypted_key_pem=issuing_key,
             created_at=now,
         )
         audit.record(AuditEntry.Action.CA_CREATED, root=root.subject, issuing=issuing.subject)
     return issuing, True
 
 
-@functools.lru_cache(maxsize=8)
-def _decrypt(encrypted_key_pem: str, passphrase: str):
-    # Decrypting is done once per process (PKCS#8's PBKDF2 is cryptography's default: 2048 rounds).
-    try:
-        return serialization.load_pem_private_key(encrypted_key_pem.encode(), passphrase.encode())
-    except (ValueError, TypeError):
-        raise ImproperlyConfigured(
-            "CERTPORTAL_CA_PASSPHRASE does not decrypt the CA's private key; it must be the passphrase "
-            "the CA was created with."
-        ) from None
-
-
 def unlock(kind: str = CertificateAuthority.Kind.ISSUING) -> UnlockedCA:
-    """The CA of that kind with its key decrypted in memory."""
+    """The CA of that kind, ready to sign through the key backend."""
     record = CertificateAuthority.objects.filter(kind=kind).first()
     if record is None:
         raise CANotInitialised("The certificate authority does not exist yet: run `manage.py init_ca`.")
-    key = _decrypt(record.encrypted_key_pem, settings.CA_KEY_PASSPHRASE)
-    return UnlockedCA(record=record, certificate=record.certificate, private_key=key)
+    return UnlockedCA(record=record, certificate=record.certificate)
 
 
 def certify_ocsp_responder(*, issuer: UnlockedCA, now: datetime, lifetime: timedelta) -> DelegatedKey:
-    """A new key and delegated OCSP responder certificate (RFC 6960 4.2.2.2) from the issuing CA.
+    """A new key (in the key backend) and delegated OCSP responder certificate (RFC 6960 4.2.2.2).
 
     id-pkix-ocsp-nocheck: clients do not ask about the responder itself, which is why its
     certificate is short-lived rather than revocable.
     """
-    key = ec.generate_private_key(ec.SECP384R1())
+    backend = keys.backend()
+    reference = backend.generate(keys.OCSP_RESPONDER)
+    public_key = backend.public_key(keys.OCSP_RESPONDER, reference)
     not_after = min(now + lifetime, issuer.certificate.not_valid_after_utc)
-    certificate = sign_with(issuer, (
+    certificate = issuer.sign_certificate(
         x509.CertificateBuilder()
         .subject_name(_name(f"{settings.CA_ORGANIZATION} OCSP Responder"))
         .issuer_name(issuer.certificate.subject)
-        .public_key(key.public_key())
+        .public_key(public_key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(now)
         .not_valid_after(not_after)
@@ -202,24 +212,18 @@ def certify_ocsp_responder(*, issuer: UnlockedCA, now: datetime, lifetime: timed
         )
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]), critical=False)
         .add_extension(x509.OCSPNoCheck(), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(issuer.key_identifier, critical=False)
-    ))
+    )
     return DelegatedKey.objects.create(
         role=DelegatedKey.Role.OCSP_RESPONDER,
         issuer=issuer.record,
         certificate_pem=certificate.public_bytes(serialization.Encoding.PEM).decode(),
-        encrypted_key_pem=_encrypt(key),
+        encrypted_key_pem=reference,
         not_before=now,
         not_after=not_after,
         created_at=now,
     )
-
-
-def unlock_delegated(record: DelegatedKey) -> Signer:
-    """A delegated key (e.g. the OCSP responder's) decrypted in memory, like the CA keys."""
-    return Signer(certificate=record.certificate,
-                  private_key=_decrypt(record.encrypted_key_pem, settings.CA_KEY_PASSPHRASE))
 
 
 def chain_pem() -> str:
@@ -254,7 +258,7 @@ def sign_client_certificate(
 
     notBefore is backdated by CLOCK_SKEW_ALLOWANCE; the portal's own records keep the issuance time.
     """
-    return sign_with(ca, (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(ca.certificate.subject)
@@ -274,15 +278,7 @@ def sign_client_certificate(
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(ca.key_identifier, critical=False)
-        .add_extension(
-            x509.CRLDistributionPoints([
-                x509.DistributionPoint(
-                    full_name=[x509.UniformResourceIdentifier(crl_url())],
-                    relative_name=None, reasons=None, crl_issuer=None,
-                )
-            ]),
-            critical=False,
-        )
+        .add_extension(_distribution_point(crl_url()), critical=False)
         .add_extension(
             x509.AuthorityInformationAccess([
                 x509.AccessDescription(AuthorityInformationAccessOID.OCSP,
@@ -298,17 +294,39 @@ def sign_client_certificate(
             ]),
             critical=False,
         )
-    ))
+    )
+    return ca.sign_certificate(builder)
 
 
 def create_tls_ca(*, now: datetime) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    """A self-signed CA for `make run`'s server certificate only: never the client-issuing CA."""
+    """A self-signed CA for `make run`'s server certificate only: never the client-issuing CA.
+
+    Its key is an in-memory one kept in make run's own folder, not a key of the key backend.
+    """
     key = ec.generate_private_key(ec.SECP384R1())
-    certificate = _ca_certificate(
-        subject=_name(f"{settings.CA_ORGANIZATION} Local TLS CA (make run)"), key=key, issuer=None, path_length=0,
-        now=now, lifetime=timedelta(days=3 * 365), extended_key_usage=[ExtendedKeyUsageOID.SERVER_AUTH],
+    public_key = key.public_key()
+    subject = _name(f"{settings.CA_ORGANIZATION} Local TLS CA (make run)")
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(days=3 * 365))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+                encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
     )
-    return certificate, key
+    return builder.sign(key, SIGNATURE_HASH()), key
 
 
 def sign_server_certificate(
@@ -323,7 +341,7 @@ def sign_server_certificate(
             names.append(x509.IPAddress(ipaddress.ip_address(host)))
         except ValueError:
             names.append(x509.DNSName(host))
-    return sign_with(ca, (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, settings.CA_ORGANIZATION),
@@ -347,4 +365,5 @@ def sign_server_certificate(
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(ca.key_identifier, critical=False)
-    ))
+    )
+    return ca.sign_certificate(builder)

@@ -1,4 +1,9 @@
-"""The certificate revocation list: signed by the issuing CA, re-signed on every revocation."""
+"""The certificate revocation lists.
+
+The issuing CA's CRL is re-signed on every revocation and before its nextUpdate (hourly job).
+The root's CRL is signed for a long validity by its offline operator (`manage.py sign_root_crl`)
+and only served from the database here.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,9 @@ from cryptography.hazmat.primitives import serialization
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+
+from accounts import audit
+from accounts.models import AuditEntry
 
 from . import ca
 from .models import Certificate, CertificateAuthority, RevocationList, RevocationReason
@@ -53,7 +61,7 @@ def publish_crl(*, now: datetime | None = None, unless_fresh: bool = False) -> R
                     x509.CRLReason(RevocationReason(reason).x509_reason), critical=False
                 )
             builder = builder.add_revoked_certificate(entry.build())
-        crl = ca.sign_with(issuing, builder)
+        crl = issuing.sign_crl(builder)
         record.last_crl_number = number
         record.save(update_fields=["last_crl_number"])
         return RevocationList.objects.create(
@@ -69,3 +77,69 @@ def current_crl(*, now: datetime | None = None) -> RevocationList:
     if _is_fresh(latest, now):
         return latest
     return publish_crl(now=now, unless_fresh=True)
+
+
+class RootCrlMissing(Exception):
+    """No CRL of the root has been signed yet, or the newest one has expired: run `manage.py sign_root_crl`."""
+
+
+def sign_root_crl(
+    *, days: int, now: datetime | None = None, revoke_issuing_ca: str | None = None,
+) -> CertificateAuthority:
+    """Sign the root's CRL with the offline root key; the only signature the root makes after `init_ca`.
+
+    With `revoke_issuing_ca` (a RevocationReason), the issuing CA is revoked first and listed
+    from this CRL on: the root's operator is the only one who can withdraw it.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        root = ca.unlock(CertificateAuthority.Kind.ROOT)
+        record = CertificateAuthority.objects.select_for_update().get(pk=root.record.pk)
+        issuing = CertificateAuthority.objects.select_for_update().get(kind=CertificateAuthority.Kind.ISSUING)
+        if revoke_issuing_ca is not None and issuing.revoked_at is None:
+            issuing.revoked_at, issuing.revocation_reason = now, RevocationReason(revoke_issuing_ca).value
+            issuing.save(update_fields=["revoked_at", "revocation_reason"])
+            audit.record(
+                AuditEntry.Action.CERTIFICATE_REVOKED, certificate_serial=f"{issuing.certificate.serial_number:X}",
+                ca=issuing.subject, reason=issuing.revocation_reason,
+            )
+        number = record.last_crl_number + 1
+        next_update = now + timedelta(days=days)
+        builder = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(root.certificate.subject)
+            .last_update(now)
+            .next_update(next_update)
+            .add_extension(x509.CRLNumber(number), critical=False)
+            .add_extension(root.key_identifier, critical=False)
+        )
+        if issuing.revoked_at is not None:
+            entry = x509.RevokedCertificateBuilder().serial_number(issuing.certificate.serial_number).revocation_date(
+                issuing.revoked_at
+            )
+            if issuing.revocation_reason != RevocationReason.UNSPECIFIED:
+                entry = entry.add_extension(
+                    x509.CRLReason(RevocationReason(issuing.revocation_reason).x509_reason), critical=False
+                )
+            builder = builder.add_revoked_certificate(entry.build())
+        crl = root.sign_crl(builder)
+        record.last_crl_number = number
+        record.crl_der = crl.public_bytes(serialization.Encoding.DER)
+        record.crl_next_update = next_update
+        record.save(update_fields=["last_crl_number", "crl_der", "crl_next_update"])
+        audit.record(AuditEntry.Action.CRL_PUBLISHED, ca=record.subject, number=number,
+                     next_update=next_update.isoformat())
+        return record
+
+
+def current_root_crl(*, now: datetime | None = None) -> x509.CertificateRevocationList:
+    """The root's newest CRL as signed offline; never re-signed here, since no service holds the root key."""
+    now = now or timezone.now()
+    root = CertificateAuthority.objects.filter(kind=CertificateAuthority.Kind.ROOT).first()
+    if root is None:
+        raise ca.CANotInitialised("The certificate authority does not exist yet: run `manage.py init_ca`.")
+    if root.crl_der is None or root.crl_next_update <= now:
+        raise RootCrlMissing(
+            "The root CA has no current CRL: its operator must run `manage.py sign_root_crl` (deploy/README.md)."
+        )
+    return x509.load_der_x509_crl(bytes(root.crl_der))

@@ -12,6 +12,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
+from . import weak_keys
+
 MAX_CSR_BYTES = 16 * 1024
 RSA_MIN_BITS, RSA_MAX_BITS = 2048, 4096
 ALLOWED_CURVES = (ec.SECP256R1, ec.SECP384R1)
@@ -90,3 +92,25 @@ def check_public_key(key) -> None:
             )
     else:
         raise CsrRejected("key_type", _("Only RSA and elliptic-curve (P-256, P-384) keys are accepted."))
+    weakness = weak_keys.weakness(key)
+    if weakness is not None:
+        raise CsrRejected(f"weak_key_{weakness}", WEAKNESS_MESSAGES[weakness])
+
+
+# Boulder (Let's Encrypt) refuses the same keys; the customer can do nothing but make a new key.
+_NEW_KEY = _("Create a new key on an up-to-date PC and try again.")
+WEAKNESS_MESSAGES = {
+    weak_keys.FERMAT: format_lazy("{} {}", _(
+        "This key is unsafe: its two primes are so close that its private key can be computed (Fermat)."
+    ), _NEW_KEY),
+    weak_keys.SMALL_FACTORS: format_lazy("{} {}", _(
+        "This key is unsafe: its modulus has a small prime factor, so its private key can be computed."
+    ), _NEW_KEY),
+    weak_keys.ROCA: format_lazy("{} {}", _(
+        "This key is unsafe: it was made by a chip with the ROCA flaw (CVE-2017-15361)."
+    ), _NEW_KEY),
+    weak_keys.BLOCKLISTED: format_lazy("{} {}", _(
+        "This key is unsafe: it is on the list of known compromised keys, such as those made by Debian's "
+        "broken OpenSSL (CVE-2008-0166)."
+    ), _NEW_KEY),
+}

@@ -18,7 +18,11 @@ from .querysets import CertificateQuerySet
 
 
 class CertificateAuthority(models.Model):
-    """One tier of the portal's two-tier CA. The private key is stored PKCS#8-encrypted only."""
+    """One tier of the portal's two-tier CA.
+
+    `encrypted_key_pem` is the key backend's reference to the private key: encrypted PKCS#8
+    (certificates/keys.py), or a `pkcs11:` URI when the key lives in a token.
+    """
 
     class Kind(models.TextChoices):
         ROOT = "root", _("root CA")
@@ -30,6 +34,12 @@ class CertificateAuthority(models.Model):
     encrypted_key_pem = models.TextField(_("private key (encrypted PKCS#8)"))
     last_crl_number = models.PositiveBigIntegerField(_("last CRL number"), default=0)
     created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+    # The root's newest CRL, signed offline (`manage.py sign_root_crl`) and served at /pki/root.crl.
+    crl_der = models.BinaryField(_("newest CRL (DER)"), null=True, blank=True)
+    crl_next_update = models.DateTimeField(_("CRL next update"), null=True, blank=True)
+    # Set on the issuing CA by the root's command only; the root's next CRL lists it.
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+    revocation_reason = models.CharField(_("revocation reason"), max_length=32, blank=True)
 
     class Meta:
         verbose_name = _("certificate authority")
@@ -50,7 +60,9 @@ def _parsed_certificate(pem: str) -> x509.Certificate:
 
 
 class DelegatedKey(models.Model):
-    """A key the issuing CA certifies for one task of its own, stored like the CA keys (encrypted PKCS#8).
+    """A key the issuing CA certifies for one task of its own, kept in the key backend like the CA keys.
+
+    `encrypted_key_pem` holds the backend's reference: the encrypted PKCS#8 itself, or the token's key ID.
 
     Today one role: the OCSP responder, whose short-lived certificate signs every OCSP answer so that
     the issuing CA's key signs only certificates and CRLs. A renewal adds a row; the newest is used.

@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from . import ca
+from . import ca, keys
 from .models import Certificate, CertificateAuthority, DelegatedKey, RevocationReason
 
 # RFC 8954: a responder may refuse nonces longer than 32 octets (they would let a client make
@@ -54,7 +54,7 @@ def renew_responder(*, now: datetime | None = None, force: bool = False) -> tupl
         return ca.certify_ocsp_responder(issuer=issuing, now=now, lifetime=lifetime), True
 
 
-def responder(*, now: datetime) -> ca.Signer:
+def responder(*, now: datetime) -> DelegatedKey:
     issuing = CertificateAuthority.objects.filter(kind=CertificateAuthority.Kind.ISSUING).first()
     if issuing is None:
         raise ca.CANotInitialised("The certificate authority does not exist yet: run `manage.py init_ca`.")
@@ -62,7 +62,7 @@ def responder(*, now: datetime) -> ca.Signer:
     # Lazily renewed only when missing or expired: the hourly task renews it well before.
     if current is None or current.not_after <= now:
         current, _created = renew_responder(now=now)
-    return ca.unlock_delegated(current)
+    return current
 
 
 def _key_hash(certificate: x509.Certificate, algorithm: hashes.HashAlgorithm) -> bytes:
@@ -126,9 +126,11 @@ def respond(request_der: bytes, *, now: datetime | None = None) -> bytes:
             this_update=now, next_update=now + timedelta(minutes=settings.OCSP_VALIDITY_MINUTES),
             revocation_time=revocation_time, revocation_reason=revocation_reason,
         )
-        .responder_id(ocsp.OCSPResponderEncoding.HASH, signer.certificate)
-        .certificates([signer.certificate])
     )
     if nonce is not None:
         builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
-    return ca.sign_with(signer, builder).public_bytes(serialization.Encoding.DER)
+    # Signed in the key backend (in the token with PKCS#11), with the responder's byKey ID and certificate.
+    response = keys.signed_ocsp_response(
+        builder, key_name=keys.OCSP_RESPONDER, reference=signer.encrypted_key_pem, responder=signer.certificate
+    )
+    return response.public_bytes(serialization.Encoding.DER)

@@ -4,13 +4,14 @@ from collections.abc import Callable
 from functools import wraps
 
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp as x509_ocsp
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
 from . import ca, ocsp
-from .crl import current_crl
+from .crl import RootCrlMissing, current_crl, current_root_crl
 
 # An OCSP request for one certificate is about 100 bytes; anything far larger is not one.
 MAX_OCSP_REQUEST_BYTES = 4096
@@ -37,6 +38,20 @@ def crl(request: HttpRequest) -> HttpResponse:
     response = HttpResponse(bytes(revocation_list.der), content_type="application/pkix-crl")
     response["Content-Disposition"] = 'attachment; filename="certportal.crl"'
     response["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+@require_GET
+@_needs_ca
+def root_crl(request: HttpRequest) -> HttpResponse:
+    """The root's CRL in DER, signed offline; the issuing CA certificate's CRL distribution point names it."""
+    try:
+        revocation_list = current_root_crl()
+    except RootCrlMissing as error:
+        return HttpResponse(str(error), status=503, content_type="text/plain; charset=utf-8")
+    response = HttpResponse(revocation_list.public_bytes(Encoding.DER), content_type="application/pkix-crl")
+    response["Content-Disposition"] = 'attachment; filename="certportal-root.crl"'
+    response["Cache-Control"] = "public, max-age=3600"
     return response
 
 

@@ -102,6 +102,7 @@ def server_hostnames(host: str) -> list[str]:
 
 # seed_demo's operator, and the password of its certificate file (a demo, on a developer's machine).
 DEMO_OPERATOR = "bank-operator"
+DEVELOPMENT_ROOT_CA_PASSPHRASE = "certportal-development-root-passphrase"  # noqa: S105 (make run only)
 DEMO_OPERATOR_FILE_PASSWORD = "Operator-file-demo-2026"  # noqa: S105 (printed, as seed_demo's passwords are)
 
 
@@ -199,7 +200,12 @@ def prepare(hostnames: list[str]) -> TLSFiles:
     keep_private(Path(settings.VAR_DIR))
     Path(settings.EMAIL_FILE_PATH).mkdir(mode=0o700, parents=True, exist_ok=True)
     call_command("migrate", interactive=False, verbosity=0)
-    call_command("init_ca")
+    from django.test.utils import override_settings
+
+    # The key ceremony, in development: the root's secret is given to init_ca only, never to the server.
+    root_passphrase = os.environ.get("CERTPORTAL_ROOT_CA_PASSPHRASE") or DEVELOPMENT_ROOT_CA_PASSPHRASE
+    with override_settings(ROOT_CA_PASSPHRASE=root_passphrase):
+        call_command("init_ca")
     call_command("seed_demo")
     call_command("collectstatic", interactive=False, verbosity=0)
     return prepare_tls(hostnames)

@@ -164,9 +164,12 @@ CRL_URL = env_str("CERTPORTAL_CRL_URL", _default_crl_url)
 _pki_base = _default_crl_url.removesuffix("/crl")
 OCSP_URL = env_str("CERTPORTAL_OCSP_URL", f"{_pki_base}/ocsp")
 CA_ISSUERS_URL = env_str("CERTPORTAL_CA_ISSUERS_URL", f"{_pki_base}/ca.crt")
+# The root's CRL (signed offline by `manage.py sign_root_crl`), named in the issuing CA certificate.
+ROOT_CRL_URL = env_str("CERTPORTAL_ROOT_CRL_URL", _default_crl_url.removesuffix("/pki/crl") + "/pki/root.crl")
 for _name, _url in (
     ("CERTPORTAL_PUBLIC_BASE_URL", PUBLIC_BASE_URL), ("CERTPORTAL_CRL_URL", CRL_URL),
     ("CERTPORTAL_OCSP_URL", OCSP_URL), ("CERTPORTAL_CA_ISSUERS_URL", CA_ISSUERS_URL),
+    ("CERTPORTAL_ROOT_CRL_URL", ROOT_CRL_URL),
 ):
     if urlsplit(_url).scheme not in ("http", "https") or not urlsplit(_url).hostname:
         raise ImproperlyConfigured(f"{_name} must be an http(s) URL, not {_url!r}")
@@ -376,13 +379,66 @@ OBTAIN_ID_ATTEMPT_WINDOW_MINUTES = env_int("CERTPORTAL_OBTAIN_ID_ATTEMPT_WINDOW_
 
 # --- the certificate authority --------------------------------------------------------
 
-CA_KEY_PASSPHRASE = env_str("CERTPORTAL_CA_PASSPHRASE")
-if not CA_KEY_PASSPHRASE:
-    if not DEBUG:
-        raise ImproperlyConfigured("CERTPORTAL_CA_PASSPHRASE is required when CERTPORTAL_DEBUG is off")
-    CA_KEY_PASSPHRASE = "certportal-development-ca-passphrase"  # noqa: S105 (debug only)
-elif len(CA_KEY_PASSPHRASE) < 16:
-    raise ImproperlyConfigured("CERTPORTAL_CA_PASSPHRASE must be at least 16 characters long")
+# Where the CA keys live (certificates/keys.py): encrypted PKCS#8 in the database, or a PKCS#11 token.
+KEY_BACKEND = env_str("CERTPORTAL_KEY_BACKEND", "encrypted")
+if KEY_BACKEND not in ("encrypted", "pkcs11"):
+    raise ImproperlyConfigured(f"CERTPORTAL_KEY_BACKEND must be encrypted or pkcs11, not {KEY_BACKEND!r}")
+
+
+def _ca_passphrase(name: str, debug_default: str | None) -> str | None:
+    value = env_str(name)
+    if value is None:
+        return debug_default if DEBUG else None
+    if len(value) < 16:
+        raise ImproperlyConfigured(f"{name} must be at least 16 characters long")
+    return value
+
+
+# The issuing key's secret, which every web, worker and beat process needs (encrypted backend).
+ISSUING_CA_PASSPHRASE = _ca_passphrase("CERTPORTAL_ISSUING_CA_PASSPHRASE", "certportal-development-issuing-passphrase")
+# The root key's secret: given only to `init_ca`, `sign_root_crl` and `rewrap_ca_keys`, never to a service.
+ROOT_CA_PASSPHRASE = _ca_passphrase("CERTPORTAL_ROOT_CA_PASSPHRASE", None)
+# The single passphrase of earlier versions: read only so that `rewrap_ca_keys` can open the old keys.
+LEGACY_CA_PASSPHRASE = env_str("CERTPORTAL_CA_PASSPHRASE")
+if KEY_BACKEND == "encrypted" and not ISSUING_CA_PASSPHRASE:
+    if LEGACY_CA_PASSPHRASE:
+        raise ImproperlyConfigured(
+            "CERTPORTAL_CA_PASSPHRASE is replaced by CERTPORTAL_ISSUING_CA_PASSPHRASE and "
+            "CERTPORTAL_ROOT_CA_PASSPHRASE (two different secrets): set them, run `manage.py rewrap_ca_keys` once, "
+            "then remove CERTPORTAL_CA_PASSPHRASE (deploy/README.md, key ceremony)"
+        )
+    raise ImproperlyConfigured("CERTPORTAL_ISSUING_CA_PASSPHRASE is required when CERTPORTAL_DEBUG is off")
+if ROOT_CA_PASSPHRASE is not None and ROOT_CA_PASSPHRASE == ISSUING_CA_PASSPHRASE:
+    raise ImproperlyConfigured(
+        "CERTPORTAL_ROOT_CA_PASSPHRASE must differ from CERTPORTAL_ISSUING_CA_PASSPHRASE: the root key stays offline"
+    )
+
+# PKCS#11 (CERTPORTAL_KEY_BACKEND=pkcs11): the vendor's module, the token and its user PIN.
+PKCS11_MODULE = env_str("CERTPORTAL_PKCS11_MODULE")
+PKCS11_TOKEN_LABEL = env_str("CERTPORTAL_PKCS11_TOKEN_LABEL")
+PKCS11_PIN = env_str("CERTPORTAL_PKCS11_PIN")
+if KEY_BACKEND == "pkcs11":
+    for _name, _value in (
+        ("CERTPORTAL_PKCS11_MODULE", PKCS11_MODULE), ("CERTPORTAL_PKCS11_TOKEN_LABEL", PKCS11_TOKEN_LABEL),
+        ("CERTPORTAL_PKCS11_PIN", PKCS11_PIN),
+    ):
+        if not _value:
+            raise ImproperlyConfigured(f"{_name} is required when CERTPORTAL_KEY_BACKEND is pkcs11")
+    if not Path(PKCS11_MODULE).is_file():
+        raise ImproperlyConfigured(
+            f"CERTPORTAL_PKCS11_MODULE must name the token's PKCS#11 library, not {PKCS11_MODULE!r}"
+        )
+
+# badkeys' blocklist of compromised keys (Debian CVE-2008-0166 and others), fetched at install time
+# by `badkeys --update-bl` (deploy/README.md); the arithmetic weak-key checks need no file.
+WEAK_KEY_BLOCKLIST = env_str("CERTPORTAL_WEAK_KEY_BLOCKLIST")
+if WEAK_KEY_BLOCKLIST is not None:
+    _blocklist_path = Path(WEAK_KEY_BLOCKLIST)
+    if not _blocklist_path.is_file() or _blocklist_path.stat().st_size % 16 or not _blocklist_path.stat().st_size:
+        raise ImproperlyConfigured(
+            f"CERTPORTAL_WEAK_KEY_BLOCKLIST must name badkeys' blocklist.dat (see deploy/README.md), "
+            f"not {WEAK_KEY_BLOCKLIST!r}"
+        )
 
 CA_ORGANIZATION = env_str("CERTPORTAL_CA_ORGANIZATION", "Certportal Demo Bank")
 # A client certificate is valid one year from issuance; shorter only for a bank's own policy.

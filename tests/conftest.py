@@ -38,10 +38,40 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix) -
     _set_suffix_to_test_databases(suffix=f"p{os.getpid()}")
 
 
+ROOT_PASSPHRASE = "a-test-root-passphrase-for-the-ceremony"
+
+
+@pytest.fixture
+def key_ceremony(settings):
+    """The root's secret, as only `init_ca` and `sign_root_crl` are given it; no other test has it."""
+    settings.ROOT_CA_PASSPHRASE = ROOT_PASSPHRASE
+    return ROOT_PASSPHRASE
+
+
+_ca_rows: list[dict] = []
+
+
 @pytest.fixture
 def ca(db):
-    issuing, _created = create_ca()
-    return issuing
+    """The portal's CA as `init_ca` leaves it (with the root's first CRL): made once per process, then its
+    rows copied into each test's database.
+
+    Wrapping two keys at 600,000 PBKDF2 rounds costs about a second; this keeps the suite's
+    hundreds of CA-using tests from paying it each time (tests of `create_ca` itself call it).
+    """
+    from django.test import override_settings
+
+    from certificates.crl import sign_root_crl
+    from certificates.models import CertificateAuthority
+
+    if not _ca_rows:
+        with override_settings(ROOT_CA_PASSPHRASE=ROOT_PASSPHRASE):
+            issuing, _created = create_ca()
+            sign_root_crl(days=365)
+        _ca_rows.extend({**row, "id": None} for row in CertificateAuthority.objects.order_by("pk").values())
+        return CertificateAuthority.objects.get(pk=issuing.pk)
+    CertificateAuthority.objects.bulk_create(CertificateAuthority(**row) for row in _ca_rows)
+    return CertificateAuthority.objects.get(kind=CertificateAuthority.Kind.ISSUING)
 
 
 @pytest.fixture

@@ -148,7 +148,8 @@ def production_environment() -> dict[str, str]:
         "CELERY_BROKER_URL": os.environ.get("CELERY_BROKER_URL") or "filesystem://",
         "CERTPORTAL_EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
         "CERTPORTAL_SECRET_KEY": "test-only-secret-key-for-the-nginx-tests-0123456789",
-        "CERTPORTAL_CA_PASSPHRASE": settings.CA_KEY_PASSPHRASE,  # the test process's CA keys
+        # The test process's issuing key; the root's secret is never given to a service.
+        "CERTPORTAL_ISSUING_CA_PASSPHRASE": settings.ISSUING_CA_PASSPHRASE,
         "CERTPORTAL_ALLOWED_HOSTS": "127.0.0.1,localhost",
         "CERTPORTAL_PROXY_SOCKET": "true",
     }

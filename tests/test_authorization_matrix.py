@@ -61,6 +61,7 @@ EXPECTED = """
 # The portal: public files, the login (also the front page), obtaining and renewing certificates
 set_language                                                   login     login     login     login     login
 crl                                                            200       200       200       200       200
+root-crl                                                       200       200       200       200       200
 ca-chain                                                       200       200       200       200       200
 issuing-ca                                                     200       200       200       200       200
 ocsp                                                           200       200       200       200       200

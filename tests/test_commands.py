@@ -17,6 +17,7 @@ from django.core.management import CommandError, call_command
 from django.utils import translation
 
 from accounts.models import AuditEntry, Contract, User
+from certificates.keys import kdf_iterations
 from certificates.models import Certificate, CertificateAuthority, RevocationList, RevocationReason
 
 from .conftest import make_csr
@@ -50,7 +51,7 @@ def ca_rows() -> list[tuple]:
 # --- init_ca and export_ca ----------------------------------------------------------------
 
 
-def test_init_ca_creates_the_two_tier_ca_once_and_then_says_nothing_changed(db):
+def test_init_ca_creates_the_two_tier_ca_once_and_then_says_nothing_changed(db, key_ceremony):
     created, _ = run("init_ca")
     rows = ca_rows()
     again, _ = run("init_ca")
@@ -62,23 +63,26 @@ def test_init_ca_creates_the_two_tier_ca_once_and_then_says_nothing_changed(db):
     assert AuditEntry.objects.filter(action=AuditEntry.Action.CA_CREATED).count() == 1
 
 
-def test_ca_keys_are_stored_encrypted_and_open_only_with_the_passphrase(db):
+def test_ca_keys_are_stored_encrypted_and_open_only_with_their_own_passphrase(db, key_ceremony):
     run("init_ca")
 
+    own = {"root": settings.ROOT_CA_PASSPHRASE, "issuing": settings.ISSUING_CA_PASSPHRASE}
     for authority in CertificateAuthority.objects.all():
         assert authority.encrypted_key_pem.startswith(ENCRYPTED_HEADER)
         assert "-----BEGIN PRIVATE KEY-----" not in authority.encrypted_key_pem
-        key = serialization.load_pem_private_key(
-            authority.encrypted_key_pem.encode(), settings.CA_KEY_PASSPHRASE.encode()
-        )
+        assert kdf_iterations(authority.encrypted_key_pem) >= 600_000
+        key = serialization.load_pem_private_key(authority.encrypted_key_pem.encode(), own[authority.kind].encode())
         assert key.public_key() == authority.certificate.public_key()
+        other = own["issuing" if authority.kind == "root" else "root"]
+        with pytest.raises(ValueError):  # one secret never opens the other key
+            serialization.load_pem_private_key(authority.encrypted_key_pem.encode(), other.encode())
         with pytest.raises(TypeError):  # no passphrase, no key
             serialization.load_pem_private_key(authority.encrypted_key_pem.encode(), None)
         with pytest.raises(ValueError):
             serialization.load_pem_private_key(authority.encrypted_key_pem.encode(), b"not-the-passphrase-at-all")
 
 
-def test_export_ca_prints_the_issuing_ca_then_the_root_in_pem(db):
+def test_export_ca_prints_the_issuing_ca_then_the_root_in_pem(db, key_ceremony):
     run("init_ca")
     out, _ = run("export_ca")
 
@@ -96,13 +100,16 @@ def test_export_ca_before_init_ca_is_a_clear_error(db):
         run("export_ca")
 
 
-def test_init_ca_on_an_existing_ca_with_another_passphrase_says_the_passphrase_is_wrong(db, settings):
+def test_init_ca_on_an_existing_ca_with_another_passphrase_says_the_passphrase_is_wrong(db, key_ceremony, settings):
     run("init_ca")
     rows = ca_rows()
-    settings.CA_KEY_PASSPHRASE = "not-the-passphrase-it-was-created-with"
+    settings.ISSUING_CA_PASSPHRASE = "not-the-passphrase-it-was-created-with"
 
-    with pytest.raises(CommandError, match="CERTPORTAL_CA_PASSPHRASE does not decrypt"):
+    with pytest.raises(CommandError, match="CERTPORTAL_ISSUING_CA_PASSPHRASE does not decrypt"):
         run("init_ca")
+    settings.ISSUING_CA_PASSPHRASE, settings.ROOT_CA_PASSPHRASE = key_ceremony + "-issuing", "another-root-passphrase"
+    with pytest.raises(CommandError, match="CERTPORTAL_ROOT_CA_PASSPHRASE does not decrypt"):
+        run("sign_root_crl")
     assert ca_rows() == rows
 
 
@@ -133,7 +140,8 @@ def test_no_plain_ca_key_is_written_to_disk_or_printed(tmp_path):
         **{key: value for key, value in os.environ.items() if not key.startswith(("CERTPORTAL_", "DATABASE_URL"))},
         "CERTPORTAL_VAR_DIR": str(var),
         "DATABASE_URL": f"sqlite:///{tmp_path / 'portal.sqlite3'}",
-        "CERTPORTAL_CA_PASSPHRASE": "a-test-passphrase-of-some-length",
+        "CERTPORTAL_ISSUING_CA_PASSPHRASE": "a-test-passphrase-of-some-length",
+        "CERTPORTAL_ROOT_CA_PASSPHRASE": "a-test-root-passphrase-of-some-length",
         "CELERY_BROKER_URL": "filesystem://",
     }
     outputs = [manage("migrate", "--noinput", "-v0", env=env)]
@@ -146,9 +154,9 @@ def test_no_plain_ca_key_is_written_to_disk_or_printed(tmp_path):
         stored = database.execute("SELECT kind, encrypted_key_pem FROM certificates_certificateauthority").fetchall()
     assert sorted(kind for kind, _pem in stored) == ["issuing", "root"]
     secrets: list[bytes] = []
-    for _kind, pem in stored:
+    for kind, pem in stored:
         assert pem.startswith(ENCRYPTED_HEADER)
-        key = serialization.load_pem_private_key(pem.encode(), b"a-test-passphrase-of-some-length")
+        key = serialization.load_pem_private_key(pem.encode(), env[f"CERTPORTAL_{kind.upper()}_CA_PASSPHRASE"].encode())
         plain_der = key.private_bytes(
             serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
@@ -251,14 +259,14 @@ def test_crl_commands_and_revoke_certificate_with_another_passphrase_say_the_pas
     csr_file.write_bytes(make_csr()[0])
     run("issue_certificate", "bob-user", "--csr", str(csr_file))
     certificate = Certificate.objects.get()
-    settings.CA_KEY_PASSPHRASE = "not-the-passphrase-it-was-created-with"
+    settings.ISSUING_CA_PASSPHRASE = "not-the-passphrase-it-was-created-with"
 
     for command in (
         ["refresh_crl"],
         ["export_crl", str(tmp_path / "crl" / "crl.pem")],
         ["revoke_certificate", certificate.serial_number, "--reason", "key_compromise"],
     ):
-        with pytest.raises(CommandError, match="CERTPORTAL_CA_PASSPHRASE does not decrypt"):
+        with pytest.raises(CommandError, match="CERTPORTAL_ISSUING_CA_PASSPHRASE does not decrypt"):
             run(*command)
 
     certificate.refresh_from_db()

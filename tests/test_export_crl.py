@@ -8,7 +8,9 @@ import subprocess
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from certificates import ca as portal_ca
 from certificates.models import CertificateAuthority
@@ -66,14 +68,20 @@ def test_a_revoked_certificate_fails_the_check_nginx_makes(alice, ca, tmp_path):
     assert "certificate revoked" in result.stdout + result.stderr
 
 
-def test_each_export_gives_the_root_crl_a_higher_number(ca, tmp_path):
-    def root_number() -> int:
-        return CertificateAuthority.objects.get(kind="root").last_crl_number
+def test_the_export_carries_the_roots_crl_as_signed_offline_and_never_signs_one(ca, tmp_path):
+    root = CertificateAuthority.objects.get(kind="root")
 
-    export(tmp_path)
-    first = root_number()
-    export(tmp_path)
-    assert root_number() == first + 1
+    exported = export(tmp_path).read_bytes()
+
+    assert x509.load_der_x509_crl(bytes(root.crl_der)).public_bytes(Encoding.PEM) in exported
+    assert CertificateAuthority.objects.get(kind="root").last_crl_number == root.last_crl_number
+
+
+def test_without_a_current_root_crl_the_export_says_who_must_sign_one(ca, tmp_path):
+    CertificateAuthority.objects.filter(kind="root").update(crl_next_update=timezone.now())
+
+    with pytest.raises(CommandError, match="sign_root_crl"):
+        export(tmp_path)
 
 
 def test_a_directory_as_the_output_is_a_clear_error_and_leaves_no_temporary_file(ca, tmp_path):

@@ -94,13 +94,14 @@ def test_the_deploy_files_put_gunicorn_on_a_unix_socket_that_only_nginxs_user_ca
     assert "CERTPORTAL_PROXY_SOCKET=true" in service and "127.0.0.1" not in service
 
 
-def test_the_crl_is_served_over_plain_http_and_everything_else_moves_to_https(nginx_portal):
+def test_both_crls_are_served_over_plain_http_and_everything_else_moves_to_https(nginx_portal):
     nginx_portal.ensure_serving()
-    crl = plain_get("127.0.0.1", nginx_portal.http_port, "/pki/crl", headers={"Host": "127.0.0.1"})
-    assert crl.status == 200
-    assert crl.headers["Content-Type"] == "application/pkix-crl"
-    issuer = x509.load_der_x509_crl(crl.body).issuer.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value
-    assert issuer.endswith("Client Certificate CA")
+    for path, issuer_suffix in (("/pki/crl", "Client Certificate CA"), ("/pki/root.crl", "Root CA")):
+        crl = plain_get("127.0.0.1", nginx_portal.http_port, path, headers={"Host": "127.0.0.1"})
+        assert crl.status == 200
+        assert crl.headers["Content-Type"] == "application/pkix-crl"
+        issuer = x509.load_der_x509_crl(crl.body).issuer.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value
+        assert issuer.endswith(issuer_suffix)
     login = plain_get("127.0.0.1", nginx_portal.http_port, "/", headers={"Host": "127.0.0.1"})
     assert login.status == 301
     assert login.headers["Location"].startswith("https://127.0.0.1")

@@ -34,7 +34,7 @@ from certificates.services import supersede_older_certificates
 
 from .browser import needs_chromium
 from .clients import issue_for
-from .conftest import PASSWORD
+from .conftest import PASSWORD, ROOT_PASSPHRASE
 from .pkcs12_structure import describe
 from .test_enroll_js import browser_for, shot
 
@@ -62,7 +62,8 @@ def saved(chromium, live_server, django_db_setup, django_db_blocker, tmp_path_fa
     proxy = {"TRUSTED_PROXY_ADDRESSES": ["127.0.0.1"], "SECURE_PROXY_SSL_HEADER": ("HTTP_X_FORWARDED_PROTO", "https")}
     with django_db_blocker.unblock(), override_settings(SESSION_COOKIE_SECURE=False, CSRF_COOKIE_SECURE=False, **proxy):
         try:
-            create_ca()
+            with override_settings(ROOT_CA_PASSPHRASE=ROOT_PASSPHRASE):  # the key ceremony only
+                create_ca()
             contract = Contract.objects.create(number="2000001", name="Alpha Trading K.K.")
             alice = User.objects.create_user("alice-admin", "alice@alpha.example", PASSWORD, contract=contract,
                                              role=User.Role.ADMINISTRATOR)

@@ -40,7 +40,7 @@ def test_the_server_certificate_is_kept_while_the_ca_is_the_same(ca, tmp_path):
     assert cert.read_bytes() == first
 
 
-def test_a_new_client_ca_is_written_to_the_chain_gunicorn_trusts(ca, tmp_path):
+def test_a_new_client_ca_is_written_to_the_chain_gunicorn_trusts(ca, key_ceremony, tmp_path):
     prepare_tls(["localhost"], tmp_path)
     CertificateAuthority.objects.all().delete()
     create_ca()

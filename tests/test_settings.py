@@ -16,7 +16,7 @@ PRODUCTION = {
     "CERTPORTAL_SECRET_KEY": "k" * 20 + "-production-secret-key-of-fifty-chars",
     "CERTPORTAL_ALLOWED_HOSTS": "portal.bank.example",
     "CERTPORTAL_PUBLIC_BASE_URL": "https://portal.bank.example",
-    "CERTPORTAL_CA_PASSPHRASE": "a long production CA passphrase",
+    "CERTPORTAL_ISSUING_CA_PASSPHRASE": "a long production CA passphrase",
     "DATABASE_URL": "postgres://certportal:s3cret@db.bank.internal:5433/certportal?sslmode=require",
     "CELERY_BROKER_URL": "redis://redis.bank.internal:6379/1",
     "CERTPORTAL_EMAIL_BACKEND": "anymail.backends.amazon_ses.EmailBackend",
@@ -56,8 +56,20 @@ def start(tmp_path, code: str = SETUP, **variables: str) -> subprocess.Completed
         ({"CELERY_BROKER_URL": "ftp://x"}, "CELERY_BROKER_URL"),
         ({"CERTPORTAL_DEBUG": "false"}, "CERTPORTAL_SECRET_KEY"),
         ({"CERTPORTAL_SECRET_KEY": "too-short"}, "CERTPORTAL_SECRET_KEY"),
-        ({**PRODUCTION, "CERTPORTAL_CA_PASSPHRASE": ""}, "CERTPORTAL_CA_PASSPHRASE"),
-        ({"CERTPORTAL_CA_PASSPHRASE": "short"}, "CERTPORTAL_CA_PASSPHRASE"),
+        ({**PRODUCTION, "CERTPORTAL_ISSUING_CA_PASSPHRASE": ""}, "CERTPORTAL_ISSUING_CA_PASSPHRASE"),
+        ({"CERTPORTAL_ISSUING_CA_PASSPHRASE": "short"}, "CERTPORTAL_ISSUING_CA_PASSPHRASE"),
+        ({"CERTPORTAL_ROOT_CA_PASSPHRASE": "short"}, "CERTPORTAL_ROOT_CA_PASSPHRASE"),
+        # The one passphrase of earlier versions is refused with the way to the two new ones.
+        ({**PRODUCTION, "CERTPORTAL_ISSUING_CA_PASSPHRASE": "", "CERTPORTAL_CA_PASSPHRASE": "a long old passphrase"},
+         "rewrap_ca_keys"),
+        (
+            {"CERTPORTAL_ISSUING_CA_PASSPHRASE": "the same long passphrase",
+             "CERTPORTAL_ROOT_CA_PASSPHRASE": "the same long passphrase"},
+            "CERTPORTAL_ROOT_CA_PASSPHRASE",
+        ),
+        ({"CERTPORTAL_KEY_BACKEND": "vault"}, "CERTPORTAL_KEY_BACKEND"),
+        ({"CERTPORTAL_KEY_BACKEND": "pkcs11"}, "CERTPORTAL_PKCS11_MODULE"),
+        ({"CERTPORTAL_ROOT_CRL_URL": "ldap://x/root"}, "CERTPORTAL_ROOT_CRL_URL"),
         ({**PRODUCTION, "CERTPORTAL_ALLOWED_HOSTS": ""}, "CERTPORTAL_ALLOWED_HOSTS"),
         ({"CERTPORTAL_ALLOWED_HOSTS": "a.example,,b.example"}, "CERTPORTAL_ALLOWED_HOSTS"),
         ({"CERTPORTAL_REMINDER_TIME": "25:99"}, "CERTPORTAL_REMINDER_TIME"),
@@ -112,7 +124,7 @@ def test_the_production_environment_starts_with_exactly_those_values(tmp_path):
         "s.DEBUG, db['ENGINE'], db['HOST'], db['PORT'], db['NAME'], db['USER'], db['OPTIONS'], s.CELERY_BROKER_URL,"
         " s.EMAIL_BACKEND, s.ALLOWED_HOSTS, s.TRUSTED_PROXY_ADDRESSES, str(s.REMINDER_TIME), s.LOCKOUT_THRESHOLD,"
         " s.SECURE_SSL_REDIRECT, s.SESSION_COOKIE_SECURE, s.CRL_URL, s.OCSP_URL, s.CA_ISSUERS_URL,"
-        " s.CERTIFICATE_POLICY_OID]))"
+        " s.CERTIFICATE_POLICY_OID, s.ROOT_CRL_URL, s.KEY_BACKEND, s.ROOT_CA_PASSPHRASE]))"
     )
     result = start(tmp_path, code, **PRODUCTION)
 
@@ -124,6 +136,8 @@ def test_the_production_environment_starts_with_exactly_those_values(tmp_path):
         "http://portal.bank.example/pki/crl",  # plain HTTP on port 80, as CRL consumers expect
         "http://portal.bank.example/pki/ocsp", "http://portal.bank.example/pki/ca.crt",  # likewise
         "1.3.6.1.4.1.32473.1.1",  # the documentation placeholder until the bank sets its own
+        "http://portal.bank.example/pki/root.crl",
+        "encrypted", None,  # the root's secret is not part of a service's environment
     ]
 
 

@@ -2,7 +2,8 @@
 
 nginx checks CRLs for the whole chain (X509_V_FLAG_CRL_CHECK_ALL), so the file holds the
 issuing CA's CRL (the one served at /pki/crl, re-signed first if its nextUpdate is near)
-and a CRL of the root, which revokes nothing. Run it hourly and reload nginx afterwards
+and the root's CRL as its operator signed it offline (`manage.py sign_root_crl`): this
+hourly job never needs the root key. Run it hourly and reload nginx afterwards
 (deploy/certportal-crl.timer); an expired CRL makes nginx refuse every certificate.
 """
 
@@ -14,42 +15,24 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
 from django.utils import timezone
 
-from certificates import ca
 from certificates.ca import CANotInitialised
-from certificates.crl import current_crl
+from certificates.crl import RootCrlMissing, current_crl, current_root_crl
 from certificates.models import CertificateAuthority
 
-ROOT_CRL_VALIDITY = timedelta(days=7)
-
-
-def root_crl(*, now: datetime) -> x509.CertificateRevocationList:
-    """An empty CRL signed by the root: the issuing CA is not revoked."""
-    with transaction.atomic():
-        root = ca.unlock(CertificateAuthority.Kind.ROOT)
-        record = CertificateAuthority.objects.select_for_update().get(pk=root.record.pk)
-        record.last_crl_number += 1
-        record.save(update_fields=["last_crl_number"])
-        return (
-            x509.CertificateRevocationListBuilder()
-            .issuer_name(root.certificate.subject)
-            .last_update(now)
-            .next_update(now + ROOT_CRL_VALIDITY)
-            .add_extension(x509.CRLNumber(record.last_crl_number), critical=False)
-            .add_extension(root.key_identifier, critical=False)
-            .sign(root.private_key, hashes.SHA384())
-        )
+# The root's CRL is signed offline for a year or so; warn the operator well before it runs out.
+ROOT_CRL_WARNING = timedelta(days=30)
 
 
 def crl_bundle_pem(*, now: datetime | None = None) -> bytes:
+    """The issuing CA's CRL (re-signed here if due, with the issuing key) and the root's, as signed offline."""
     now = now or timezone.now()
     issuing = x509.load_der_x509_crl(bytes(current_crl(now=now).der))
-    return issuing.public_bytes(serialization.Encoding.PEM) + root_crl(now=now).public_bytes(
+    return issuing.public_bytes(serialization.Encoding.PEM) + current_root_crl(now=now).public_bytes(
         serialization.Encoding.PEM
     )
 
@@ -76,8 +59,14 @@ class Command(BaseCommand):
     def handle(self, *args, output: Path, **options) -> None:
         try:
             pem = crl_bundle_pem()
-        except (CANotInitialised, ImproperlyConfigured) as error:
+        except (CANotInitialised, RootCrlMissing, ImproperlyConfigured) as error:
             raise CommandError(str(error)) from None
+        root = CertificateAuthority.objects.get(kind=CertificateAuthority.Kind.ROOT)
+        if root.crl_next_update - timezone.now() < ROOT_CRL_WARNING:
+            self.stderr.write(
+                f"The root's CRL expires at {root.crl_next_update:%Y-%m-%d %H:%M %Z}: its operator must run "
+                "`manage.py sign_root_crl` before then, or nginx refuses every certificate."
+            )
         try:
             replace_file(output, pem)
         except OSError as error:
