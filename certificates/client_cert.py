@@ -113,11 +113,11 @@ def read_client_certificate(request: HttpRequest) -> bytes | None:
     return getpeercert(binary_form=True) or None
 
 
-def session_bound_to_this_certificate(request: HttpRequest) -> bool:
-    """The session was opened by a certificate login, and this request presents that same certificate of its user.
+def presents_bound_certificate(request: HttpRequest) -> bool:
+    """This request presents the certificate its session was bound to at login, and that certificate is valid now.
 
-    CertificateSessionMiddleware already ends a session whose certificate changed; a site asks
-    again so that it never depends on the middleware's order.
+    The one rule for a certificate-bound session: CertificateSessionMiddleware ends a session
+    for which it fails, and the admin sites ask it again (session_bound_to_this_certificate).
     """
     bound = request.session.get(SESSION_CERTIFICATE_KEY)
     certificate = getattr(request, "client_certificate", None)
@@ -125,8 +125,17 @@ def session_bound_to_this_certificate(request: HttpRequest) -> bool:
         bound is not None
         and certificate is not None
         and certificate.fingerprint_sha256 == bound
-        and certificate.owner_id == request.user.pk
+        and certificate.is_valid_at(timezone.now())
     )
+
+
+def session_bound_to_this_certificate(request: HttpRequest) -> bool:
+    """Opened by a certificate login, and this request presents that same, valid certificate of its user.
+
+    CertificateSessionMiddleware already ends a session whose certificate changed or is no
+    longer valid; a site asks again so that it never depends on the middleware's order.
+    """
+    return presents_bound_certificate(request) and request.client_certificate.owner_id == request.user.pk
 
 
 class ClientCertificateMiddleware:
@@ -214,11 +223,7 @@ class CertificateSessionMiddleware:
         if bound is None:
             return None
         certificate = request.client_certificate
-        if (
-            certificate is not None
-            and certificate.fingerprint_sha256 == bound
-            and certificate.is_valid_at(timezone.now())
-        ):
+        if presents_bound_certificate(request):
             _take_user_from_certificate(request, certificate)
             return None
         user = request.user if request.user.is_authenticated else None

@@ -23,11 +23,10 @@ from django.utils import timezone, translation
 
 from accounts.japan_time import japan_date
 from accounts.models import JobRun, User
+from certificates.contract_admin import certificate_state_label, with_certificate_state
 from certificates.japan_time import JAPAN, japan_today
 from certificates.models import Certificate, RevocationList
 from notices.models import Reminder
-
-from .contract_admin import certificate_state_label, with_certificate_state
 
 WEEKS = 26
 OUTCOME_DAYS = 30

@@ -1,7 +1,9 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from . import contract_admin, metrics
+from certificates import contract_admin
+
+from . import metrics
 
 urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),

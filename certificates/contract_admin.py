@@ -1,11 +1,12 @@
 """The contract administrators' admin site (/manage/): a 管理者ID manages its own contract's user IDs.
 
-It composes `accounts` (IDs, passwords, audit log) and `certificates` (state, revocation), which is
-why it lives in the project package. Everything a contract administrator reaches goes through
-ContractScopedAdmin.get_queryset, scoped to request.user.contract, and get_object answers 404
-for anything outside it. Every change is a call to a service, which writes the audit entry
-with the administrator as actor. There is no login form here: customers get a session only from
-the certificate-and-password login, and the site checks that the session came from it.
+It composes `accounts` (IDs, passwords, audit log) and this app (certificate state, revocation),
+which is why it lives here, the lowest app that sees both. Everything a contract administrator
+reaches goes through ContractScopedAdmin.get_queryset, scoped to request.user.contract, and
+get_object answers 404 for anything outside it. Every change is a call to a service, which writes
+the audit entry with the administrator as actor. There is no login form here: customers get a
+session only from the certificate-and-password login (certificates.login), and every page asks
+client_cert.session_bound_to_this_certificate, the rule CertificateSessionMiddleware enforces.
 """
 
 from __future__ import annotations
@@ -37,27 +38,12 @@ from accounts.admin import IDStateActions
 from accounts.japan_time import japan_time
 from accounts.models import AuditEntry, User, UserID
 from accounts.views import portal_login_url
-from certificates.admin import CertificateStateFilter
-from certificates.client_cert import SESSION_CERTIFICATE_KEY
-from certificates.japan_time import japan_date
-from certificates.models import Certificate, RevocationReason
-from certificates.services import RevocationRefused, revoke_certificate
 
-
-def session_from_certificate_login(request: HttpRequest) -> bool:
-    """The session was opened by the certificate login, and this request still carries that certificate.
-
-    certificates.client_cert.ClientCertificateMiddleware already ends a session whose certificate
-    changed; this is checked again here so that the site never depends on the middleware's order.
-    """
-    bound = request.session.get(SESSION_CERTIFICATE_KEY)
-    certificate = getattr(request, "client_certificate", None)
-    return (
-        bound is not None
-        and certificate is not None
-        and certificate.fingerprint_sha256 == bound
-        and certificate.owner_id == request.user.pk
-    )
+from .admin import CertificateStateFilter
+from .client_cert import session_bound_to_this_certificate
+from .japan_time import japan_date
+from .models import Certificate, RevocationReason
+from .services import RevocationRefused, revoke_certificate
 
 
 class ContractAdminSite(admin.AdminSite):
@@ -72,7 +58,7 @@ class ContractAdminSite(admin.AdminSite):
             user.is_authenticated
             and user.is_active
             and user.is_contract_administrator
-            and session_from_certificate_login(request)
+            and session_bound_to_this_certificate(request)
         )
 
     def admin_view(self, view, cacheable: bool = False):
