@@ -189,8 +189,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # Outermost: times the whole of Django's work on a request (certportal.metrics).
-    "certportal.metrics.RequestLatencyMiddleware",
+    # Outermost: times the whole of Django's work on a request (notices.metrics).
+    "notices.metrics.RequestLatencyMiddleware",
     # Outermost, as they only add headers: Content-Security-Policy and Permissions-Policy on every
     # response, a refusal of the next middleware, static files and both admin sites included.
     "csp.middleware.CSPMiddleware",
@@ -357,7 +357,7 @@ CLIENT_VERIFY_HEADER = "HTTP_X_SSL_CLIENT_VERIFY"
 if PROXY_SOCKET or TRUSTED_PROXY_ADDRESSES:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
-# --- metrics (certportal.metrics) -----------------------------------------------------
+# --- metrics (notices.metrics) -----------------------------------------------------
 
 # Optional bearer token Prometheus must send to /metrics, on top of nginx keeping it internal.
 METRICS_TOKEN = env_str("CERTPORTAL_METRICS_TOKEN", "")

@@ -18,7 +18,7 @@ from certificates.japan_time import japan_day_start
 from certificates.models import Certificate, RevocationReason
 from certificates.services import issue_certificate, revoke_certificate, supersede_older_certificates
 from certificates.tasks import refresh_crl
-from certportal import dashboard
+from notices import dashboard
 from notices.models import Reminder
 from notices.reminders import run_reminder_job
 

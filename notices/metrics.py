@@ -11,6 +11,7 @@ Two kinds of figures:
 Who may read them: nginx's public servers answer 404 for /metrics and mark every request they
 pass on as public (X-Certportal-Listener), so Django refuses a scrape relayed by a trusted proxy
 unless the bank's internal server marked it internal; CERTPORTAL_METRICS_TOKEN adds a bearer token.
+It lives in `notices`, the one app that may count every app's rows.
 """
 
 from __future__ import annotations

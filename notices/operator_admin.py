@@ -1,9 +1,11 @@
 """The bank operators' admin site (/operator/): Django admin behind the operator's certificate and password,
-under the portal's name, with the overview of the estate (certportal.dashboard) and the IDs' CSV export.
+under the portal's name, with the overview of the estate (notices.dashboard) and the IDs' CSV export.
 
 nginx already refuses /operator/ to a connection without an operator's certificate
 (deploy/nginx.conf); here the login is certificates.operator_login's, and every page asks
 that the session was opened by it and that this request still presents that certificate.
+It lives in `notices`, the one app that sees the whole estate its overview counts (IDs,
+certificates and the reminders); certportal/apps.py installs it as Django's admin.site.
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ class OperatorAdminSite(admin.AdminSite):
             *super().get_urls(),
         ]
 
-    # certportal.dashboard imports the apps' admin modules, which register on this site: imported when used.
+    # notices.dashboard imports the apps' admin modules, which register on this site: imported when used.
 
     def dashboard_view(self, request: HttpRequest) -> HttpResponse:
         from . import dashboard

@@ -5,7 +5,8 @@ Every figure comes from the apps' named querysets, the ones the reminder job and
 screen use (Certificate.objects.live, expiring_on_japan_days; Reminder.objects.recorded_on_japan_days;
 JobRun.objects.last_success_of), counted in Japan-time calendar days. `now` is always an argument,
 so that a test can pass the instant it checks the figures at. Charts are SVG geometry computed here
-and drawn by the template: nothing is loaded from outside, no script runs.
+and drawn by the template: nothing is loaded from outside, no script runs. It lives in `notices`,
+the one app that may read all three apps' tables.
 """
 
 from __future__ import annotations
