@@ -215,7 +215,7 @@ MIDDLEWARE = [
     "certificates.client_cert.CertificateSessionMiddleware",
     "accounts.middleware.PasswordChangeRequiredMiddleware",
     # Both admin sites: a changelist action's selection that is not a list of IDs gets 400, not 500.
-    "certportal.admin_input.AdminSelectionMiddleware",
+    "accounts.admin_input.AdminSelectionMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 

@@ -4,6 +4,7 @@ Django's admin passes the posted `_selected_action` values straight to
 `queryset.filter(pk__in=...)`, which raises ValueError (or, past the column's range, a
 database error) for "abc" or a 30-digit number: a 500 from a crafted POST. Each value is
 cleaned with the model's primary-key field first, before the admin sees the request.
+It lives in `accounts`, the lowest app, whose models both sites list.
 """
 
 from __future__ import annotations
