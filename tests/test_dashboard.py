@@ -21,6 +21,7 @@ from certificates.tasks import refresh_crl
 from notices import dashboard
 from notices.models import Reminder
 from notices.reminders import run_reminder_job
+from notices.tasks import enqueue
 
 from .clients import issue_for_operator, operator_signed_in
 from .conftest import PASSWORD, make_csr
@@ -235,7 +236,7 @@ def test_an_operator_without_the_view_permission_on_ids_cannot_export_them(db, c
 
 def test_the_reminder_job_and_the_overview_agree_after_a_real_run(estate):
     """The job records its reminders; the overview's today's row counts those that reached an outcome."""
-    result = run_reminder_job(today=TODAY, now=NOW)
+    result = run_reminder_job(enqueue=enqueue, today=TODAY, now=NOW)
     assert len(result.queued) >= 4
     Reminder.objects.filter(pk__in=result.queued).update(state=Reminder.State.SENT)
 

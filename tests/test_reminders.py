@@ -30,6 +30,7 @@ from notices.reminders import (
     run_reminder_job,
     sweep,
 )
+from notices.tasks import enqueue
 
 from .clients import issue_for, issue_for_operator, operator_signed_in
 from .esp_standin import PostmarkStandIn
@@ -84,7 +85,7 @@ def run_job(*, today: date = TODAY, now: datetime | None = None, capture, execut
     """The daily job at 09:00 JST on `today`, its tasks run (eagerly) at that time too."""
     now = now or datetime(today.year, today.month, today.day, 9, tzinfo=JST)
     with time_machine.travel(now, tick=False), capture(execute=execute):
-        return run_reminder_job(today=today, now=now)
+        return run_reminder_job(enqueue=enqueue, today=today, now=now)
 
 
 # --- selection -----------------------------------------------------------------------------
@@ -248,7 +249,8 @@ def test_sending_through_postmark_records_its_message_id(ca, bob, use_postmark, 
 
 def queued_reminder(bob, days_left: int = 20) -> Reminder:
     certificate = expiring(bob, days_left=days_left)
-    run_reminder_job(today=TODAY, now=NOW)  # in the test's transaction: nothing is queued to a broker
+    # In the test's transaction: nothing is queued to a broker.
+    run_reminder_job(enqueue=enqueue, today=TODAY, now=NOW)
     return certificate.reminders.get(threshold_days=30)
 
 
@@ -451,7 +453,7 @@ def test_an_operators_own_certificate_gets_no_expiry_reminder(ca, olivia, bob):
     """Operators renew theirs with manage.py issue_operator_certificate, not on the notices screen."""
     issue_for_operator(olivia, now=NOW + timedelta(days=15) - relativedelta(months=12))
     expiring(bob, days_left=15)
-    run_reminder_job(today=TODAY, now=NOW)
+    run_reminder_job(enqueue=enqueue, today=TODAY, now=NOW)
     assert set(Reminder.objects.values_list("recipient__login_id", flat=True)) == {"bob-user"}
 
 
@@ -518,7 +520,7 @@ def test_a_digest_lists_only_the_ids_that_still_must_renew_when_it_is_sent(ca, a
         for n in range(4)
     )
     certificates = [used(expiring(user, days_left=15), NOW - timedelta(days=300)) for user in users]
-    run_reminder_job(today=TODAY, now=NOW)
+    run_reminder_job(enqueue=enqueue, today=TODAY, now=NOW)
     digest = Reminder.objects.get(kind=Reminder.Kind.DIGEST)
     assert len(digest.items) == 4
     revoke_certificate(certificate=certificates[0], reason=RevocationReason.KEY_COMPROMISE, by=None, now=NOW)
@@ -571,7 +573,7 @@ def test_reminders_failing_for_an_hour_are_logged_at_error_once_an_hour(ca, bob,
     assert list(Reminder.objects.failing_for(1, now=NOW + timedelta(minutes=61))) == [reminder]
     caplog.set_level("ERROR", logger="notices.reminders")
     for minutes in (61, 66, 71, 100, 122):  # the sweep's runs
-        sweep(now=NOW + timedelta(minutes=minutes))
+        sweep(enqueue=enqueue, now=NOW + timedelta(minutes=minutes))
     alerts = [r for r in caplog.records if r.levelname == "ERROR" and f"reminder {reminder.pk} " in r.getMessage()]
     assert len(alerts) == 2  # at 61 and at 122 minutes: once an hour, not every sweep
     assert "503" in alerts[0].getMessage()
@@ -579,15 +581,15 @@ def test_reminders_failing_for_an_hour_are_logged_at_error_once_an_hour(ca, bob,
 
 def test_resend_refuses_skipped_and_cancelled_reminders_with_a_reason(ca, bob, olivia):
     certificate = expiring(bob, days_left=5)
-    run_reminder_job(today=TODAY, now=NOW)
+    run_reminder_job(enqueue=enqueue, today=TODAY, now=NOW)
     skipped = certificate.reminders.get(threshold_days=30)
     assert skipped.state == Reminder.State.SKIPPED
     with pytest.raises(ResendRefused, match="10-day reminder is the one to resend"):
-        resend_reminder(reminder=skipped, by=olivia)
+        resend_reminder(reminder=skipped, by=olivia, enqueue=enqueue)
     cancelled = certificate.reminders.get(threshold_days=10)
     Reminder.objects.filter(pk=cancelled.pk).update(state=Reminder.State.CANCELLED)
     with pytest.raises(ResendRefused, match="no longer true"):
-        resend_reminder(reminder=cancelled, by=olivia)
+        resend_reminder(reminder=cancelled, by=olivia, enqueue=enqueue)
     assert mail.outbox == []
 
 
@@ -619,7 +621,7 @@ def test_a_tracking_event_before_its_attempt_is_recorded_is_kept_and_applied(ca,
     # An event for an e-mail that is not a reminder (no reminder id in its metadata) is not kept.
     assert record_tracking_event(message_id="otp-mail", event_type="delivered", at=NOW) == 0
     assert PendingTrackingEvent.objects.count() == 1
-    assert sweep(now=NOW + timedelta(minutes=5)).events_applied == 1
+    assert sweep(enqueue=enqueue, now=NOW + timedelta(minutes=5)).events_applied == 1
     reminder.refresh_from_db()
     assert reminder.state == Reminder.State.DELIVERED and not PendingTrackingEvent.objects.exists()
 
@@ -629,10 +631,10 @@ def test_the_sweep_requeues_a_reminder_whose_task_was_lost_within_minutes(ca, bo
     reminder = queued_reminder(bob)  # recorded; its task never reached the broker
     soon = NOW + timedelta(seconds=settings.REMINDER_REQUEUE_AFTER_SECONDS - 1)
     with django_capture_on_commit_callbacks(execute=True):
-        assert sweep(now=soon).requeued == []
+        assert sweep(enqueue=enqueue, now=soon).requeued == []
     later = NOW + timedelta(seconds=settings.REMINDER_REQUEUE_AFTER_SECONDS + 1)
     with time_machine.travel(later, tick=False), django_capture_on_commit_callbacks(execute=True):
-        assert sweep(now=later).requeued == [reminder.pk]
+        assert sweep(enqueue=enqueue, now=later).requeued == [reminder.pk]
     reminder.refresh_from_db()
     assert reminder.state == Reminder.State.SENT and len(mail.outbox) == 1
     assert settings.CELERY_BEAT_SCHEDULE["sweep-reminders"]["task"] == "notices.tasks.sweep_reminders"
