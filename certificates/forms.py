@@ -1,4 +1,4 @@
-"""Forms of the in-browser enrollment: proving an ID before obtaining a certificate."""
+"""Forms of the customers' login and of the in-browser enrollment (proving an ID before obtaining a certificate)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,13 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from .otp import CODE_DIGITS
+
+
+class LoginForm(forms.Form):
+    login_id = forms.CharField(label=_("Login ID"), max_length=32, strip=True,
+                               widget=forms.TextInput(attrs={"autocomplete": "username", "autofocus": True}))
+    password = forms.CharField(label=_("Password"), max_length=128, strip=False,
+                               widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
 
 
 class ObtainIdentifyForm(forms.Form):

@@ -27,8 +27,8 @@ from accounts import audit
 from accounts.models import AuditEntry, User
 from accounts.services import PasswordCheck, verify_password
 
+from .authentication import CertificateProblem, LoginCheck, certificate_validity_problem
 from .client_cert import SESSION_CERTIFICATE_KEY
-from .login import CertificateProblem, LoginCheck, certificate_validity_problem
 from .models import Certificate
 from .services import supersede_older_certificates
 

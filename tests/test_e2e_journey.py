@@ -35,7 +35,7 @@ from django.utils import translation
 
 from accounts.models import AuditEntry, User
 from certificates import ca as portal_ca
-from certificates.login import CertificateProblem
+from certificates.authentication import CertificateProblem
 from certificates.models import Certificate
 from notices.models import Reminder
 
