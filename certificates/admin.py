@@ -10,9 +10,9 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.admin import UserAdmin
+from accounts.japan_time import japan_today
 from accounts.models import User
 
-from .japan_time import japan_today
 from .models import Certificate, CertificateAuthority, RevocationList, RevocationReason
 from .services import RevocationRefused, revoke_certificate
 

@@ -12,9 +12,9 @@ from datetime import datetime
 from django.conf import settings
 from django.utils import timezone
 
+from accounts.japan_time import JAPAN, days_left
 from accounts.models import User
 
-from .japan_time import JAPAN, japan_date
 from .models import Certificate
 
 
@@ -31,10 +31,6 @@ def current_certificate(user: User, *, now: datetime) -> Certificate | None:
     return Certificate.objects.valid(now).filter(owner=user).order_by("-not_after").first()
 
 
-def days_left(certificate: Certificate, *, now: datetime) -> int:
-    return (japan_date(certificate.not_after) - japan_date(now)).days
-
-
 def renewal_due(user: User, *, now: datetime | None = None, window_days: int | None = None) -> RenewalDue | None:
     """The ID's current certificate with its days left, if it is inside the renewal window at `now`."""
     now = now or timezone.now()
@@ -48,7 +44,7 @@ def renewal_due_for(
     window_days = settings.RENEWAL_WINDOW_DAYS if window_days is None else window_days
     if certificate is None:
         return None
-    left = days_left(certificate, now=now)
+    left = days_left(certificate.not_after, now)
     if left > window_days:
         return None
     return RenewalDue(certificate=certificate, expires_at=certificate.not_after.astimezone(JAPAN), days_left=left)

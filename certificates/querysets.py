@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
-from .japan_time import japan_day_start
+from accounts.japan_time import japan_day_start
 
 
 class CertificateQuerySet(QuerySet):

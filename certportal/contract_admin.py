@@ -34,12 +34,11 @@ from django.views.decorators.csrf import csrf_protect
 
 from accounts import services as id_services
 from accounts.admin import IDStateActions
-from accounts.japan_time import japan_time
+from accounts.japan_time import days_left, japan_time
 from accounts.models import AuditEntry, User, UserID
 from accounts.views import portal_login_url
 from certificates.admin import CertificateStateFilter
 from certificates.client_cert import SESSION_CERTIFICATE_KEY
-from certificates.japan_time import japan_date
 from certificates.models import Certificate, RevocationReason
 from certificates.services import RevocationRefused, revoke_certificate
 
@@ -216,7 +215,7 @@ def with_certificate_state(queryset, now):
 def certificate_state_label(user: User, now) -> str:
     if user.certificate_valid_until is not None:
         # Calendar days in Japan time, as the notices screen and the reminders count them.
-        if (japan_date(user.certificate_valid_until) - japan_date(now)).days <= settings.RENEWAL_WINDOW_DAYS:
+        if days_left(user.certificate_valid_until, now) <= settings.RENEWAL_WINDOW_DAYS:
             return _("valid, renewal due")
         return _("valid")
     if user.newest_certificate_not_after is None:

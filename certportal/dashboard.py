@@ -21,9 +21,8 @@ from django.db.models import Count, QuerySet
 from django.db.models.functions import TruncDate
 from django.utils import timezone, translation
 
-from accounts.japan_time import japan_date
+from accounts.japan_time import JAPAN, japan_date, japan_today
 from accounts.models import JobRun, User
-from certificates.japan_time import JAPAN, japan_today
 from certificates.models import Certificate, RevocationList
 from notices.models import Reminder
 

@@ -4,20 +4,20 @@ The e-mails are written per language (templates/emails/<language>/<kind>-subject
 -body.txt, -body.html) rather than translated string by string: a bank's customer
 notices are worded as a whole by the people who answer for them, and the Japanese screen
 labels the customer must look for (重要なお知らせ, 「電子証明書の更新はこちら」,
-「電子証明書取得」) appear verbatim in both languages' e-mails. Days left are counted
-here; times are written by accounts.japan_time, as on the screens.
+「電子証明書取得」) appear verbatim in both languages' e-mails. Days left and
+times come from accounts.japan_time, as on the screens.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
-from django.utils import timezone, translation
+from django.utils import translation
 
-from accounts.japan_time import japan_time
+from accounts.japan_time import days_left, japan_time
 from certificates.models import Certificate
 
 from .models import Reminder
@@ -25,16 +25,10 @@ from .models import Reminder
 LANGUAGES = ("ja", "en")
 
 
-def days_left(moment: datetime, today: date) -> int:
-    """Japan-time calendar days from `today` to the expiry date (0 on the day it expires)."""
-    return (timezone.localtime(moment).date() - today).days
-
-
 def reminder_message(reminder: Reminder, *, now: datetime, attempt_id: int | None = None) -> EmailMultiAlternatives:
     """The e-mail for `reminder` as of `now`, to the ID's address and in its language."""
     user = reminder.recipient
     language = user.language if user.language in LANGUAGES else settings.LANGUAGE_CODE
-    today = timezone.localdate(now)
     context = {
         "login_id": user.login_id,
         "portal_url": settings.PUBLIC_BASE_URL + "/",
@@ -47,7 +41,7 @@ def reminder_message(reminder: Reminder, *, now: datetime, attempt_id: int | Non
             rows.append({
                 "login_id": item["login_id"],
                 "expires": japan_time(not_after, language),
-                "days_left": days_left(not_after, today),
+                "days_left": days_left(not_after, now),
                 "expired": not_after <= now,
                 "renewed_unused": item.get("renewed_unused", False),
             })
@@ -57,7 +51,7 @@ def reminder_message(reminder: Reminder, *, now: datetime, attempt_id: int | Non
         not_after = reminder.certificate.not_after
         context.update(
             expires=japan_time(not_after, language),
-            days_left=days_left(not_after, today),
+            days_left=days_left(not_after, now),
             expired=not_after <= now,
             serial_number=reminder.certificate.serial_number,
             threshold_days=reminder.threshold_days,

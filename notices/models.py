@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.translation import get_language, gettext
 from django.utils.translation import gettext_lazy as _
 
-from certificates.japan_time import japan_day_start
+from accounts.japan_time import japan_day_start
 
 
 class NoticeQuerySet(models.QuerySet):

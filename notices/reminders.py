@@ -30,8 +30,8 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
 from accounts import audit
+from accounts.japan_time import japan_day_start
 from accounts.models import AuditEntry, User
-from certificates.japan_time import japan_day_start
 from certificates.models import Certificate
 
 from . import emails

@@ -9,8 +9,8 @@ import time_machine
 from django.contrib.auth.models import Permission
 from django.utils import translation
 
+from accounts.japan_time import JAPAN, japan_day_start
 from accounts.models import AuditEntry, User
-from certificates.japan_time import JAPAN, japan_day_start
 from certificates.models import Certificate
 from certificates.services import issue_certificate
 from notices.models import Reminder
