@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import Exists, Max, OuterRef, Q
 from django.template.response import TemplateResponse
@@ -17,6 +18,16 @@ from .models import Certificate, CertificateAuthority, RevocationList, Revocatio
 from .services import RevocationRefused, revoke_certificate
 
 
+def expiring_within(days: int) -> tuple[str, str]:
+    """A filter's choice for a reminder threshold (REMINDER_THRESHOLDS_DAYS): its value is the days."""
+    return str(days), _("expires within %(days)d days") % {"days": days}
+
+
+def threshold_days(value: str | None) -> int | None:
+    """The reminder threshold a filter's value names, or None."""
+    return next((days for days in settings.REMINDER_THRESHOLDS_DAYS if value == str(days)), None)
+
+
 class CertificateStateFilter(admin.SimpleListFilter):
     title = _("certificate state")
     parameter_name = "certificate"
@@ -24,8 +35,7 @@ class CertificateStateFilter(admin.SimpleListFilter):
     def lookups(self, request, model_admin):
         return [
             ("valid", _("valid")),
-            ("30", _("expires within 30 days")),
-            ("10", _("expires within 10 days")),
+            *(expiring_within(days) for days in sorted(settings.REMINDER_THRESHOLDS_DAYS, reverse=True)),
             ("expired", _("expired")),
             ("none", _("none")),
             ("revoked", _("revoked")),
@@ -38,10 +48,10 @@ class CertificateStateFilter(admin.SimpleListFilter):
         value = self.value()
         if value == "valid":
             return queryset.filter(Exists(valid))
-        if value in ("30", "10"):
+        if (days := threshold_days(value)) is not None:
             # Inside the window and not yet renewed: no valid certificate lasts beyond its last day,
             # counted in Japan-time calendar days as the reminders and the notices screen count them.
-            last_day = japan_today(now) + timedelta(days=int(value))
+            last_day = japan_today(now) + timedelta(days=days)
             return queryset.filter(Exists(valid)).exclude(Exists(valid.lasting_beyond_japan_day(last_day)))
         if value == "expired":
             return queryset.filter(Exists(mine.not_revoked().expired(now))).exclude(Exists(valid))
@@ -83,7 +93,7 @@ class CertificateOwnStateFilter(admin.SimpleListFilter):
     def lookups(self, request, model_admin):
         return [
             *Certificate.State.choices,
-            ("30", _("expires within 30 days")),
+            expiring_within(max(settings.REMINDER_THRESHOLDS_DAYS)),  # the first reminder's window
             ("current", _("current (not revoked, not superseded)")),
         ]
 
@@ -98,8 +108,8 @@ class CertificateOwnStateFilter(admin.SimpleListFilter):
             return queryset.not_revoked().expired(now)
         if value == Certificate.State.REVOKED:
             return queryset.revoked()
-        if value == "30":
-            return queryset.valid(now).expiring_by_japan_day(japan_today(now) + timedelta(days=30))
+        if value == str(first := max(settings.REMINDER_THRESHOLDS_DAYS)):
+            return queryset.valid(now).expiring_by_japan_day(japan_today(now) + timedelta(days=first))
         if value == "current":
             return queryset.current()
         return queryset
