@@ -111,7 +111,7 @@ class CertificateOwnStateFilter(admin.SimpleListFilter):
         if value == str(first := max(settings.REMINDER_THRESHOLDS_DAYS)):
             return queryset.valid(now).expiring_by_japan_day(japan_today(now) + timedelta(days=first))
         if value == "current":
-            return queryset.current()
+            return queryset.newest_issued()
         return queryset
 
 

@@ -23,17 +23,24 @@ class CertificateQuerySet(QuerySet):
         return self.filter(revoked_at__isnull=True, not_before__lte=now, not_after__gt=now)  # one filter(): one clone
 
     def in_use(self, now: datetime | None = None) -> CertificateQuerySet:
-        """Valid at `now` and already used to log in: the ID renews it rather than obtaining another.
+        """The certificate an ID is using: valid at `now` and already used to log in. The ID renews it
+        rather than obtaining another.
 
         One issued but never used (a file lost half-way) is not in use; issuing a new one revokes it.
         """
         return self.valid(now).filter(first_used_at__isnull=False)
 
+    def newest_valid(self, now: datetime | None = None) -> CertificateQuerySet:
+        """Valid at `now`, the latest expiry first: `.first()` is an ID's newest valid certificate, a
+        renewal as soon as it is issued, used or not (the notices screen's guidance is about it)."""
+        return self.valid(now).order_by("-not_after")
+
     def expired(self, now: datetime | None = None) -> CertificateQuerySet:
         return self.filter(not_after__lte=now or timezone.now())
 
-    def current(self) -> CertificateQuerySet:
-        """Each ID's newest live certificate: not revoked, not superseded, nothing newer issued."""
+    def newest_issued(self) -> CertificateQuerySet:
+        """Each ID's newest certificate neither revoked nor superseded (expired ones included): nothing
+        newer issued to it."""
         newer = self.model.objects.filter(
             owner=OuterRef("owner"), not_before__gt=OuterRef("not_before"), revoked_at__isnull=True
         )

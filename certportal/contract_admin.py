@@ -206,7 +206,7 @@ def with_certificate_state(queryset, now):
     mine = Certificate.objects.filter(owner=OuterRef("pk"))
     newest = mine.order_by("-not_before", "-pk")
     return queryset.annotate(
-        certificate_valid_until=Subquery(mine.valid(now).order_by("-not_after").values("not_after")[:1]),
+        certificate_valid_until=Subquery(mine.newest_valid(now).values("not_after")[:1]),
         newest_certificate_not_after=Subquery(newest.values("not_after")[:1]),
         newest_certificate_revoked_at=Subquery(newest.values("revoked_at")[:1]),
     )
