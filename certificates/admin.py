@@ -16,6 +16,7 @@ from accounts.models import User
 
 from .models import Certificate, CertificateAuthority, RevocationList, RevocationReason
 from .services import RevocationRefused, revoke_certificate
+from .states import IDCertificateState
 
 
 def expiring_within(days: int) -> tuple[str, str]:
@@ -34,11 +35,10 @@ class CertificateStateFilter(admin.SimpleListFilter):
 
     def lookups(self, request, model_admin):
         return [
-            ("valid", _("valid")),
+            (IDCertificateState.VALID, IDCertificateState.VALID.label),
             *(expiring_within(days) for days in sorted(settings.REMINDER_THRESHOLDS_DAYS, reverse=True)),
-            ("expired", _("expired")),
-            ("none", _("none")),
-            ("revoked", _("revoked")),
+            *((state, state.label) for state in (IDCertificateState.EXPIRED, IDCertificateState.NONE,
+                                                 IDCertificateState.REVOKED)),
         ]
 
     def queryset(self, request, queryset):
@@ -46,18 +46,18 @@ class CertificateStateFilter(admin.SimpleListFilter):
         mine = Certificate.objects.filter(owner=OuterRef("pk"))
         valid = mine.valid(now)
         value = self.value()
-        if value == "valid":
+        if value == IDCertificateState.VALID:
             return queryset.filter(Exists(valid))
         if (days := threshold_days(value)) is not None:
             # Inside the window and not yet renewed: no valid certificate lasts beyond its last day,
             # counted in Japan-time calendar days as the reminders and the notices screen count them.
             last_day = japan_today(now) + timedelta(days=days)
             return queryset.filter(Exists(valid)).exclude(Exists(valid.lasting_beyond_japan_day(last_day)))
-        if value == "expired":
+        if value == IDCertificateState.EXPIRED:
             return queryset.filter(Exists(mine.not_revoked().expired(now))).exclude(Exists(valid))
-        if value == "none":
+        if value == IDCertificateState.NONE:
             return queryset.filter(contract__isnull=False).exclude(Exists(mine))
-        if value == "revoked":
+        if value == IDCertificateState.REVOKED:
             return queryset.filter(Exists(mine.revoked())).exclude(Exists(valid))
         return queryset
 
@@ -85,7 +85,7 @@ admin.site.register(User, IDWithCertificateAdmin)
 
 
 class CertificateOwnStateFilter(admin.SimpleListFilter):
-    """A certificate's own state, through the named querysets (state_at in SQL)."""
+    """A certificate's own state, through the named querysets (in_state: state_at in SQL)."""
 
     title = _("state")
     parameter_name = "state"
@@ -100,14 +100,8 @@ class CertificateOwnStateFilter(admin.SimpleListFilter):
     def queryset(self, request, queryset):
         now = timezone.now()
         value = self.value()
-        if value == Certificate.State.VALID:
-            return queryset.valid(now)
-        if value == Certificate.State.NOT_YET_VALID:
-            return queryset.not_revoked().filter(not_before__gt=now)
-        if value == Certificate.State.EXPIRED:
-            return queryset.not_revoked().expired(now)
-        if value == Certificate.State.REVOKED:
-            return queryset.revoked()
+        if value in Certificate.State.values:
+            return queryset.in_state(value, now)
         if value == str(first := max(settings.REMINDER_THRESHOLDS_DAYS)):
             return queryset.valid(now).expiring_by_japan_day(japan_today(now) + timedelta(days=first))
         if value == "current":

@@ -22,6 +22,19 @@ class CertificateQuerySet(QuerySet):
         now = now or timezone.now()
         return self.filter(revoked_at__isnull=True, not_before__lte=now, not_after__gt=now)  # one filter(): one clone
 
+    def in_state(self, state: str, now: datetime | None = None) -> CertificateQuerySet:
+        """In the Certificate.State `state` at `now`: Certificate.state_at in SQL."""
+        now = now or timezone.now()
+        if state == "valid":
+            return self.valid(now)
+        if state == "not_yet_valid":
+            return self.not_revoked().filter(not_before__gt=now)
+        if state == "expired":
+            return self.not_revoked().expired(now)
+        if state == "revoked":
+            return self.revoked()
+        raise ValueError(f"no certificate state {state!r}")
+
     def in_use(self, now: datetime | None = None) -> CertificateQuerySet:
         """The certificate an ID is using: valid at `now` and already used to log in. The ID renews it
         rather than obtaining another.

@@ -13,11 +13,9 @@ from __future__ import annotations
 from functools import update_wrapper
 
 from django import forms
-from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.db.models import OuterRef, Subquery
 from django.db.models.constants import LOOKUP_SEP
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
@@ -34,13 +32,14 @@ from django.views.decorators.csrf import csrf_protect
 
 from accounts import services as id_services
 from accounts.admin import IDStateActions
-from accounts.japan_time import days_left, japan_time
+from accounts.japan_time import japan_time
 from accounts.models import AuditEntry, User, UserID
 from accounts.views import portal_login_url
 from certificates.admin import CertificateStateFilter
 from certificates.client_cert import SESSION_CERTIFICATE_KEY
 from certificates.models import Certificate, RevocationReason
 from certificates.services import RevocationRefused, revoke_certificate
+from certificates.states import certificate_state, with_certificate_state
 
 
 def session_from_certificate_login(request: HttpRequest) -> bool:
@@ -201,32 +200,6 @@ class ContractScopedAdmin(admin.ModelAdmin):
 # --- user IDs (利用者ID) -------------------------------------------------------------------------
 
 
-def with_certificate_state(queryset, now):
-    """Annotate each ID with its certificate state in the same query (no query per row)."""
-    mine = Certificate.objects.filter(owner=OuterRef("pk"))
-    newest = mine.order_by("-not_before", "-pk")
-    return queryset.annotate(
-        certificate_valid_until=Subquery(mine.newest_valid(now).values("not_after")[:1]),
-        newest_certificate_not_after=Subquery(newest.values("not_after")[:1]),
-        newest_certificate_revoked_at=Subquery(newest.values("revoked_at")[:1]),
-    )
-
-
-def certificate_state_label(user: User, now) -> str:
-    if user.certificate_valid_until is not None:
-        # Calendar days in Japan time, as the notices screen and the reminders count them.
-        if days_left(user.certificate_valid_until, now) <= settings.RENEWAL_WINDOW_DAYS:
-            return _("valid, renewal due")
-        return _("valid")
-    if user.newest_certificate_not_after is None:
-        return _("none")
-    if user.newest_certificate_revoked_at is not None:
-        return _("revoked")
-    if user.newest_certificate_not_after <= now:
-        return _("expired")
-    return _("not yet valid")
-
-
 class UserIDForm(forms.ModelForm):
     class Meta:
         model = UserID
@@ -283,7 +256,7 @@ class UserIDAdmin(IDStateActions, ContractScopedAdmin):
 
     @admin.display(description=gettext_lazy("certificate"))
     def certificate_state(self, user: User) -> str:
-        return certificate_state_label(user, timezone.now())
+        return certificate_state(user, timezone.now()).label
 
     @admin.display(description=gettext_lazy("certificate valid until"), ordering="certificate_valid_until")
     def certificate_valid_until_display(self, user: User) -> str | None:
