@@ -2,7 +2,6 @@
 
 from datetime import timedelta
 
-from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import Exists, Max, OuterRef, Q
@@ -14,7 +13,8 @@ from accounts.admin import UserAdmin
 from accounts.japan_time import japan_today
 from accounts.models import User
 
-from .models import Certificate, CertificateAuthority, RevocationList, RevocationReason
+from .forms import RevocationForm
+from .models import Certificate, CertificateAuthority, RevocationList
 from .services import RevocationRefused, revoke_certificate
 from .states import IDCertificateState
 
@@ -107,10 +107,6 @@ class CertificateOwnStateFilter(admin.SimpleListFilter):
         if value == "current":
             return queryset.newest_issued()
         return queryset
-
-
-class RevocationForm(forms.Form):
-    reason = forms.ChoiceField(label=_("revocation reason"), choices=RevocationReason.choices)
 
 
 @admin.register(Certificate)

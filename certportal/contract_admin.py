@@ -37,7 +37,8 @@ from accounts.models import AuditEntry, User, UserID
 from accounts.views import portal_login_url
 from certificates.admin import CertificateStateFilter
 from certificates.client_cert import SESSION_CERTIFICATE_KEY
-from certificates.models import Certificate, RevocationReason
+from certificates.forms import RevocationForm
+from certificates.models import Certificate
 from certificates.services import RevocationRefused, revoke_certificate
 from certificates.states import certificate_state, with_certificate_state
 
@@ -394,15 +395,6 @@ class OwnerFilter(admin.SimpleListFilter):
         return queryset.filter(owner_id=self.value()) if self.value() else queryset
 
 
-class RevocationForm(forms.Form):
-    # Superseding is the portal's own doing at renewal, not a customer's choice.
-    reason = forms.ChoiceField(
-        label=gettext_lazy("revocation reason"),
-        choices=[("", "---------")]
-        + [(value, label) for value, label in RevocationReason.choices if value != RevocationReason.SUPERSEDED],
-    )
-
-
 class CertificateAdmin(ContractScopedAdmin):
     contract_lookup = "owner__contract"
     list_display = ("serial_number", "owner", "not_before", "not_after", "state_display", "issued_via")
@@ -440,7 +432,7 @@ class CertificateAdmin(ContractScopedAdmin):
 
     def revoke_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         certificate = self.get_object(request, object_id)
-        form = RevocationForm(request.POST if request.method == "POST" else None)
+        form = RevocationForm(request.POST if request.method == "POST" else None, by_customer=True)
         if request.method == "POST" and form.is_valid():
             try:
                 revoke_certificate(certificate=certificate, reason=form.cleaned_data["reason"], by=request.user)
