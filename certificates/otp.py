@@ -15,16 +15,14 @@ import secrets
 import unicodedata
 from datetime import datetime, timedelta
 
-from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.db.models import F
-from django.template.loader import render_to_string
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 from django.utils.translation import gettext_lazy as _
 
 from accounts import audit
+from accounts.emails import render_email
 from accounts.models import AuditEntry, User
 
 from .models import OneTimeCode
@@ -106,18 +104,12 @@ def _create_and_mail(*, user: User, purpose: OneTimeCode.Purpose, remote_addr: s
 
 
 def _mail_code(*, user: User, code: str, expires_at: datetime) -> None:
-    with translation.override(user.language):
-        context = {
-            "user": user,
-            "code": code,
-            "minutes": int(CODE_LIFETIME.total_seconds() // 60),
-            "expires_at": timezone.localtime(expires_at),
-        }
-        subject = render_to_string("certificates/enroll/email/one_time_code_subject.txt", context).strip()
-        text = render_to_string("certificates/enroll/email/one_time_code_body.txt", context)
-        html = render_to_string("certificates/enroll/email/one_time_code_body.html", context)
-    message = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL, [user.email])
-    message.attach_alternative(html, "text/html")
+    message = render_email("one_time_code", {
+        "login_id": user.login_id,
+        "code": code,
+        "minutes": int(CODE_LIFETIME.total_seconds() // 60),
+        "expires_at": expires_at,
+    }, to=user.email, language=user.language)
     try:
         message.send()
     except Exception as error:  # SMTP refused, the provider's API down: any backend's failure
