@@ -20,10 +20,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts import audit
-from accounts.models import AuditEntry
 
 from . import keys
-from .models import CertificateAuthority, DelegatedKey
+from .models import CertificateAction, CertificateAuthority, DelegatedKey
 
 ROOT_VALIDITY = timedelta(days=20 * 365)
 ISSUING_VALIDITY = timedelta(days=10 * 365)
@@ -171,7 +170,7 @@ def create_ca(*, now: datetime | None = None) -> tuple[CertificateAuthority, boo
             encrypted_key_pem=issuing_key,
             created_at=now,
         )
-        audit.record(AuditEntry.Action.CA_CREATED, root=root.subject, issuing=issuing.subject)
+        audit.record(CertificateAction.CA_CREATED, root=root.subject, issuing=issuing.subject)
     return issuing, True
 
 

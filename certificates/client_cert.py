@@ -39,7 +39,7 @@ from django.utils.translation import gettext as _
 from accounts import audit
 from accounts.models import AuditEntry
 
-from .models import Certificate
+from .models import Certificate, CertificateAction
 
 logger = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ class ClientCertificateMiddleware:
             der = read_client_certificate(request)
         except UntrustedProxyHeader:
             audit.record(
-                AuditEntry.Action.UNTRUSTED_PROXY_HEADER,
+                CertificateAction.UNTRUSTED_PROXY_HEADER,
                 remote_addr=request.META.get("REMOTE_ADDR") or None,
                 path=request.path[:200],
                 user_agent=request.META.get("HTTP_USER_AGENT", "")[:200],

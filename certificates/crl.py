@@ -16,10 +16,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts import audit
-from accounts.models import AuditEntry
 
 from . import ca
-from .models import Certificate, CertificateAuthority, RevocationList, RevocationReason
+from .models import Certificate, CertificateAction, CertificateAuthority, RevocationList, RevocationReason
 
 
 def _is_fresh(crl: RevocationList | None, now: datetime) -> bool:
@@ -100,7 +99,7 @@ def sign_root_crl(
             issuing.revoked_at, issuing.revocation_reason = now, RevocationReason(revoke_issuing_ca).value
             issuing.save(update_fields=["revoked_at", "revocation_reason"])
             audit.record(
-                AuditEntry.Action.CERTIFICATE_REVOKED, certificate_serial=f"{issuing.certificate.serial_number:X}",
+                CertificateAction.CERTIFICATE_REVOKED, certificate_serial=f"{issuing.certificate.serial_number:X}",
                 ca=issuing.subject, reason=issuing.revocation_reason,
             )
         number = record.last_crl_number + 1
@@ -127,7 +126,7 @@ def sign_root_crl(
         record.crl_der = crl.public_bytes(serialization.Encoding.DER)
         record.crl_next_update = next_update
         record.save(update_fields=["last_crl_number", "crl_der", "crl_next_update"])
-        audit.record(AuditEntry.Action.CRL_PUBLISHED, ca=record.subject, number=number,
+        audit.record(CertificateAction.CRL_PUBLISHED, ca=record.subject, number=number,
                      next_update=next_update.isoformat())
         return record
 

@@ -45,7 +45,7 @@ from . import ca
 from .csr import CertificateRefused
 from .forms import ObtainIdentifyForm, OneTimeCodeForm
 from .json_body import UnreadableBody, read_json_object
-from .models import Certificate, OneTimeCode
+from .models import Certificate, CertificateAction, OneTimeCode
 from .otp import CodeRefused, send_one_time_code, verify_one_time_code
 from .services import issue_certificate
 
@@ -247,7 +247,7 @@ def obtain_start(request: HttpRequest) -> HttpResponse:
         return user
     # Told before a code is sent; issuance refuses it too (certificates.services), under the ID's lock.
     if user.certificates.in_use(timezone.now()).exists():
-        audit.record(AuditEntry.Action.ISSUANCE_REFUSED, subject=user, remote_addr=remote_addr,
+        audit.record(CertificateAction.ISSUANCE_REFUSED, subject=user, remote_addr=remote_addr,
                      reason="has_valid_certificate", via=str(Certificate.Channel.OBTAIN))
         return render(request, "certificates/enroll/obtain_renew_instead.html", {"login_id": user.login_id})
     try:

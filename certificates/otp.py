@@ -23,9 +23,9 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts import audit
 from accounts.emails import render_email
-from accounts.models import AuditEntry, User
+from accounts.models import User
 
-from .models import OneTimeCode
+from .models import CertificateAction, OneTimeCode
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def send_one_time_code(
     except CodeNotDelivered:
         # The code row is committed but nobody can know it; it expires unused.
         audit.record(
-            AuditEntry.Action.ONE_TIME_CODE_FAILED, subject=user, remote_addr=remote_addr,
+            CertificateAction.ONE_TIME_CODE_FAILED, subject=user, remote_addr=remote_addr,
             reason="mail_failed", purpose=str(purpose),
         )
         raise CodeRefused(
@@ -76,7 +76,7 @@ def _create_and_mail(*, user: User, purpose: OneTimeCode.Purpose, remote_addr: s
         sent_last_hour = user.one_time_codes.filter(created_at__gt=now - timedelta(hours=1)).count()
         if sent_last_hour >= CODES_PER_HOUR:
             audit.record(
-                AuditEntry.Action.ONE_TIME_CODE_FAILED, subject=user, remote_addr=remote_addr,
+                CertificateAction.ONE_TIME_CODE_FAILED, subject=user, remote_addr=remote_addr,
                 reason="too_many_codes", purpose=str(purpose),
             )
             refused = CodeRefused(
@@ -93,7 +93,7 @@ def _create_and_mail(*, user: User, purpose: OneTimeCode.Purpose, remote_addr: s
                 created_at=now, expires_at=now + CODE_LIFETIME,
             )
             audit.record(
-                AuditEntry.Action.ONE_TIME_CODE_SENT, subject=user, remote_addr=remote_addr,
+                CertificateAction.ONE_TIME_CODE_SENT, subject=user, remote_addr=remote_addr,
                 purpose=str(purpose), code_id=record.pk,
             )
             transaction.on_commit(lambda: _mail_code(user=user, code=code, expires_at=record.expires_at))
@@ -139,11 +139,11 @@ def verify_one_time_code(
         if refusal is None:
             record.used_at = now
             # Who proved the ID, and from where: the code stands in for the certificate when obtaining one.
-            audit.record(AuditEntry.Action.ONE_TIME_CODE_ACCEPTED, subject=user, remote_addr=remote_addr,
+            audit.record(CertificateAction.ONE_TIME_CODE_ACCEPTED, subject=user, remote_addr=remote_addr,
                          code_id=code_id, purpose=record.purpose)
         else:
             audit.record(
-                AuditEntry.Action.ONE_TIME_CODE_FAILED, subject=user, remote_addr=remote_addr,
+                CertificateAction.ONE_TIME_CODE_FAILED, subject=user, remote_addr=remote_addr,
                 reason=refusal.code, code_id=code_id, attempts=record.attempts if record else None,
             )
     if refusal is not None:

@@ -21,12 +21,12 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts import audit
 from accounts.japan_time import japan_time
-from accounts.models import AuditEntry, User
+from accounts.models import User
 
 from . import ca
 from .crl import publish_crl
 from .csr import CertificateRefused, CsrRejected, load_csr
-from .models import Certificate, RevocationReason
+from .models import Certificate, CertificateAction, RevocationReason
 
 
 class IssuanceRefused(CertificateRefused):
@@ -93,7 +93,7 @@ def issue_certificate(
                       issued_by=issued_by, shorter_until=not_after)
     except CertificateRefused as refusal:
         audit.record(
-            AuditEntry.Action.ISSUANCE_REFUSED, subject=user, actor=actor, reason=refusal.code, via=str(via),
+            CertificateAction.ISSUANCE_REFUSED, subject=user, actor=actor, reason=refusal.code, via=str(via),
             remote_addr=remote_addr,
         )
         raise
@@ -161,7 +161,7 @@ def _issue(*, user, request, via, actor, now, remote_addr, issued_by=None, short
             issued_via=via,
         )
         audit.record(
-            AuditEntry.Action.CERTIFICATE_ISSUED, subject=user, actor=actor,
+            CertificateAction.CERTIFICATE_ISSUED, subject=user, actor=actor,
             certificate_serial=certificate.serial_number, via=str(via), remote_addr=remote_addr,
             issued_by=issued_by,
         )
@@ -182,7 +182,7 @@ def _revoke(certificate: Certificate, *, reason: RevocationReason, by: User | No
         fields.append("superseded_at")
     certificate.save(update_fields=fields)
     audit.record(
-        AuditEntry.Action.CERTIFICATE_REVOKED, subject=certificate.owner, actor=by,
+        CertificateAction.CERTIFICATE_REVOKED, subject=certificate.owner, actor=by,
         certificate_serial=certificate.serial_number, reason=str(reason),
     )
 
@@ -220,7 +220,7 @@ def supersede_older_certificates(*, newer: Certificate, now: datetime | None = N
         newer.first_used_at = now
         newer.save(update_fields=["first_used_at"])
         audit.record(
-            AuditEntry.Action.CERTIFICATE_FIRST_USED, subject=newer.owner, certificate_serial=newer.serial_number
+            CertificateAction.CERTIFICATE_FIRST_USED, subject=newer.owner, certificate_serial=newer.serial_number
         )
         older = list(
             newer.owner.certificates.select_for_update()
@@ -231,7 +231,7 @@ def supersede_older_certificates(*, newer: Certificate, now: datetime | None = N
         for certificate in older:
             _revoke(certificate, reason=RevocationReason.SUPERSEDED, by=None, now=now)
             audit.record(
-                AuditEntry.Action.CERTIFICATE_SUPERSEDED, subject=newer.owner,
+                CertificateAction.CERTIFICATE_SUPERSEDED, subject=newer.owner,
                 certificate_serial=certificate.serial_number, by_serial=newer.serial_number,
             )
         if older:

@@ -14,6 +14,12 @@ from django.utils.translation import gettext_lazy as _
 from accounts.japan_time import japan_day_start
 
 
+class NoticeAction(models.TextChoices):
+    """The notices app's entries in the audit log (registered by NoticesConfig.ready)."""
+
+    REMINDER_RESENT = "reminder_resent", _("reminder resent")
+
+
 class NoticeQuerySet(models.QuerySet):
     def published(self, now: datetime | None = None) -> NoticeQuerySet:
         now = now or timezone.now()
