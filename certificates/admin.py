@@ -19,7 +19,7 @@ from .services import RevocationRefused, revoke_certificate
 from .states import IDCertificateState
 
 
-def expiring_within(days: int) -> tuple[str, str]:
+def threshold_choice(days: int) -> tuple[str, str]:
     """A filter's choice for a reminder threshold (REMINDER_THRESHOLDS_DAYS): its value is the days."""
     return str(days), _("expires within %(days)d days") % {"days": days}
 
@@ -36,7 +36,7 @@ class CertificateStateFilter(admin.SimpleListFilter):
     def lookups(self, request, model_admin):
         return [
             (IDCertificateState.VALID, IDCertificateState.VALID.label),
-            *(expiring_within(days) for days in sorted(settings.REMINDER_THRESHOLDS_DAYS, reverse=True)),
+            *(threshold_choice(days) for days in sorted(settings.REMINDER_THRESHOLDS_DAYS, reverse=True)),
             *((state, state.label) for state in (IDCertificateState.EXPIRED, IDCertificateState.NONE,
                                                  IDCertificateState.REVOKED)),
         ]
@@ -93,7 +93,7 @@ class CertificateOwnStateFilter(admin.SimpleListFilter):
     def lookups(self, request, model_admin):
         return [
             *Certificate.State.choices,
-            expiring_within(max(settings.REMINDER_THRESHOLDS_DAYS)),  # the first reminder's window
+            threshold_choice(max(settings.REMINDER_THRESHOLDS_DAYS)),  # the first reminder's window
             ("current", _("current (not revoked, not superseded)")),
         ]
 

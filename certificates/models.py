@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 from datetime import datetime
 
 from cryptography import x509
@@ -128,6 +129,12 @@ class RevocationReason(models.TextChoices):
     @property
     def x509_reason(self) -> x509.ReasonFlags:
         return x509.ReasonFlags[self.value]
+
+
+def certificate_fingerprint(der: bytes) -> str:
+    """The SHA-256 of a certificate's DER, in hex: Certificate.fingerprint_sha256, by which a presented
+    certificate is found."""
+    return hashlib.sha256(der).hexdigest()
 
 
 class Certificate(models.Model):

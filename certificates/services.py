@@ -6,7 +6,6 @@ and the record of its issuance exist together or not at all.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -26,7 +25,7 @@ from accounts.models import User
 from . import ca
 from .crl import publish_crl
 from .csr import CertificateRefused, CsrRejected, load_csr
-from .models import Certificate, CertificateAction, RevocationReason
+from .models import Certificate, CertificateAction, RevocationReason, certificate_fingerprint
 
 
 class IssuanceRefused(CertificateRefused):
@@ -154,7 +153,7 @@ def _issue(*, user, request, via, actor, now, remote_addr, issued_by=None, short
             serial_number=f"{cert.serial_number:X}",
             subject=cert.subject.rfc4514_string(),
             public_key_sha256=key_hash,
-            fingerprint_sha256=hashlib.sha256(der).hexdigest(),
+            fingerprint_sha256=certificate_fingerprint(der),
             not_before=now,
             not_after=not_after,
             der=der,
