@@ -60,10 +60,6 @@ OBTAIN_REFUSAL = gettext_lazy("The login ID or the password is not correct, or t
 PREPARE_SECONDS = 2
 
 
-def _remote_addr(request: HttpRequest) -> str | None:
-    return getattr(request, "client_address", None) or request.META.get("REMOTE_ADDR") or None
-
-
 def _customer(request: HttpRequest) -> User:
     """The logged-in customer's ID; bank operators have no certificates to renew here."""
     if request.user.contract_id is None:
@@ -88,7 +84,7 @@ def _issue(request: HttpRequest, *, user: User, via: Certificate.Channel, done_u
         return JsonResponse({"error": _("The request from the page could not be read. Reload it and try again.")},
                             status=400)
     try:
-        issuance = issue_certificate(user=user, csr=csr, via=via, remote_addr=_remote_addr(request))
+        issuance = issue_certificate(user=user, csr=csr, via=via, remote_addr=request.client_address)
     except CertificateRefused as refusal:
         status = 409 if refusal.code in ("issuance_in_progress", "has_valid_certificate") else 400
         return JsonResponse({"error": str(refusal.message), "code": refusal.code}, status=status)
@@ -240,7 +236,7 @@ def obtain_start(request: HttpRequest) -> HttpResponse:
     form = ObtainIdentifyForm(request.POST if request.method == "POST" else None)
     if request.method == "GET" or not form.is_valid():
         return render(request, template, {"form": form})
-    remote_addr = _remote_addr(request)
+    remote_addr = request.client_address
     login_id, password = form.cleaned_data["login_id"], form.cleaned_data["password"]
     user = _identify(request, form, login_id=login_id, password=password, remote_addr=remote_addr)
     if isinstance(user, HttpResponse):
@@ -277,7 +273,7 @@ def obtain_code(request: HttpRequest) -> HttpResponse:
         return render(request, template, context)
     try:
         verify_one_time_code(code_id=state["code"], user=user, entered=form.cleaned_data["code"],
-                             remote_addr=_remote_addr(request))
+                             remote_addr=request.client_address)
     except CodeRefused as refusal:
         form.add_error("code", str(refusal.message))
         return render(request, template, context)
