@@ -47,7 +47,7 @@ from .forms import ObtainIdentifyForm, OneTimeCodeForm
 from .json_body import UnreadableBody, read_json_object
 from .models import Certificate, CertificateAction, OneTimeCode
 from .otp import CodeRefused, send_one_time_code, verify_one_time_code
-from .services import issue_certificate
+from .services import issue_certificate, renew_instead
 
 # The session key of an obtain in progress: {"user": pk, "code": pk, "verified_at": epoch seconds}.
 OBTAIN_SESSION_KEY = "certportal_obtain"
@@ -245,7 +245,8 @@ def obtain_start(request: HttpRequest) -> HttpResponse:
     if user.certificates.in_use(timezone.now()).exists():
         audit.record(CertificateAction.ISSUANCE_REFUSED, subject=user, remote_addr=remote_addr,
                      reason="has_valid_certificate", via=str(Certificate.Channel.OBTAIN))
-        return render(request, "certificates/enroll/obtain_renew_instead.html", {"login_id": user.login_id})
+        return render(request, "certificates/enroll/obtain_renew_instead.html",
+                      {"refusal": renew_instead(user.login_id)})
     try:
         code = send_one_time_code(user=user, purpose=OneTimeCode.Purpose.OBTAIN, remote_addr=remote_addr)
     except CodeRefused as refusal:

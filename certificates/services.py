@@ -65,6 +65,15 @@ def validity_end(not_before: datetime) -> datetime:
     return not_before + relativedelta(months=settings.CERTIFICATE_VALIDITY_MONTHS) - timedelta(seconds=1)
 
 
+def renew_instead(login_id: str) -> str:
+    """Why 電子証明書取得 issues nothing to an ID whose certificate is in use: the identify page and
+    issuance tell it in the same words."""
+    return _(
+        "The ID %(login_id)s still has a valid electronic certificate, so no new one is issued here. Log in "
+        "with it and renew it from the important-notices screen."
+    ) % {"login_id": login_id}
+
+
 def issue_certificate(
     *,
     user: User,
@@ -116,10 +125,7 @@ def _issue(*, user, request, via, actor, now, remote_addr, issued_by=None, short
         if via == Certificate.Channel.OBTAIN and any(
             cert.owner_id == user.pk and cert.first_used_at is not None and cert.is_valid_at(now) for cert in related
         ):
-            raise IssuanceRefused("has_valid_certificate", _(
-                "This ID already has a valid electronic certificate in use. Log in with it and renew it from "
-                "the important-notices screen."
-            ))
+            raise IssuanceRefused("has_valid_certificate", renew_instead(user.login_id))
         existing = next((cert for cert in related if cert.public_key_sha256 == key_hash), None)
         if existing is not None:
             # A double submit gets its certificate back; a key whose certificate was revoked or has
