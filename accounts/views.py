@@ -17,7 +17,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from . import audit, services
 from .decorators import form_posts_only
 from .forms import PasswordChangeForm
-from .models import AuditEntry
+from .models import AuditEntry, User
 
 
 def portal_login_url() -> str:
@@ -43,9 +43,7 @@ def _locked_out(request: HttpRequest) -> HttpResponse:
     audit.record(AuditEntry.Action.LOGOUT, subject=request.user, remote_addr=request.client_address,
                  reason="id_locked")
     logout(request)
-    messages.error(request, _(
-        "This ID is locked after too many failed attempts. Ask your contract administrator or the bank to unlock it."
-    ))
+    messages.error(request, services.refusal_for_state(User.State.LOCKED))
     return redirect(portal_login_url())
 
 

@@ -33,7 +33,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts import audit
 from accounts.decorators import form_posts_only
 from accounts.models import AuditEntry, User
-from accounts.services import PasswordCheck, verify_password
+from accounts.services import PasswordCheck, refusal_for_state, verify_password
 from accounts.throttle import Scope, address_budget, address_key, take_attempt, too_many_from_this_address
 
 from .client_cert import SESSION_CERTIFICATE_KEY
@@ -128,15 +128,6 @@ class LoginCheck:
     retry_after: int | None = None
 
 
-def _state_refusal(user: User) -> str:
-    if user.state == User.State.SUSPENDED:
-        return _("This ID is suspended. Please contact your contract administrator.")
-    return _(
-        "This ID is locked after too many failed attempts. Ask your contract administrator or the bank to "
-        "unlock it."
-    )
-
-
 def _refuse_without_certificate(
     *, login_id: str, problem: CertificateProblem, presented: Certificate | None, remote_addr: str | None,
     now: datetime,
@@ -179,7 +170,7 @@ def check_login(
     password_check = verify_password(user=user, password=password, remote_addr=remote_addr)  # audits a failure
     if password_check in (PasswordCheck.ID_NOT_ACTIVE, PasswordCheck.LOCKED_NOW):
         user.refresh_from_db(fields=["state"])
-        return LoginCheck(refusal=_state_refusal(user))
+        return LoginCheck(refusal=refusal_for_state(user.state))
     if password_check != PasswordCheck.ACCEPTED:
         return LoginCheck(refusal=_("The login ID or password is incorrect."))
     return LoginCheck(user=user, certificate=presented)
