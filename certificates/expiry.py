@@ -25,22 +25,19 @@ class RenewalDue:
     days_left: int  # calendar days in Japan time; 0 on the expiry date itself
 
 
-def renewal_due(user: User, *, now: datetime | None = None, window_days: int | None = None) -> RenewalDue | None:
+def renewal_due(user: User, *, now: datetime | None = None) -> RenewalDue | None:
     """The ID's newest valid certificate with its days left, if it is inside the renewal window at `now`."""
     now = now or timezone.now()
     # On every 重要なお知らせ: the plain manager filtered by owner builds less than the related manager.
     newest = Certificate.objects.filter(owner=user).newest_valid(now).first()
-    return renewal_due_for(newest, now=now, window_days=window_days)
+    return renewal_due_for(newest, now=now)
 
 
-def renewal_due_for(
-    certificate: Certificate | None, *, now: datetime, window_days: int | None = None
-) -> RenewalDue | None:
+def renewal_due_for(certificate: Certificate | None, *, now: datetime) -> RenewalDue | None:
     """As renewal_due, for the newest valid certificate the caller already has."""
-    window_days = settings.RENEWAL_WINDOW_DAYS if window_days is None else window_days
     if certificate is None:
         return None
     left = days_left(certificate.not_after, now)
-    if left > window_days:
+    if left > settings.RENEWAL_WINDOW_DAYS:
         return None
     return RenewalDue(certificate=certificate, expires_at=certificate.not_after.astimezone(JAPAN), days_left=left)

@@ -81,14 +81,6 @@ class CertificateQuerySet(QuerySet):
             first_used_at__isnull=True,
         )
 
-    def expiring_within(self, days: int, now: datetime | None = None) -> CertificateQuerySet:
-        """Unexpired at `now` and expiring before `now` + `days`."""
-        now = now or timezone.now()
-        return self.filter(not_after__gt=now, not_after__lte=now + timedelta(days=days))
-
-    def for_login_id(self, login_id: str) -> CertificateQuerySet:
-        return self.filter(owner__login_id=login_id)
-
     def live_for_issuance(self, owner, public_key_sha256: str, now: datetime) -> CertificateQuerySet:
         """All an issuance checks, in one read: any certificate for this public key (anyone's), and
         the owner's certificates neither revoked nor expired at `now` (in use, or awaiting first use).
