@@ -182,6 +182,35 @@ def unlock(kind: str = CertificateAuthority.Kind.ISSUING) -> UnlockedCA:
     return UnlockedCA(record=record, certificate=record.certificate)
 
 
+def _end_entity(
+    issuer: UnlockedCA, *, subject: x509.Name, public_key, not_before: datetime, not_after: datetime,
+    usage: x509.ObjectIdentifier,
+) -> x509.CertificateBuilder:
+    """What every end-entity certificate the issuing CA signs carries: a random serial (159 bits), no CA
+    rights, signing only, one extended key usage, and both key identifiers."""
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer.certificate.subject)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+                encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .add_extension(issuer.key_identifier, critical=False)
+    )
+
+
 def certify_ocsp_responder(*, issuer: UnlockedCA, now: datetime, lifetime: timedelta) -> DelegatedKey:
     """A new key (in the key backend) and delegated OCSP responder certificate (RFC 6960 4.2.2.2).
 
@@ -193,26 +222,10 @@ def certify_ocsp_responder(*, issuer: UnlockedCA, now: datetime, lifetime: timed
     public_key = backend.public_key(keys.OCSP_RESPONDER, reference)
     not_after = min(now + lifetime, issuer.certificate.not_valid_after_utc)
     certificate = issuer.sign_certificate(
-        x509.CertificateBuilder()
-        .subject_name(_name(f"{settings.CA_ORGANIZATION} OCSP Responder"))
-        .issuer_name(issuer.certificate.subject)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
-                encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]), critical=False)
-        .add_extension(x509.OCSPNoCheck(), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-        .add_extension(issuer.key_identifier, critical=False)
+        _end_entity(
+            issuer, subject=_name(f"{settings.CA_ORGANIZATION} OCSP Responder"), public_key=public_key,
+            not_before=now, not_after=not_after, usage=ExtendedKeyUsageOID.OCSP_SIGNING,
+        ).add_extension(x509.OCSPNoCheck(), critical=False)
     )
     return DelegatedKey.objects.create(
         role=DelegatedKey.Role.OCSP_RESPONDER,
@@ -258,25 +271,10 @@ def sign_client_certificate(
     notBefore is backdated by CLOCK_SKEW_ALLOWANCE; the portal's own records keep the issuance time.
     """
     builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(ca.certificate.subject)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())  # 159 random bits
-        .not_valid_before(not_before - CLOCK_SKEW_ALLOWANCE)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
-                encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
+        _end_entity(
+            ca, subject=subject, public_key=public_key, not_before=not_before - CLOCK_SKEW_ALLOWANCE,
+            not_after=not_after, usage=ExtendedKeyUsageOID.CLIENT_AUTH,
         )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-        .add_extension(ca.key_identifier, critical=False)
         .add_extension(_distribution_point(crl_url()), critical=False)
         .add_extension(
             x509.AuthorityInformationAccess([
