@@ -90,19 +90,20 @@ def _name(common_name: str) -> x509.Name:
     ])
 
 
-def _ca_certificate(
-    *, subject: x509.Name, key_name: str, reference: str, issuer: UnlockedCA | None, path_length: int,
-    now: datetime, lifetime: timedelta, extended_key_usage: list[x509.ObjectIdentifier] | None = None,
-) -> x509.Certificate:
-    public_key = keys.backend().public_key(key_name, reference)
-    builder = (
+def _ca_builder(
+    *, subject: x509.Name, issuer_name: x509.Name, public_key, not_before: datetime, not_after: datetime,
+    path_length: int,
+) -> x509.CertificateBuilder:
+    """What every CA certificate carries, the portal's two tiers and make run's TLS CA alike: a random
+    serial, CA rights to `path_length`, certificate and CRL signing only, its key identifier."""
+    return (
         x509.CertificateBuilder()
         .subject_name(subject)
-        .issuer_name(issuer.certificate.subject if issuer else subject)
+        .issuer_name(issuer_name)
         .public_key(public_key)
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + lifetime)
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -113,6 +114,17 @@ def _ca_certificate(
             critical=True,
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+    )
+
+
+def _ca_certificate(
+    *, subject: x509.Name, key_name: str, reference: str, issuer: UnlockedCA | None, path_length: int,
+    now: datetime, lifetime: timedelta, extended_key_usage: list[x509.ObjectIdentifier] | None = None,
+) -> x509.Certificate:
+    public_key = keys.backend().public_key(key_name, reference)
+    builder = _ca_builder(
+        subject=subject, issuer_name=issuer.certificate.subject if issuer else subject, public_key=public_key,
+        not_before=now, not_after=now + lifetime, path_length=path_length,
     )
     if extended_key_usage:
         builder = builder.add_extension(x509.ExtendedKeyUsage(extended_key_usage), critical=False)
@@ -303,26 +315,10 @@ def create_tls_ca(*, now: datetime) -> tuple[x509.Certificate, ec.EllipticCurveP
     key = ec.generate_private_key(ec.SECP384R1())
     public_key = key.public_key()
     subject = _name(f"{settings.CA_ORGANIZATION} Local TLS CA (make run)")
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + timedelta(days=3 * 365))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-    )
+    builder = _ca_builder(
+        subject=subject, issuer_name=subject, public_key=public_key, not_before=now,
+        not_after=now + timedelta(days=3 * 365), path_length=0,
+    ).add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
     return builder.sign(key, SIGNATURE_HASH()), key
 
 
