@@ -183,6 +183,7 @@ class AuditEntry(models.Model):
         PASSWORD_RESET = "password_reset", _("password reset")
         IDS_EXPORTED = "ids_exported", _("IDs exported")
 
+    # The bank's own business: never about one contract, never shown in a contract's audit log.
     BANK_ONLY_ACTIONS = frozenset({Action.IDS_EXPORTED})
 
     at = models.DateTimeField(_("at"), default=timezone.now, db_index=True)
