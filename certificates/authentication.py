@@ -33,7 +33,7 @@ from django.utils.translation import gettext_lazy
 
 from accounts import audit
 from accounts.models import AuditEntry, User
-from accounts.services import PasswordCheck, verify_password
+from accounts.services import PasswordCheck, refusal_for_state, verify_password
 from accounts.throttle import (
     Scope,
     address_budget,
@@ -44,7 +44,7 @@ from accounts.throttle import (
 )
 
 from .client_cert import SESSION_CERTIFICATE_KEY
-from .models import Certificate, OneTimeCode
+from .models import Certificate, CertificateAction, OneTimeCode
 from .otp import CodeRefused, send_one_time_code
 from .services import supersede_older_certificates
 
@@ -133,15 +133,6 @@ class LoginCheck:
     retry_after: int | None = None
 
 
-def _state_refusal(user: User) -> str:
-    if user.state == User.State.SUSPENDED:
-        return _("This ID is suspended. Please contact your contract administrator.")
-    return _(
-        "This ID is locked after too many failed attempts. Ask your contract administrator or the bank to "
-        "unlock it."
-    )
-
-
 def _refuse_without_certificate(
     *, login_id: str, problem: CertificateProblem, presented: Certificate | None, remote_addr: str | None,
     now: datetime,
@@ -184,11 +175,10 @@ def check_login(
     password_check = verify_password(user=user, password=password, remote_addr=remote_addr)  # audits a failure
     if password_check in (PasswordCheck.ID_NOT_ACTIVE, PasswordCheck.LOCKED_NOW):
         user.refresh_from_db(fields=["state"])
-        return LoginCheck(refusal=_state_refusal(user))
+        return LoginCheck(refusal=refusal_for_state(user.state))
     if password_check != PasswordCheck.ACCEPTED:
         return LoginCheck(refusal=_("The login ID or password is incorrect."))
     return LoginCheck(user=user, certificate=presented)
-
 
 
 def log_in(request: HttpRequest, *, login_id: str, password: str, now: datetime | None = None) -> LoginCheck:
@@ -279,7 +269,7 @@ def start_obtaining(
     user = identified
     # Told before a code is sent; issuance refuses it too (certificates.services), under the ID's lock.
     if user.certificates.in_use(now or timezone.now()).exists():
-        audit.record(AuditEntry.Action.ISSUANCE_REFUSED, subject=user, remote_addr=remote_addr,
+        audit.record(CertificateAction.ISSUANCE_REFUSED, subject=user, remote_addr=remote_addr,
                      reason="has_valid_certificate", via=str(Certificate.Channel.OBTAIN))
         return ObtainStart(user=user, has_certificate_in_use=True)
     try:

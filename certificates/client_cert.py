@@ -20,7 +20,6 @@ to the certificate used at login: another certificate, or none, on a later reque
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import socket
 from collections.abc import Callable
@@ -39,7 +38,7 @@ from django.utils.translation import gettext as _
 from accounts import audit
 from accounts.models import AuditEntry
 
-from .models import Certificate
+from .models import Certificate, CertificateAction, certificate_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -56,10 +55,6 @@ class UntrustedProxyHeader(Exception):
 
 class MalformedProxyHeader(Exception):
     """The trusted proxy sent a client-certificate header that is not a certificate."""
-
-
-def fingerprint(der: bytes) -> str:
-    return hashlib.sha256(der).hexdigest()
 
 
 def _from_trusted_proxy(request: HttpRequest) -> bool:
@@ -156,7 +151,7 @@ class ClientCertificateMiddleware:
             der = read_client_certificate(request)
         except UntrustedProxyHeader:
             audit.record(
-                AuditEntry.Action.UNTRUSTED_PROXY_HEADER,
+                CertificateAction.UNTRUSTED_PROXY_HEADER,
                 remote_addr=request.META.get("REMOTE_ADDR") or None,
                 path=request.path[:200],
                 user_agent=request.META.get("HTTP_USER_AGENT", "")[:200],
@@ -179,7 +174,7 @@ class ClientCertificateMiddleware:
 def _certificate_with_owner(der: bytes) -> Certificate | None:
     # get() on the unique fingerprint: no ORDER BY to build, on every request of every customer.
     try:
-        return Certificate.objects.select_related("owner").get(fingerprint_sha256=fingerprint(der))
+        return Certificate.objects.select_related("owner").get(fingerprint_sha256=certificate_fingerprint(der))
     except Certificate.DoesNotExist:
         return None
 

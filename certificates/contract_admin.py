@@ -14,11 +14,9 @@ from __future__ import annotations
 from functools import update_wrapper
 
 from django import forms
-from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.db.models import OuterRef, Subquery
 from django.db.models.constants import LOOKUP_SEP
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
@@ -41,9 +39,10 @@ from accounts.views import portal_login_url
 
 from .admin import CertificateStateFilter
 from .client_cert import session_bound_to_this_certificate
-from .japan_time import japan_date
-from .models import Certificate, RevocationReason
+from .forms import RevocationForm
+from .models import Certificate
 from .services import RevocationRefused, revoke_certificate
+from .states import certificate_state, with_certificate_state
 
 
 class ContractAdminSite(admin.AdminSite):
@@ -188,32 +187,6 @@ class ContractScopedAdmin(admin.ModelAdmin):
 # --- user IDs (利用者ID) -------------------------------------------------------------------------
 
 
-def with_certificate_state(queryset, now):
-    """Annotate each ID with its certificate state in the same query (no query per row)."""
-    mine = Certificate.objects.filter(owner=OuterRef("pk"))
-    newest = mine.order_by("-not_before", "-pk")
-    return queryset.annotate(
-        certificate_valid_until=Subquery(mine.valid(now).order_by("-not_after").values("not_after")[:1]),
-        newest_certificate_not_after=Subquery(newest.values("not_after")[:1]),
-        newest_certificate_revoked_at=Subquery(newest.values("revoked_at")[:1]),
-    )
-
-
-def certificate_state_label(user: User, now) -> str:
-    if user.certificate_valid_until is not None:
-        # Calendar days in Japan time, as the notices screen and the reminders count them.
-        if (japan_date(user.certificate_valid_until) - japan_date(now)).days <= settings.RENEWAL_WINDOW_DAYS:
-            return _("valid, renewal due")
-        return _("valid")
-    if user.newest_certificate_not_after is None:
-        return _("none")
-    if user.newest_certificate_revoked_at is not None:
-        return _("revoked")
-    if user.newest_certificate_not_after <= now:
-        return _("expired")
-    return _("not yet valid")
-
-
 class UserIDForm(forms.ModelForm):
     class Meta:
         model = UserID
@@ -270,7 +243,7 @@ class UserIDAdmin(IDStateActions, ContractScopedAdmin):
 
     @admin.display(description=gettext_lazy("certificate"))
     def certificate_state(self, user: User) -> str:
-        return certificate_state_label(user, timezone.now())
+        return certificate_state(user, timezone.now()).label
 
     @admin.display(description=gettext_lazy("certificate valid until"), ordering="certificate_valid_until")
     def certificate_valid_until_display(self, user: User) -> str | None:
@@ -408,15 +381,6 @@ class OwnerFilter(admin.SimpleListFilter):
         return queryset.filter(owner_id=self.value()) if self.value() else queryset
 
 
-class RevocationForm(forms.Form):
-    # Superseding is the portal's own doing at renewal, not a customer's choice.
-    reason = forms.ChoiceField(
-        label=gettext_lazy("revocation reason"),
-        choices=[("", "---------")]
-        + [(value, label) for value, label in RevocationReason.choices if value != RevocationReason.SUPERSEDED],
-    )
-
-
 class CertificateAdmin(ContractScopedAdmin):
     contract_lookup = "owner__contract"
     list_display = ("serial_number", "owner", "not_before", "not_after", "state_display", "issued_via")
@@ -454,7 +418,7 @@ class CertificateAdmin(ContractScopedAdmin):
 
     def revoke_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         certificate = self.get_object(request, object_id)
-        form = RevocationForm(request.POST if request.method == "POST" else None)
+        form = RevocationForm(request.POST if request.method == "POST" else None, by_customer=True)
         if request.method == "POST" and form.is_valid():
             try:
                 revoke_certificate(certificate=certificate, reason=form.cleaned_data["reason"], by=request.user)

@@ -36,7 +36,7 @@ from .forms import ObtainIdentifyForm, OneTimeCodeForm
 from .json_body import UnreadableBody, read_json_object
 from .models import Certificate
 from .otp import CodeRefused, verify_one_time_code
-from .services import issue_certificate
+from .services import issue_certificate, renew_instead
 
 # The session key of an obtain in progress: {"user": pk, "code": pk, "verified_at": epoch seconds}.
 OBTAIN_SESSION_KEY = "certportal_obtain"
@@ -44,10 +44,6 @@ OBTAIN_SESSION_KEY = "certportal_obtain"
 OBTAIN_VERIFIED_FOR = timedelta(minutes=30)
 # The page 電子証明書更新前処理中 moves on by itself after this many seconds.
 PREPARE_SECONDS = 2
-
-
-def _remote_addr(request: HttpRequest) -> str | None:
-    return getattr(request, "client_address", None) or request.META.get("REMOTE_ADDR") or None
 
 
 def _customer(request: HttpRequest) -> User:
@@ -74,7 +70,7 @@ def _issue(request: HttpRequest, *, user: User, via: Certificate.Channel, done_u
         return JsonResponse({"error": _("The request from the page could not be read. Reload it and try again.")},
                             status=400)
     try:
-        issuance = issue_certificate(user=user, csr=csr, via=via, remote_addr=_remote_addr(request))
+        issuance = issue_certificate(user=user, csr=csr, via=via, remote_addr=request.client_address)
     except CertificateRefused as refusal:
         status = 409 if refusal.code in ("issuance_in_progress", "has_valid_certificate") else 400
         return JsonResponse({"error": str(refusal.message), "code": refusal.code}, status=status)
@@ -182,9 +178,10 @@ def obtain_start(request: HttpRequest) -> HttpResponse:
     if request.method == "GET" or not form.is_valid():
         return render(request, template, {"form": form})
     started = start_obtaining(login_id=form.cleaned_data["login_id"], password=form.cleaned_data["password"],
-                              remote_addr=_remote_addr(request))
+                              remote_addr=request.client_address)
     if started.has_certificate_in_use:
-        return render(request, "certificates/enroll/obtain_renew_instead.html", {"login_id": started.user.login_id})
+        return render(request, "certificates/enroll/obtain_renew_instead.html",
+                      {"refusal": renew_instead(started.user.login_id)})
     if started.refusal:
         form.add_error(None, started.refusal)
         response = render(request, template, {"form": form}, status=started.status)
@@ -213,7 +210,7 @@ def obtain_code(request: HttpRequest) -> HttpResponse:
         return render(request, template, context)
     try:
         verify_one_time_code(code_id=state["code"], user=user, entered=form.cleaned_data["code"],
-                             remote_addr=_remote_addr(request))
+                             remote_addr=request.client_address)
     except CodeRefused as refusal:
         form.add_error("code", str(refusal.message))
         return render(request, template, context)

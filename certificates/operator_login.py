@@ -91,7 +91,7 @@ class OperatorLoginForm(AuthenticationForm):
             login_id=login_id, password=password,
             presented_der=getattr(request, "client_certificate_der", None),
             presented=getattr(request, "client_certificate", None),
-            remote_addr=getattr(request, "client_address", None),
+            remote_addr=request.client_address,
             now=timezone.now(),
         )
         if outcome.refusal:

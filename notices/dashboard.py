@@ -22,11 +22,10 @@ from django.db.models import Count, QuerySet
 from django.db.models.functions import TruncDate
 from django.utils import timezone, translation
 
-from accounts.japan_time import japan_date
+from accounts.japan_time import JAPAN, japan_date, japan_today
 from accounts.models import JobRun, User
-from certificates.contract_admin import certificate_state_label, with_certificate_state
-from certificates.japan_time import JAPAN, japan_today
 from certificates.models import Certificate, RevocationList
+from certificates.states import certificate_state, with_certificate_state
 from notices.models import Reminder
 
 WEEKS = 26
@@ -230,6 +229,6 @@ def _id_csv_rows(now: datetime) -> Iterator[str]:
         valid_until = user.certificate_valid_until
         yield writer.writerow([_cell(value) for value in (
             user.login_id, user.contract.number, user.contract.name, user.get_role_display(),
-            user.get_state_display(), str(certificate_state_label(user, now)),
+            user.get_state_display(), str(certificate_state(user, now).label),
             timezone.localtime(valid_until, JAPAN).isoformat() if valid_until else "",
         )])

@@ -71,14 +71,8 @@ class EstateCollector(Collector):
         certificates = GaugeMetricFamily(
             "certportal_certificates", "Client certificates by state.", labels=["state"]
         )
-        by_state = {
-            Certificate.State.VALID: Certificate.objects.valid(now),
-            Certificate.State.NOT_YET_VALID: Certificate.objects.not_revoked().filter(not_before__gt=now),
-            Certificate.State.EXPIRED: Certificate.objects.not_revoked().expired(now),
-            Certificate.State.REVOKED: Certificate.objects.revoked(),
-        }
-        for state, queryset in by_state.items():
-            certificates.add_metric([state.value], queryset.count())
+        for state in Certificate.State:
+            certificates.add_metric([state.value], Certificate.objects.in_state(state, now).count())
         yield certificates
 
         live = GaugeMetricFamily(

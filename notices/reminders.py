@@ -31,12 +31,12 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
 from accounts import audit
-from accounts.models import AuditEntry, User
-from certificates.japan_time import japan_day_start
+from accounts.japan_time import japan_day_start
+from accounts.models import User
 from certificates.models import Certificate
 
 from . import emails
-from .models import PendingTrackingEvent, Reminder, ReminderAttempt
+from .models import NoticeAction, PendingTrackingEvent, Reminder, ReminderAttempt
 
 log = logging.getLogger(__name__)
 
@@ -567,7 +567,7 @@ def resend_reminder(*, reminder: Reminder, by: User, enqueue: Enqueue, now: date
             "failing_since", "alerted_at",
         ])
         audit.record(
-            AuditEntry.Action.REMINDER_RESENT, subject=reminder.recipient, actor=by,
+            NoticeAction.REMINDER_RESENT, subject=reminder.recipient, actor=by,
             certificate_serial=reminder.certificate.serial_number if reminder.certificate else "",
             reminder=reminder.pk, kind=reminder.kind, threshold_days=reminder.threshold_days,
             previous_state=previous_state, previous_message_id=previous_message_id or None,

@@ -18,7 +18,7 @@ from django.utils import translation
 
 from accounts.models import AuditEntry, Contract, User
 from certificates.keys import kdf_iterations
-from certificates.models import Certificate, CertificateAuthority, RevocationList, RevocationReason
+from certificates.models import Certificate, CertificateAction, CertificateAuthority, RevocationList, RevocationReason
 
 from .conftest import make_csr
 
@@ -60,7 +60,7 @@ def test_init_ca_creates_the_two_tier_ca_once_and_then_says_nothing_changed(db, 
     assert [row[1] for row in rows] == ["issuing", "root"]
     assert "nothing changed" in again
     assert ca_rows() == rows
-    assert AuditEntry.objects.filter(action=AuditEntry.Action.CA_CREATED).count() == 1
+    assert AuditEntry.objects.filter(action=CertificateAction.CA_CREATED).count() == 1
 
 
 def test_ca_keys_are_stored_encrypted_and_open_only_with_their_own_passphrase(db, key_ceremony):
@@ -329,7 +329,7 @@ def test_issue_operator_certificate_certifies_an_operators_csr_and_audits_who_ra
     issued = x509.load_pem_x509_certificate(out.encode())
     assert issued.public_key() == key.public_key()
     assert issued.subject.rfc4514_string().startswith("CN=olivia-operator,OU=Bank operators,")
-    entry = AuditEntry.objects.get(action=AuditEntry.Action.CERTIFICATE_ISSUED, subject=olivia)
+    entry = AuditEntry.objects.get(action=CertificateAction.CERTIFICATE_ISSUED, subject=olivia)
     assert entry.detail["via"] == "operator_access"
     assert entry.detail["issued_by"].startswith("manage.py issue_operator_certificate by ")
 

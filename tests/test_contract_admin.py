@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from accounts import services as id_services
 from accounts.models import AuditEntry, Contract, User
 from certificates.client_cert import SESSION_CERTIFICATE_KEY
-from certificates.models import Certificate, RevocationList, RevocationReason
+from certificates.models import Certificate, CertificateAction, RevocationList, RevocationReason
 
 from .clients import CertificateClient, issue_for, operator_signed_in
 from .conftest import PASSWORD
@@ -190,7 +190,7 @@ def test_revoking_a_users_certificate_asks_for_a_reason_and_goes_through_the_rev
     certificate.refresh_from_db()
     assert certificate.revocation_reason == RevocationReason.KEY_COMPROMISE
     assert RevocationList.objects.count() == crls_before + 1  # published at once
-    entry = AuditEntry.objects.get(action=AuditEntry.Action.CERTIFICATE_REVOKED, subject=bob)
+    entry = AuditEntry.objects.get(action=CertificateAction.CERTIFICATE_REVOKED, subject=bob)
     assert entry.actor == alice and entry.certificate_serial == certificate.serial_number
 
 

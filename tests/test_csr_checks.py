@@ -9,7 +9,7 @@ from django.utils import translation
 
 from accounts.models import AuditEntry
 from certificates.csr import CsrRejected
-from certificates.models import Certificate
+from certificates.models import Certificate, CertificateAction
 from certificates.services import issue_certificate
 
 from .conftest import make_csr
@@ -21,7 +21,7 @@ def refusal(user, csr) -> CsrRejected:
     with pytest.raises(CsrRejected) as caught:
         issue_certificate(user=user, csr=csr, via=Certificate.Channel.OPERATOR)
     assert not Certificate.objects.exists()
-    assert AuditEntry.objects.filter(action=AuditEntry.Action.ISSUANCE_REFUSED, subject=user).exists()
+    assert AuditEntry.objects.filter(action=CertificateAction.ISSUANCE_REFUSED, subject=user).exists()
     return caught.value
 
 

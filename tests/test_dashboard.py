@@ -12,9 +12,9 @@ import pytest
 import time_machine
 from django.core.management import call_command
 
+from accounts.japan_time import japan_day_start
 from accounts.models import AuditEntry, JobRun, User
 from certificates.crl import current_crl
-from certificates.japan_time import japan_day_start
 from certificates.models import Certificate, RevocationReason
 from certificates.services import issue_certificate, revoke_certificate, supersede_older_certificates
 from certificates.tasks import refresh_crl

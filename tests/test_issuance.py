@@ -25,7 +25,7 @@ from accounts.services import suspend_id
 from certificates import ca as portal_ca
 from certificates.crl import current_crl
 from certificates.csr import CsrRejected
-from certificates.models import Certificate, CertificateAuthority, RevocationReason
+from certificates.models import Certificate, CertificateAction, CertificateAuthority, RevocationReason
 from certificates.services import IssuanceRefused, issue_certificate, revoke_certificate
 from certportal.run import prepare_tls, server_hostnames
 
@@ -202,13 +202,13 @@ def test_certificates_are_signed_with_sha384_like_the_p384_ca_key(ca, bob):
 def test_the_issuance_and_its_audit_entry_are_one_transaction(ca, bob):
     with pytest.raises(RuntimeError), transaction.atomic():
         issue(bob)
-        assert AuditEntry.objects.filter(action=AuditEntry.Action.CERTIFICATE_ISSUED, subject=bob).count() == 1
+        assert AuditEntry.objects.filter(action=CertificateAction.CERTIFICATE_ISSUED, subject=bob).count() == 1
         raise RuntimeError("the caller's transaction fails after issuing")
     assert not Certificate.objects.exists()
-    assert not AuditEntry.objects.filter(action=AuditEntry.Action.CERTIFICATE_ISSUED).exists()
+    assert not AuditEntry.objects.filter(action=CertificateAction.CERTIFICATE_ISSUED).exists()
 
     certificate = issue(bob)
-    entry = AuditEntry.objects.get(action=AuditEntry.Action.CERTIFICATE_ISSUED)
+    entry = AuditEntry.objects.get(action=CertificateAction.CERTIFICATE_ISSUED)
     assert (entry.subject, entry.contract, entry.certificate_serial) == (bob, bob.contract, certificate.serial_number)
     assert entry.detail["via"] == Certificate.Channel.OBTAIN
 
@@ -232,7 +232,7 @@ def test_a_different_csr_within_the_pending_hold_is_refused(ca, bob, settings):
         assert "issued moments ago" in str(caught.value.message)
     assert list(Certificate.objects.all()) == [first]
     assert AuditEntry.objects.filter(
-        action=AuditEntry.Action.ISSUANCE_REFUSED, subject=bob, detail__reason="issuance_in_progress"
+        action=CertificateAction.ISSUANCE_REFUSED, subject=bob, detail__reason="issuance_in_progress"
     ).exists()
 
 
@@ -251,7 +251,7 @@ def test_after_the_hold_a_new_certificate_is_issued_and_the_abandoned_one_revoke
     assert abandoned.revocation_reason == RevocationReason.SUPERSEDED
     assert newer.revoked_at is None
     assert AuditEntry.objects.filter(
-        action=AuditEntry.Action.CERTIFICATE_REVOKED, certificate_serial=abandoned.serial_number
+        action=CertificateAction.CERTIFICATE_REVOKED, certificate_serial=abandoned.serial_number
     ).exists()
     with time_machine.travel(later, tick=False):
         crl = x509.load_der_x509_crl(bytes(current_crl().der))

@@ -20,6 +20,7 @@ from django.urls import reverse
 from accounts.models import AuditEntry, User
 from accounts.services import suspend_id
 from certificates.client_cert import SESSION_CERTIFICATE_KEY
+from certificates.models import CertificateAction
 from certificates.services import revoke_certificate
 
 from .clients import PROXY_ADDRESS, CertificateClient, issue_for, self_signed_certificate
@@ -387,7 +388,7 @@ class TestProxyHeaders:
         response = log_in(client, alice)
         assert response.status_code == 400
         assert "_auth_user_id" not in client.session
-        entry = AuditEntry.objects.get(action=AuditEntry.Action.UNTRUSTED_PROXY_HEADER)
+        entry = AuditEntry.objects.get(action=CertificateAction.UNTRUSTED_PROXY_HEADER)
         assert entry.remote_addr == "192.0.2.10"
         assert not AuditEntry.objects.filter(action=AuditEntry.Action.LOGIN_SUCCEEDED).exists()
 

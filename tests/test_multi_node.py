@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives import serialization
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
+from accounts.japan_time import JAPAN
 from accounts.models import JobRun
-from certificates.japan_time import JAPAN
 from certificates.models import Certificate
 from notices.models import Reminder
 

@@ -14,6 +14,7 @@ import pytest
 from cryptography import x509
 
 from accounts.models import AuditEntry
+from certificates.models import CertificateAction
 from certificates.services import revoke_certificate
 
 from .clients import issue_for, issue_for_operator
@@ -75,7 +76,7 @@ def test_a_certificate_header_sent_to_gunicorn_over_tcp_is_refused_and_audited_e
     for source in ("127.0.0.1", "127.0.0.2"):
         response = plain_get("127.0.0.1", nginx_portal.upstream_port, "/", headers=forged, source_address=(source, 0))
         assert response.status == 400, nginx_portal.logs()
-    entries = AuditEntry.objects.filter(action=AuditEntry.Action.UNTRUSTED_PROXY_HEADER).order_by("id")
+    entries = AuditEntry.objects.filter(action=CertificateAction.UNTRUSTED_PROXY_HEADER).order_by("id")
     # The peer's own address, not the one it claimed in X-Real-IP.
     assert [entry.remote_addr for entry in entries] == ["127.0.0.1", "127.0.0.2"]
     assert not AuditEntry.objects.filter(action=AuditEntry.Action.LOGIN_SUCCEEDED).exists()

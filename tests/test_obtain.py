@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from accounts.models import AuditEntry, User
 from certificates import otp
-from certificates.models import Certificate, OneTimeCode
+from certificates.models import Certificate, CertificateAction, OneTimeCode
 from certificates.services import supersede_older_certificates
 
 from .clients import CertificateClient, issue_for
@@ -115,12 +115,12 @@ def test_an_id_without_a_certificate_obtains_one_with_the_code_from_the_email(
     assert certificate.fingerprint_display in done.content.decode()
     actions = set(AuditEntry.objects.filter(subject=charlie).values_list("action", flat=True))
     assert {
-        AuditEntry.Action.ONE_TIME_CODE_SENT, AuditEntry.Action.ONE_TIME_CODE_ACCEPTED,
-        AuditEntry.Action.CERTIFICATE_ISSUED,
+        CertificateAction.ONE_TIME_CODE_SENT, CertificateAction.ONE_TIME_CODE_ACCEPTED,
+        CertificateAction.CERTIFICATE_ISSUED,
     } <= actions
     # Who proved the ID and had the certificate issued, and from where.
-    issued_entry = AuditEntry.objects.get(action=AuditEntry.Action.CERTIFICATE_ISSUED, subject=charlie)
-    accepted_entry = AuditEntry.objects.get(action=AuditEntry.Action.ONE_TIME_CODE_ACCEPTED, subject=charlie)
+    issued_entry = AuditEntry.objects.get(action=CertificateAction.CERTIFICATE_ISSUED, subject=charlie)
+    accepted_entry = AuditEntry.objects.get(action=CertificateAction.ONE_TIME_CODE_ACCEPTED, subject=charlie)
     assert issued_entry.remote_addr == accepted_entry.remote_addr == "127.0.0.1"
 
 
@@ -142,7 +142,7 @@ def test_once_the_obtained_certificate_is_in_use_the_same_session_cannot_obtain_
         again = post_csr(logged_in)
     assert again.status_code == 409 and again.json()["code"] == "has_valid_certificate"
     assert list(charlie.certificates.all()) == [certificate]
-    assert AuditEntry.objects.filter(action=AuditEntry.Action.ISSUANCE_REFUSED, subject=charlie,
+    assert AuditEntry.objects.filter(action=CertificateAction.ISSUANCE_REFUSED, subject=charlie,
                                      detail__reason="has_valid_certificate").exists()
 
 
@@ -195,7 +195,7 @@ def test_a_wrong_code_is_refused_counted_and_audited(browser, charlie, django_ca
     assert response.status_code == 200
     assert "確認コードが正しくありません。あと 4 回入力できます。" in errors(response)
     assert OneTimeCode.objects.get(user=charlie).attempts == 1
-    assert AuditEntry.objects.filter(action=AuditEntry.Action.ONE_TIME_CODE_FAILED, subject=charlie,
+    assert AuditEntry.objects.filter(action=CertificateAction.ONE_TIME_CODE_FAILED, subject=charlie,
                                      detail__reason="wrong_code").count() == 1
     assert enter_code(browser, right)["Location"] == reverse("obtain-enroll")
 
@@ -220,7 +220,7 @@ def test_an_expired_code_is_refused(browser, charlie, django_capture_on_commit_c
     with time_machine.travel(timezone.now() + timedelta(minutes=10, seconds=1)):
         response = enter_code(browser, code)
     assert "確認コードの有効期限が切れました" in errors(response)
-    assert AuditEntry.objects.filter(action=AuditEntry.Action.ONE_TIME_CODE_FAILED, detail__reason="expired").exists()
+    assert AuditEntry.objects.filter(action=CertificateAction.ONE_TIME_CODE_FAILED, detail__reason="expired").exists()
 
 
 def test_the_code_typed_in_full_width_digits_or_with_a_space_is_accepted(
@@ -283,7 +283,7 @@ def test_an_id_with_a_valid_certificate_is_told_to_log_in_and_renew(
     assert {"ja": "失効を依頼してから", "en": "ask your contract administrator or the bank to revoke it"}[language] \
         in response.content.decode()
     assert mail.outbox == [] and not OneTimeCode.objects.exists()
-    assert AuditEntry.objects.filter(action=AuditEntry.Action.ISSUANCE_REFUSED, subject=charlie,
+    assert AuditEntry.objects.filter(action=CertificateAction.ISSUANCE_REFUSED, subject=charlie,
                                      detail__reason="has_valid_certificate").exists()
 
 
@@ -359,7 +359,7 @@ def test_an_id_gets_at_most_five_codes_an_hour(ca, behind_proxy, charlie, django
     assert refused.status_code == 429
     assert "確認コードの上限に達しました" in errors(refused)
     assert len(mail.outbox) == otp.CODES_PER_HOUR
-    assert AuditEntry.objects.filter(action=AuditEntry.Action.ONE_TIME_CODE_FAILED,
+    assert AuditEntry.objects.filter(action=CertificateAction.ONE_TIME_CODE_FAILED,
                                      detail__reason="too_many_codes").exists()
     with time_machine.travel(timezone.now() + timedelta(hours=1, seconds=1)):
         again = identify(CertificateClient(None), "charlie-admin", capture=django_capture_on_commit_callbacks)
@@ -448,5 +448,5 @@ def test_when_the_mail_server_refuses_the_customer_is_told_and_it_is_audited(tra
                                                                        "password": PASSWORD})
     assert response.status_code == 503
     assert "確認コードのメールを送信できませんでした" in errors(response)
-    assert AuditEntry.objects.filter(action=AuditEntry.Action.ONE_TIME_CODE_FAILED, subject=charlie,
+    assert AuditEntry.objects.filter(action=CertificateAction.ONE_TIME_CODE_FAILED, subject=charlie,
                                      detail__reason="mail_failed").exists()

@@ -19,7 +19,7 @@ from django.utils import timezone
 from accounts.models import AuditEntry
 from certificates import ca as portal_ca
 from certificates import keys
-from certificates.models import CertificateAuthority, RevocationList
+from certificates.models import CertificateAction, CertificateAuthority, RevocationList
 from certificates.tasks import refresh_crl
 
 from .clients import issue_for
@@ -64,7 +64,7 @@ def test_only_the_roots_command_revokes_the_issuing_ca_and_its_next_crl_lists_it
     entry = crl.get_revoked_certificate_by_serial_number(issuing.certificate.serial_number)
     assert entry is not None
     assert entry.extensions.get_extension_for_class(x509.CRLReason).value.reason == x509.ReasonFlags.key_compromise
-    assert AuditEntry.objects.filter(action=AuditEntry.Action.CERTIFICATE_REVOKED, detail__ca=issuing.subject).exists()
+    assert AuditEntry.objects.filter(action=CertificateAction.CERTIFICATE_REVOKED, detail__ca=issuing.subject).exists()
 
 
 def test_the_hourly_crl_job_re_signs_with_the_issuing_key_alone(ca, settings):

@@ -9,7 +9,7 @@ import time_machine
 from cryptography import x509
 
 from accounts.models import AuditEntry, User
-from certificates.models import Certificate, RevocationList, RevocationReason
+from certificates.models import Certificate, CertificateAction, RevocationList, RevocationReason
 from certificates.services import issue_certificate, revoke_certificate, supersede_older_certificates
 
 from .clients import issue_for_operator, operator_signed_in
@@ -269,7 +269,7 @@ def test_the_revoke_action_asks_for_confirmation_then_revokes_through_the_servic
     assert done.status_code == 302
     certificate.refresh_from_db()
     assert certificate.revocation_reason == RevocationReason.KEY_COMPROMISE
-    entry = AuditEntry.objects.get(action=AuditEntry.Action.CERTIFICATE_REVOKED)
+    entry = AuditEntry.objects.get(action=CertificateAction.CERTIFICATE_REVOKED)
     assert (entry.actor, entry.subject, entry.certificate_serial) == (olivia, bob, certificate.serial_number)
     crl = x509.load_der_x509_crl(bytes(RevocationList.objects.latest("number").der))
     revoked = crl.get_revoked_certificate_by_serial_number(int(certificate.serial_number, 16))

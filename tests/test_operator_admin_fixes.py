@@ -9,9 +9,9 @@ import time_machine
 from django.contrib.auth.models import Permission
 from django.utils import translation
 
+from accounts.japan_time import JAPAN, japan_day_start
 from accounts.models import AuditEntry, User
-from certificates.japan_time import JAPAN, japan_day_start
-from certificates.models import Certificate
+from certificates.models import Certificate, CertificateAction
 from certificates.services import issue_certificate
 from notices.models import Reminder
 
@@ -183,7 +183,7 @@ def test_the_contract_audit_filter_lists_only_actions_about_contracts():
     assert "CA作成" not in labels and "CRL公開" not in labels
     values = {value for value, _label in AuditEntry.contract_actions()}
     assert AuditEntry.Action.IDS_EXPORTED not in values
-    assert AuditEntry.Action.CERTIFICATE_REVOKED in values
+    assert CertificateAction.CERTIFICATE_REVOKED in values
 
 
 def test_the_contract_sites_audit_filter_offers_no_bank_only_action(ca, behind_proxy, alice):
@@ -194,7 +194,7 @@ def test_the_contract_sites_audit_filter_offers_no_bank_only_action(ca, behind_p
     assert response.status_code == 200
     (action_filter,) = [spec for spec in response.context["cl"].filter_specs if spec.parameter_name == "action"]
     offered = {value for value, _label in action_filter.lookup_choices}
-    assert AuditEntry.Action.CA_CREATED not in offered and AuditEntry.Action.CRL_PUBLISHED not in offered
+    assert CertificateAction.CA_CREATED not in offered and CertificateAction.CRL_PUBLISHED not in offered
     assert AuditEntry.Action.LOGIN_SUCCEEDED in offered
     content = response.content.decode()
     assert "CA作成" not in content and "CRL公開" not in content

@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import AuditEntry
-from certificates.models import Certificate
+from certificates.models import Certificate, CertificateAction
 from certificates.services import issue_certificate
 from notices.models import Reminder
 
@@ -44,7 +44,7 @@ def estate(ca, alice, bob, charlie, olivia):
             state=Reminder.State.DELIVERED, sent_at=now, attempts=1, sent_to=user.email,
             message_id=f"{uuid.uuid4()}-{uuid.uuid4()}",
         )
-        AuditEntry.objects.create(action=AuditEntry.Action.CERTIFICATE_ISSUED, subject=user, actor=olivia,
+        AuditEntry.objects.create(action=CertificateAction.CERTIFICATE_ISSUED, subject=user, actor=olivia,
                                   certificate_serial=certificate.serial_number, remote_addr="2001:db8::1234:5678")
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from accounts.models import AuditEntry
 from certificates.client_cert import SESSION_CERTIFICATE_KEY
+from certificates.models import CertificateAction
 
 from .clients import certificate_headers, issue_for
 from .conftest import PASSWORD
@@ -72,7 +73,7 @@ def test_over_tcp_the_certificate_headers_are_refused_and_audited_whatever_the_a
         tcp.close()
 
     assert response.status_code == 400
-    entry = AuditEntry.objects.get(action=AuditEntry.Action.UNTRUSTED_PROXY_HEADER)
+    entry = AuditEntry.objects.get(action=CertificateAction.UNTRUSTED_PROXY_HEADER)
     assert entry.remote_addr == address  # the peer's own, not the X-Real-IP it claimed
     assert "_auth_user_id" not in client.session
 

@@ -20,7 +20,7 @@ from accounts.models import AuditEntry, User
 from certificates.models import Certificate, RevocationReason
 from certificates.services import revoke_certificate
 from certportal.celery import app as celery_app
-from notices.models import PendingTrackingEvent, Reminder, ReminderAttempt
+from notices.models import NoticeAction, PendingTrackingEvent, Reminder, ReminderAttempt
 from notices.reminders import (
     Outcome,
     ResendRefused,
@@ -404,7 +404,7 @@ def test_operators_filter_failed_reminders_and_resend_one_through_the_admin(
     assert response.status_code == 200
     reminder.refresh_from_db()
     assert reminder.state == Reminder.State.SENT
-    entry = AuditEntry.objects.get(action=AuditEntry.Action.REMINDER_RESENT)
+    entry = AuditEntry.objects.get(action=NoticeAction.REMINDER_RESENT)
     assert entry.actor == olivia and entry.subject == bob and entry.detail["previous_state"] == "failed"
     assert len(mail.outbox) == 1
 

@@ -21,7 +21,7 @@ from django.utils import timezone
 from accounts.japan_time import japan_time
 from accounts.models import AuditEntry
 from certificates.client_cert import SESSION_CERTIFICATE_KEY
-from certificates.models import Certificate
+from certificates.models import Certificate, CertificateAction
 from certificates.services import supersede_older_certificates
 
 from .clients import CertificateClient, issue_for
@@ -186,7 +186,7 @@ def test_a_second_tab_with_another_key_is_refused_clearly_and_nothing_more_is_is
     assert refused.status_code == 409
     assert refused.json()["code"] == "issuance_in_progress" and refused.json()["error"]
     assert alice.certificates.count() == 2
-    assert AuditEntry.objects.filter(action=AuditEntry.Action.ISSUANCE_REFUSED, subject=alice).exists()
+    assert AuditEntry.objects.filter(action=CertificateAction.ISSUANCE_REFUSED, subject=alice).exists()
 
 
 def test_the_start_screen_says_when_an_abandoned_renewal_can_be_started_again(browser):

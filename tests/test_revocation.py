@@ -19,7 +19,7 @@ from django.utils import translation
 
 from accounts.models import AuditEntry
 from certificates.crl import current_crl, publish_crl
-from certificates.models import Certificate, RevocationList, RevocationReason
+from certificates.models import Certificate, CertificateAction, RevocationList, RevocationReason
 from certificates.services import (
     RevocationRefused,
     issue_certificate,
@@ -127,7 +127,7 @@ def test_revoking_a_certificate_twice_is_refused(ca, bob, olivia):
     certificate.refresh_from_db()
     assert certificate.revocation_reason == RevocationReason.KEY_COMPROMISE
     assert RevocationList.objects.count() == published
-    assert AuditEntry.objects.filter(action=AuditEntry.Action.CERTIFICATE_REVOKED).count() == 1
+    assert AuditEntry.objects.filter(action=CertificateAction.CERTIFICATE_REVOKED).count() == 1
 
 
 def test_an_unknown_reason_is_refused_and_nothing_is_revoked(ca, bob, olivia):
@@ -139,7 +139,7 @@ def test_an_unknown_reason_is_refused_and_nothing_is_revoked(ca, bob, olivia):
     certificate.refresh_from_db()
     assert certificate.revoked_at is None
     assert not RevocationList.objects.exists()
-    assert not AuditEntry.objects.filter(action=AuditEntry.Action.CERTIFICATE_REVOKED).exists()
+    assert not AuditEntry.objects.filter(action=CertificateAction.CERTIFICATE_REVOKED).exists()
 
 
 def test_a_revocation_and_its_audit_entry_and_crl_are_one_transaction(ca, bob, olivia):
@@ -150,11 +150,11 @@ def test_a_revocation_and_its_audit_entry_and_crl_are_one_transaction(ca, bob, o
 
     certificate.refresh_from_db()
     assert certificate.revoked_at is None
-    assert not AuditEntry.objects.filter(action=AuditEntry.Action.CERTIFICATE_REVOKED).exists()
+    assert not AuditEntry.objects.filter(action=CertificateAction.CERTIFICATE_REVOKED).exists()
     assert not RevocationList.objects.exists()
 
     revoke_certificate(certificate=certificate, reason=RevocationReason.KEY_COMPROMISE, by=olivia)
-    entry = AuditEntry.objects.get(action=AuditEntry.Action.CERTIFICATE_REVOKED)
+    entry = AuditEntry.objects.get(action=CertificateAction.CERTIFICATE_REVOKED)
     assert (entry.actor, entry.subject, entry.certificate_serial) == (olivia, bob, certificate.serial_number)
     assert entry.detail["reason"] == "key_compromise"
 
@@ -254,9 +254,9 @@ def test_first_use_of_a_newer_certificate_supersedes_the_older_ones(client, ca, 
     )
     assert listed_reason(crl, older) == x509.ReasonFlags.superseded
     actions = set(AuditEntry.objects.filter(subject=bob).values_list("action", "certificate_serial"))
-    assert (AuditEntry.Action.CERTIFICATE_FIRST_USED, newer.serial_number) in actions
-    assert (AuditEntry.Action.CERTIFICATE_SUPERSEDED, older.serial_number) in actions
-    assert (AuditEntry.Action.CERTIFICATE_REVOKED, older.serial_number) in actions
+    assert (CertificateAction.CERTIFICATE_FIRST_USED, newer.serial_number) in actions
+    assert (CertificateAction.CERTIFICATE_SUPERSEDED, older.serial_number) in actions
+    assert (CertificateAction.CERTIFICATE_REVOKED, older.serial_number) in actions
 
     # A second login with it changes nothing more.
     with time_machine.travel(used_at + timedelta(hours=1), tick=False):

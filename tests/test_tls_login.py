@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from django.utils import timezone
 
 from accounts.models import AuditEntry, User
+from certificates.models import CertificateAction
 
 from .clients import issue_for, issue_for_operator, self_signed_certificate
 from .conftest import PASSWORD
@@ -128,7 +129,7 @@ def test_certificate_headers_sent_straight_to_gunicorn_are_refused_and_audited(t
     forged = {"X-SSL-Client-Cert": quote(certificate.pem, safe=""), "X-SSL-Client-Verify": "SUCCESS"}
     response = Browser(tls_portal).get("/", headers=forged)
     assert response.status == 400
-    entry = AuditEntry.objects.get(action=AuditEntry.Action.UNTRUSTED_PROXY_HEADER)
+    entry = AuditEntry.objects.get(action=CertificateAction.UNTRUSTED_PROXY_HEADER)
     assert entry.remote_addr == "127.0.0.1"
 
 

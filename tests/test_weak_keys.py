@@ -23,7 +23,7 @@ from django.utils import translation
 from accounts.models import AuditEntry
 from certificates.client_cert import SESSION_CERTIFICATE_KEY
 from certificates.csr import CsrRejected, check_public_key
-from certificates.models import Certificate
+from certificates.models import Certificate, CertificateAction
 from certificates.services import issue_certificate
 
 from .clients import CertificateClient, issue_for
@@ -98,7 +98,7 @@ def refusal(user, csr) -> CsrRejected:
         issue_certificate(user=user, csr=csr, via=Certificate.Channel.OPERATOR)
     assert not Certificate.objects.filter(owner=user).exists()
     assert AuditEntry.objects.filter(
-        action=AuditEntry.Action.ISSUANCE_REFUSED, subject=user, detail__reason=caught.value.code
+        action=CertificateAction.ISSUANCE_REFUSED, subject=user, detail__reason=caught.value.code
     ).exists()
     return caught.value
 
@@ -161,7 +161,7 @@ def test_a_blocklisted_p256_key_is_refused_at_renewal_and_audited(ca, alice, beh
     assert "CVE-2008-0166" in response.json()["error"]
     assert Certificate.objects.filter(owner=alice).count() == 1
     assert AuditEntry.objects.filter(
-        action=AuditEntry.Action.ISSUANCE_REFUSED, subject=alice, detail__reason="weak_key_blocklisted",
+        action=CertificateAction.ISSUANCE_REFUSED, subject=alice, detail__reason="weak_key_blocklisted",
         detail__via="renewal",
     ).exists()
 
@@ -173,5 +173,5 @@ def test_the_operators_issue_certificate_command_refuses_a_weak_key_with_the_rea
     with translation.override("en"), pytest.raises(CommandError, match="ROCA"):
         call_command("issue_certificate", "bob-user", "--csr", str(csr), stdout=io.StringIO())
     assert AuditEntry.objects.filter(
-        action=AuditEntry.Action.ISSUANCE_REFUSED, subject=bob, detail__reason="weak_key_roca", detail__via="operator"
+        action=CertificateAction.ISSUANCE_REFUSED, subject=bob, detail__reason="weak_key_roca", detail__via="operator"
     ).exists()

@@ -7,8 +7,8 @@ from datetime import date
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from accounts.japan_time import days_left
 from accounts.jobs import recording
-from notices.emails import days_left
 from notices.models import Reminder
 from notices.reminders import READ_BATCH, BrokerUnavailable, JobResult, run_reminder_job
 from notices.tasks import SEND_EXPIRY_REMINDERS, enqueue
