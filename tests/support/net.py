@@ -1,5 +1,6 @@
 """Is a local service listening? (No Django here: bench/ uses it before configuring Django.)"""
 
+import os
 import socket
 
 
@@ -9,3 +10,8 @@ def reachable(host: str, port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def uses_postgresql() -> bool:
+    """Does this run's DATABASE_URL name PostgreSQL (else the embedded SQLite)?"""
+    return os.environ.get("DATABASE_URL", "").startswith("postgres")

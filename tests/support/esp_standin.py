@@ -11,6 +11,7 @@ the client's timeout: the outcome the client sees is unknown).
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -18,6 +19,10 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+# The basic-auth credentials Postmark's tracking webhook is configured with (ANYMAIL's WEBHOOK_SECRET).
+WEBHOOK_SECRET = "hook-user:a-long-webhook-secret"
+WEBHOOK = "/anymail/postmark/tracking/"  # where anymail receives Postmark's tracking events
 
 
 @dataclass
@@ -147,3 +152,20 @@ class PostmarkStandIn:
             "ErrorCode": 0,
             "Message": "OK",
         }
+
+
+def post_event(client, payload: dict, *, auth: str | None = WEBHOOK_SECRET):
+    """A tracking event posted to the portal's webhook as Postmark posts it (basic auth with the secret)."""
+    headers = {}
+    if auth is not None:
+        headers["HTTP_AUTHORIZATION"] = "Basic " + base64.b64encode(auth.encode()).decode()
+    return client.post(WEBHOOK, json.dumps(payload), content_type="application/json", **headers)
+
+
+def delivery(message_id: str = "pm-1") -> dict:
+    """Postmark's Delivery event for `message_id`."""
+    return {
+        "RecordType": "Delivery", "MessageID": message_id, "Recipient": "bob@alpha.example",
+        "DeliveredAt": "2026-12-01T09:00:05Z", "Details": "Test delivery", "Tag": "expiry-30",
+        "ServerID": 1, "Metadata": {"reminder_id": "1"}, "MessageStream": "outbound",
+    }

@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from .clients import certificate_headers, signed_in
+
 CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"  # screenshots, kept by CI
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
     "--disable-component-update", "--disable-sync",
@@ -38,3 +41,26 @@ def chromium():
             os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
         else:
             os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = unsafe
+
+
+def browser_for(chromium, portal, user, certificate, *, language="ja"):
+    """A Chromium context logged in as `user`, presenting `certificate` through the proxy headers."""
+    session_key = signed_in(user, certificate).session.session_key
+    headers = {
+        name[len("HTTP_"):].replace("_", "-"): value
+        for name, value in certificate_headers(certificate).items()
+        # X-Forwarded-Proto https would make Django expect an https Origin on the CSRF check.
+        if name.startswith("HTTP_") and name != "HTTP_X_FORWARDED_PROTO"
+    }
+    context = chromium.new_context(accept_downloads=True, extra_http_headers=headers, locale=language)
+    context.add_cookies([
+        {"name": "sessionid", "value": session_key, "url": portal.url},
+        {"name": "django_language", "value": language, "url": portal.url},
+    ])
+    return context
+
+
+def shot(page, name: str, folder: str = "enroll") -> None:
+    """A full-page screenshot in test-artifacts/<folder>/, for a person to look at after a CI run."""
+    (ARTIFACTS / folder).mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / folder / f"{name}.png"), full_page=True)

@@ -3,7 +3,7 @@
 nginx verifies the TLS client certificate and passes it URL-escaped in X-SSL-Client-Cert
 with X-SSL-Client-Verify: SUCCESS; Django trusts those headers only from
 CERTPORTAL_TRUSTED_PROXIES. Tests that go through a real TLS handshake live elsewhere
-(test_tls_login.py, test_nginx.py); these clients are for view-level tests.
+(certificates/test_tls_login.py, site/test_nginx.py); these clients are for view-level tests.
 """
 
 from __future__ import annotations
@@ -16,12 +16,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from django.test import Client
+from django.urls import reverse
 
+from certificates.client_cert import SESSION_CERTIFICATE_KEY
 from certificates.models import Certificate
 from certificates.operator_access import issue_operator_certificate
 from certificates.services import issue_certificate
 
-from .conftest import PASSWORD, make_csr
+from .personas import PASSWORD
+from .pki import make_csr
 
 PROXY_ADDRESS = "127.0.0.1"
 
@@ -87,3 +90,25 @@ def operator_signed_in(operator, certificate: Certificate | None = None, **defau
                            {"username": operator.login_id, "password": PASSWORD})
     assert response.status_code == 302, response.content.decode()[:2000]
     return client
+
+
+def signed_in(user, certificate: Certificate | None = None, *, language: str | None = None) -> CertificateClient:
+    """A browser holding `user`'s certificate (issued here if not given), with a session as the certificate
+    login leaves it: logged in and bound to that certificate. The login itself is tested in
+    certificates/test_login.py; needs the `behind_proxy` fixture, like CertificateClient.
+    """
+    if certificate is None:
+        certificate, _key = issue_for(user)
+    client = CertificateClient(certificate)
+    client.force_login(user)
+    session = client.session
+    session[SESSION_CERTIFICATE_KEY] = certificate.fingerprint_sha256
+    session.save()
+    if language is not None:
+        client.cookies["django_language"] = language
+    return client
+
+
+def post_login(client: Client, user, password: str = PASSWORD, **extra):
+    """The customers' login form posted with `user`'s login ID: the response, for the test to judge."""
+    return client.post(reverse("login"), {"login_id": user.login_id, "password": password}, **extra)

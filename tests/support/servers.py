@@ -18,6 +18,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -38,6 +39,7 @@ BASE_DIR = Path(settings.BASE_DIR)
 NGINX = "/usr/sbin/nginx"
 SITE_TEMPLATE = BASE_DIR / "deploy" / "nginx.conf"
 START_TIMEOUT = 30.0
+SETUP = "import django; django.setup()"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -410,3 +412,16 @@ class Browser:
 
     def log_in(self, login_id: str, password: str) -> Response:
         return self.post_form("/", {"login_id": login_id, "password": password})
+
+
+def start_django(tmp_path, code: str = SETUP, **variables: str) -> subprocess.CompletedProcess:
+    """Set Django up in a fresh interpreter with only these variables of ours in its environment."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("CERTPORTAL_", "DATABASE_URL", "CELERY_", "ANYMAIL_", "DJANGO_"))
+    }
+    env.update(DJANGO_SETTINGS_MODULE="certportal.settings", CERTPORTAL_VAR_DIR=str(tmp_path), **variables)
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=60
+    )
