@@ -8,17 +8,11 @@ from django.core.exceptions import ValidationError
 
 from accounts import services
 from accounts.models import AuditEntry, PasswordHistory, User
-
-from .clients import CertificateClient, issue_for
-from .conftest import PASSWORD
-from .test_contract_admin import signed_in
+from tests.support.clients import CertificateClient, issue_for, signed_in
+from tests.support.personas import PASSWORD
 
 pytestmark = pytest.mark.embedded
 
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 def refusal_codes(password: str, user: User) -> set[str]:

@@ -7,8 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from accounts.idle import LAST_SEEN_KEY
-
-from .clients import operator_signed_in
+from tests.support.clients import operator_signed_in
 
 
 def session_writes(client, path: str) -> int:

@@ -6,17 +6,11 @@ import pytest
 
 from accounts.models import AuditEntry, User
 from accounts.services import PasswordCheck, StateChangeRefused, unlock_id, verify_password
-
-from .clients import operator_signed_in
-from .conftest import PASSWORD
+from tests.support.clients import operator_signed_in
+from tests.support.personas import PASSWORD
 
 pytestmark = pytest.mark.django_db
 
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    """The personas' passwords hash in microseconds; PBKDF2's deliberate slowness is not under test here."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 def fail(user: User, times: int) -> list[PasswordCheck]:
@@ -106,4 +100,4 @@ def test_the_operators_admin_unlock_action_goes_through_the_service(ca, behind_p
     assert AuditEntry.objects.get(action=AuditEntry.Action.ID_UNLOCKED).actor == olivia
 
 
-# The operators' login (certificate, then password, counted for the operator only): test_operator_login.py.
+# The operators' login (certificate, then password, counted for the operator only): certificates/test_operator_login.py.

@@ -9,10 +9,10 @@ from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.urls import reverse
 
-from .clients import CertificateClient, issue_for
-from .conftest import PASSWORD
+from tests.support.clients import CertificateClient, issue_for
+from tests.support.personas import PASSWORD
 
-pytestmark = [pytest.mark.embedded]
+pytestmark = [pytest.mark.embedded, pytest.mark.full_strength_hashing]
 
 
 def argon2_parameters(encoded: str):
