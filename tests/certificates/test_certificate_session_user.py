@@ -5,25 +5,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from .clients import CertificateClient, issue_for
-from .conftest import PASSWORD
+from tests.support.clients import signed_in
 
 pytestmark = [pytest.mark.usefixtures("ca", "behind_proxy")]
 
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-def logged_in_client(user) -> CertificateClient:
-    user.set_password(PASSWORD)
-    user.save()
-    certificate, _key = issue_for(user)
-    client = CertificateClient(certificate)
-    response = client.post(reverse("login"), {"login_id": user.login_id, "password": PASSWORD})
-    assert response["Location"] == reverse("important-notices")
-    return client
 
 
 def user_queries(client) -> tuple[int, int]:
@@ -33,14 +18,14 @@ def user_queries(client) -> tuple[int, int]:
 
 
 def test_a_bound_page_does_not_read_the_user_a_second_time(bob):
-    client = logged_in_client(bob)
+    client = signed_in(bob)
     status, reads = user_queries(client)
     assert status == 200
     assert reads == 0  # the owner came with the certificate (select_related)
 
 
 def test_a_changed_password_still_ends_the_session(bob):
-    client = logged_in_client(bob)
+    client = signed_in(bob)
     bob.set_password("Another-horse-2026")
     bob.save()
     response = client.get(reverse("important-notices"))
@@ -49,7 +34,7 @@ def test_a_changed_password_still_ends_the_session(bob):
 
 
 def test_a_suspended_id_is_not_taken_from_the_certificate(bob):
-    client = logged_in_client(bob)
+    client = signed_in(bob)
     bob.state = bob.State.SUSPENDED
     bob.save()
     response = client.get(reverse("important-notices"))
@@ -57,7 +42,7 @@ def test_a_suspended_id_is_not_taken_from_the_certificate(bob):
 
 
 def test_the_important_notices_page_reads_the_database_four_times(bob, django_assert_num_queries):
-    client = logged_in_client(bob)
+    client = signed_in(bob)
     client.get(reverse("important-notices"))  # the session is refreshed once a minute at most
     # The session, the certificate with its owner, the ID's current certificate, the published notices.
     with django_assert_num_queries(4):

@@ -28,17 +28,10 @@ from certificates.csr import CsrRejected
 from certificates.models import Certificate, CertificateAuthority, RevocationReason
 from certificates.services import IssuanceRefused, issue_certificate, revoke_certificate
 from certportal.run import prepare_tls, server_hostnames
-
-from .conftest import make_csr
-from .test_ocsp import ocsp_request, unstored_certificate
+from tests.support.pki import make_csr, ocsp_request, unstored_certificate
 
 pytestmark = pytest.mark.django_db
 
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    """The personas' passwords hash in microseconds; PBKDF2's deliberate slowness is not under test here."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 LINT_PKIX_CERT = Path(sys.executable).parent / "lint_pkix_cert"  # installed with the dev dependencies

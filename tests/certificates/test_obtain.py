@@ -22,10 +22,10 @@ from accounts.models import AuditEntry, User
 from certificates import otp
 from certificates.models import Certificate, OneTimeCode
 from certificates.services import supersede_older_certificates
-
-from .clients import CertificateClient, issue_for
-from .conftest import PASSWORD, make_csr
-from .hashing import CountingHasher
+from tests.support.clients import CertificateClient, issue_for
+from tests.support.hashing import CountingHasher
+from tests.support.personas import PASSWORD
+from tests.support.pki import make_csr
 
 pytestmark = pytest.mark.embedded
 
@@ -311,7 +311,7 @@ def test_an_unknown_id_gets_the_same_answer_as_a_wrong_password(browser, django_
 def test_known_unknown_locked_and_suspended_ids_get_the_same_reply_for_the_same_hashing(
     ca, behind_proxy, charlie, bob, alice, settings, django_capture_on_commit_callbacks
 ):
-    settings.PASSWORD_HASHERS = ["tests.hashing.CountingHasher"]
+    settings.PASSWORD_HASHERS = ["tests.support.hashing.CountingHasher"]
     for user in (charlie, bob, alice):
         user.set_password(PASSWORD)
         user.save()

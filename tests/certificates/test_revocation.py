@@ -26,16 +26,11 @@ from certificates.services import (
     revoke_certificate,
     supersede_older_certificates,
 )
-
-from .conftest import make_csr, uses_postgresql
+from tests.support.net import uses_postgresql
+from tests.support.pki import make_csr
 
 pytestmark = pytest.mark.django_db
 
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    """The personas' passwords hash in microseconds; PBKDF2's deliberate slowness is not under test here."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 T0 = datetime(2026, 11, 26, 1, 0, tzinfo=UTC)

@@ -1,6 +1,6 @@
 """Certificate-and-password login, view level: the certificate arrives the way nginx passes it.
 
-The real TLS handshakes are in test_tls_login.py (gunicorn's own TLS) and test_nginx.py.
+The real TLS handshakes are in test_tls_login.py (gunicorn's own TLS) and site/test_nginx.py.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import pytest
 import time_machine
 from cryptography.hazmat.primitives import serialization
 from django.conf import settings
-from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.http import HttpResponse
 from django.test import Client
 from django.urls import reverse
@@ -21,22 +20,12 @@ from accounts.models import AuditEntry, User
 from accounts.services import suspend_id
 from certificates.client_cert import SESSION_CERTIFICATE_KEY
 from certificates.services import revoke_certificate
-
-from .clients import PROXY_ADDRESS, CertificateClient, issue_for, self_signed_certificate
-from .conftest import PASSWORD
-from .hashing import CountingHasher
+from tests.support.clients import PROXY_ADDRESS, CertificateClient, issue_for, post_login, self_signed_certificate
+from tests.support.hashing import CountingHasher
+from tests.support.personas import PASSWORD
 
 pytestmark = [pytest.mark.embedded, pytest.mark.usefixtures("ca", "behind_proxy")]
 
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    """Password hashing costs 0.35 s by design; these view-level tests do not measure it."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-def log_in(client: Client, user: User, password: str = PASSWORD, **extra):
-    return client.post(reverse("login"), {"login_id": user.login_id, "password": password}, **extra)
 
 
 def errors(response) -> str:
@@ -57,18 +46,12 @@ def failures(user: User) -> list[AuditEntry]:
     return list(AuditEntry.objects.filter(subject=user, action=AuditEntry.Action.LOGIN_FAILED))
 
 
-class FewIterationsPBKDF2(PBKDF2PasswordHasher):
-    """A stronger hasher than the one the password was stored with, as after a Django upgrade."""
-
-    iterations = 1000
-
-
 class TestLoginSucceeds:
     def test_a_password_hash_upgraded_at_login_keeps_the_session_it_opens(self, alice, settings):
         certificate, _key = issue_for(alice)
-        settings.PASSWORD_HASHERS = ["tests.test_login.FewIterationsPBKDF2", *settings.PASSWORD_HASHERS]
+        settings.PASSWORD_HASHERS = ["tests.support.hashing.FewIterationsPBKDF2", *settings.PASSWORD_HASHERS]
         client = CertificateClient(certificate)
-        assert log_in(client, alice).status_code == 302
+        assert post_login(client, alice).status_code == 302
         alice.refresh_from_db()
         assert alice.password.startswith("pbkdf2_sha256$1000$")  # re-hashed by the login
         assert client.get(reverse("important-notices")).status_code == 200
@@ -77,7 +60,7 @@ class TestLoginSucceeds:
     def test_it_logs_in_with_the_ids_own_certificate_and_password(self, alice):
         certificate, _key = issue_for(alice)
         client = CertificateClient(certificate)
-        response = log_in(client, alice)
+        response = post_login(client, alice)
         assert response.status_code == 302
         assert response["Location"] == reverse("important-notices")
         assert client.session[SESSION_CERTIFICATE_KEY] == certificate.fingerprint_sha256
@@ -88,31 +71,31 @@ class TestLoginSucceeds:
     def test_the_important_notices_screen_follows_the_login(self, alice):
         certificate, _key = issue_for(alice)
         client = CertificateClient(certificate)
-        response = log_in(client, alice, follow=True)
+        response = post_login(client, alice, follow=True)
         assert response.redirect_chain[-1][0] == reverse("important-notices")
         assert "重要なお知らせ" in response.content.decode()
 
     def test_the_first_login_with_a_renewed_certificate_supersedes_the_older_one(self, alice):
         old, _ = issue_for(alice, now=datetime.now(UTC) - timedelta(days=340))
-        assert log_in(CertificateClient(old), alice).status_code == 302
+        assert post_login(CertificateClient(old), alice).status_code == 302
         new, _ = issue_for(alice)
-        assert log_in(CertificateClient(old), alice).status_code == 302  # the old one still works until then
+        assert post_login(CertificateClient(old), alice).status_code == 302  # the old one still works until then
         old.refresh_from_db()
         assert old.revoked_at is None
-        assert log_in(CertificateClient(new), alice).status_code == 302
+        assert post_login(CertificateClient(new), alice).status_code == 302
         old.refresh_from_db()
         assert old.revocation_reason == "superseded"
-        response = log_in(CertificateClient(old), alice)
+        response = post_login(CertificateClient(old), alice)
         assert response.status_code == 200
         assert "no longer valid" in errors(response) or "有効ではありません" in errors(response)
 
     def test_a_successful_login_clears_the_count_of_failed_passwords(self, alice):
         certificate, _key = issue_for(alice)
         client = CertificateClient(certificate)
-        log_in(client, alice, "wrong-password-1")
+        post_login(client, alice, "wrong-password-1")
         alice.refresh_from_db()
         assert alice.failed_password_attempts == 1
-        log_in(client, alice)
+        post_login(client, alice)
         alice.refresh_from_db()
         assert alice.failed_password_attempts == 0
 
@@ -121,7 +104,7 @@ class TestLoginRefuses:
     def test_it_refuses_a_login_without_a_certificate(self, alice):
         issue_for(alice)
         client = CertificateClient(None, HTTP_ACCEPT_LANGUAGE="en")
-        response = log_in(client, alice)
+        response = post_login(client, alice)
         assert response.status_code == 200
         assert "No electronic certificate was presented" in errors(response)
         assert "_auth_user_id" not in client.session
@@ -132,7 +115,7 @@ class TestLoginRefuses:
     def test_it_refuses_a_certificate_the_portal_did_not_issue(self, alice):
         issue_for(alice)
         client = Client(**self_signed_headers(), HTTP_ACCEPT_LANGUAGE="en")
-        response = log_in(client, alice)
+        response = post_login(client, alice)
         assert "not issued by this service" in errors(response)
         assert "_auth_user_id" not in client.session
         assert [entry.detail["reason"] for entry in failures(alice)] == ["certificate_foreign"]
@@ -141,20 +124,20 @@ class TestLoginRefuses:
         issue_for(alice)
         bobs, _key = issue_for(bob)
         client = CertificateClient(bobs, HTTP_ACCEPT_LANGUAGE="en")
-        response = log_in(client, alice)
+        response = post_login(client, alice)
         assert "is not the one of the electronic certificate presented" in errors(response)
         assert "_auth_user_id" not in client.session
         assert failures(alice)[0].certificate_serial == bobs.serial_number
 
     def test_it_refuses_the_certificate_of_an_id_of_another_contract(self, alice, charlie):
         charlies, _key = issue_for(charlie)
-        response = log_in(CertificateClient(charlies, HTTP_ACCEPT_LANGUAGE="en"), alice)
+        response = post_login(CertificateClient(charlies, HTTP_ACCEPT_LANGUAGE="en"), alice)
         assert "is not the one of the electronic certificate presented" in errors(response)
 
     def test_it_refuses_a_wrong_password_and_counts_it(self, alice):
         certificate, _key = issue_for(alice)
         client = CertificateClient(certificate, HTTP_ACCEPT_LANGUAGE="en")
-        response = log_in(client, alice, "not-the-password")
+        response = post_login(client, alice, "not-the-password")
         assert "The login ID or password is incorrect." in errors(response)
         assert "_auth_user_id" not in client.session
         alice.refresh_from_db()
@@ -163,7 +146,7 @@ class TestLoginRefuses:
 
     def test_a_wrong_password_without_the_certificate_is_not_counted_against_the_id(self, alice):
         issue_for(alice)
-        response = log_in(CertificateClient(None, HTTP_ACCEPT_LANGUAGE="en"), alice, "not-the-password")
+        response = post_login(CertificateClient(None, HTTP_ACCEPT_LANGUAGE="en"), alice, "not-the-password")
         # The certificate is reported, whatever the password: no password oracle without the certificate.
         assert "No electronic certificate was presented" in errors(response)
         alice.refresh_from_db()
@@ -174,9 +157,9 @@ class TestLoginRefuses:
         settings.LOCKOUT_THRESHOLD, settings.ADDRESS_ATTEMPT_LIMIT = 2, 4
         attacker = CertificateClient(None, HTTP_ACCEPT_LANGUAGE="en", HTTP_X_REAL_IP="203.0.113.66")
         for password in ("guess-1", "guess-2", "guess-3", PASSWORD):
-            response = log_in(attacker, alice, password)
+            response = post_login(attacker, alice, password)
             assert response.status_code == 200 and "No electronic certificate was presented" in errors(response)
-        refused = log_in(attacker, alice, "guess-4")
+        refused = post_login(attacker, alice, "guess-4")
         assert refused.status_code == 429
         assert "Too many attempts from this network address. Please wait 15 minutes" in errors(refused)
         assert 0 < int(refused["Retry-After"]) <= 15 * 60
@@ -186,20 +169,20 @@ class TestLoginRefuses:
         assert [entry.detail["reason"] for entry in failures(alice)][0] == "address_rate_limited"
         # Another address is not affected, and the holder of the certificate logs in even from that one.
         other = CertificateClient(None, HTTP_ACCEPT_LANGUAGE="en", HTTP_X_REAL_IP="203.0.113.67")
-        assert log_in(other, alice).status_code == 200
-        assert log_in(CertificateClient(certificate, HTTP_X_REAL_IP="203.0.113.66"), alice).status_code == 302
+        assert post_login(other, alice).status_code == 200
+        assert post_login(CertificateClient(certificate, HTTP_X_REAL_IP="203.0.113.66"), alice).status_code == 302
 
     def test_the_threshold_th_wrong_password_locks_the_id(self, alice, settings):
         certificate, _key = issue_for(alice)
         client = CertificateClient(certificate, HTTP_ACCEPT_LANGUAGE="en")
         for _ in range(settings.LOCKOUT_THRESHOLD - 1):
-            assert "incorrect" in errors(log_in(client, alice, "not-the-password"))
-        response = log_in(client, alice, "not-the-password")
+            assert "incorrect" in errors(post_login(client, alice, "not-the-password"))
+        response = post_login(client, alice, "not-the-password")
         assert "locked" in errors(response)
         alice.refresh_from_db()
         assert alice.state == User.State.LOCKED
         # Even the right password and certificate are refused now.
-        response = log_in(client, alice)
+        response = post_login(client, alice)
         assert "locked" in errors(response)
         assert "_auth_user_id" not in client.session
 
@@ -207,7 +190,7 @@ class TestLoginRefuses:
         certificate, _key = issue_for(alice)
         suspend_id(user=alice, by=None)
         client = CertificateClient(certificate, HTTP_ACCEPT_LANGUAGE="en")
-        response = log_in(client, alice)
+        response = post_login(client, alice)
         assert "suspended" in errors(response)
         assert "_auth_user_id" not in client.session
 
@@ -221,7 +204,7 @@ class TestLoginRefuses:
 
     def test_it_refuses_a_bank_operator_on_the_customers_login(self, alice, olivia):
         certificate, _key = issue_for(alice)
-        response = log_in(CertificateClient(certificate, HTTP_ACCEPT_LANGUAGE="en"), olivia)
+        response = post_login(CertificateClient(certificate, HTTP_ACCEPT_LANGUAGE="en"), olivia)
         assert "is not the one of the electronic certificate presented" in errors(response)
         olivia.refresh_from_db()
         assert olivia.failed_password_attempts == 0
@@ -229,12 +212,12 @@ class TestLoginRefuses:
     def test_it_refuses_a_revoked_certificate(self, alice):
         certificate, _key = issue_for(alice)
         revoke_certificate(certificate=certificate, reason="key_compromise", by=None)
-        response = log_in(CertificateClient(certificate, HTTP_ACCEPT_LANGUAGE="en"), alice)
+        response = post_login(CertificateClient(certificate, HTTP_ACCEPT_LANGUAGE="en"), alice)
         assert "no longer valid" in errors(response)
 
     def test_it_refuses_an_expired_certificate(self, alice):
         certificate, _key = issue_for(alice, now=datetime.now(UTC) - timedelta(days=400))
-        response = log_in(CertificateClient(certificate, HTTP_ACCEPT_LANGUAGE="en"), alice)
+        response = post_login(CertificateClient(certificate, HTTP_ACCEPT_LANGUAGE="en"), alice)
         assert "has expired" in errors(response)
         assert "電子証明書取得" in errors(response)
 
@@ -242,7 +225,7 @@ class TestLoginRefuses:
         certificate, _key = issue_for(alice)
         client = CertificateClient(certificate, HTTP_X_SSL_CLIENT_VERIFY="FAILED:certificate revoked",
                                    HTTP_ACCEPT_LANGUAGE="en")
-        assert "No electronic certificate was presented" in errors(log_in(client, alice))
+        assert "No electronic certificate was presented" in errors(post_login(client, alice))
 
 
 class TestNothingIsLearntWithoutTheCertificate:
@@ -250,7 +233,7 @@ class TestNothingIsLearntWithoutTheCertificate:
 
     @pytest.mark.parametrize("presented", ["none", "foreign", "expired", "revoked", "another_ids"])
     def test_the_reply_does_not_depend_on_the_id(self, alice, bob, charlie, settings, presented):
-        settings.PASSWORD_HASHERS = ["tests.hashing.CountingHasher"]
+        settings.PASSWORD_HASHERS = ["tests.support.hashing.CountingHasher"]
         settings.LOCKOUT_THRESHOLD = 1
         for user in (alice, bob, charlie):
             user.set_password(PASSWORD)
@@ -280,14 +263,14 @@ class TestNothingIsLearntWithoutTheCertificate:
 class TestMessagesInBothLanguages:
     def test_the_refusal_is_in_japanese_by_default(self, alice):
         issue_for(alice)
-        response = log_in(CertificateClient(None), alice)
+        response = post_login(CertificateClient(None), alice)
         assert "電子証明書が提示されませんでした" in errors(response)
 
     def test_the_refusal_is_in_english_when_chosen(self, alice):
         issue_for(alice)
         client = CertificateClient(None)
         client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
-        assert "No electronic certificate was presented" in errors(log_in(client, alice))
+        assert "No electronic certificate was presented" in errors(post_login(client, alice))
 
 
 class TestLoginScreen:
@@ -303,7 +286,7 @@ class TestLoginScreen:
     def test_a_logged_in_customer_opening_the_login_screen_gets_the_important_notices(self, alice):
         certificate, _key = issue_for(alice)
         client = CertificateClient(certificate)
-        log_in(client, alice)
+        post_login(client, alice)
         assert client.get(reverse("login"))["Location"] == reverse("important-notices")
 
     def test_the_language_switch_is_remembered_in_a_cookie(self):
@@ -317,14 +300,14 @@ class TestSessionBinding:
     def test_the_session_goes_on_with_the_same_certificate(self, alice):
         certificate, _key = issue_for(alice)
         client = CertificateClient(certificate)
-        log_in(client, alice)
+        post_login(client, alice)
         assert client.get(reverse("important-notices")).status_code == 200
 
     def test_a_request_with_another_certificate_is_logged_out(self, alice, bob):
         certificate, _key = issue_for(alice)
         bobs, _key = issue_for(bob)
         client = CertificateClient(certificate)
-        log_in(client, alice)
+        post_login(client, alice)
         client.defaults.update(CertificateClient(bobs).defaults)
         response = client.get(reverse("important-notices"))
         assert response.status_code == 302
@@ -339,7 +322,7 @@ class TestSessionBinding:
     def test_a_request_without_a_certificate_is_logged_out(self, alice):
         certificate, _key = issue_for(alice)
         client = CertificateClient(certificate)
-        log_in(client, alice)
+        post_login(client, alice)
         client.defaults.update(CertificateClient(None).defaults)
         client.defaults.pop("HTTP_X_SSL_CLIENT_CERT")
         response = client.get(reverse("important-notices"))
@@ -349,7 +332,7 @@ class TestSessionBinding:
     def test_a_session_whose_certificate_was_revoked_meanwhile_ends(self, alice):
         certificate, _key = issue_for(alice)
         client = CertificateClient(certificate)
-        log_in(client, alice)
+        post_login(client, alice)
         revoke_certificate(certificate=certificate, reason="key_compromise", by=None)
         response = client.get(reverse("important-notices"))
         assert response["Location"] == reverse("login")
@@ -359,7 +342,7 @@ class TestSessionBinding:
         certificate, _key = issue_for(alice)
         client = CertificateClient(certificate)
         with time_machine.travel(datetime.now(UTC), tick=False) as traveller:
-            log_in(client, alice)
+            post_login(client, alice)
             traveller.shift(timedelta(seconds=settings.SESSION_COOKIE_AGE - 60))
             assert client.get(reverse("important-notices")).status_code == 200  # activity renews it
             traveller.shift(timedelta(seconds=settings.SESSION_COOKIE_AGE + 1))
@@ -373,7 +356,7 @@ class TestSessionBinding:
     def test_logout_ends_the_session_and_is_audited(self, alice):
         certificate, _key = issue_for(alice)
         client = CertificateClient(certificate)
-        log_in(client, alice)
+        post_login(client, alice)
         response = client.post(reverse("logout"))
         assert response["Location"] == reverse("login")
         assert "_auth_user_id" not in client.session
@@ -384,7 +367,7 @@ class TestProxyHeaders:
     def test_a_certificate_header_from_an_untrusted_address_is_refused_and_audited(self, alice):
         certificate, _key = issue_for(alice)
         client = CertificateClient(certificate, REMOTE_ADDR="192.0.2.10")
-        response = log_in(client, alice)
+        response = post_login(client, alice)
         assert response.status_code == 400
         assert "_auth_user_id" not in client.session
         entry = AuditEntry.objects.get(action=AuditEntry.Action.UNTRUSTED_PROXY_HEADER)
@@ -394,7 +377,7 @@ class TestProxyHeaders:
     def test_no_address_is_trusted_unless_configured(self, alice, settings):
         settings.TRUSTED_PROXY_ADDRESSES = []
         certificate, _key = issue_for(alice)
-        assert log_in(CertificateClient(certificate), alice).status_code == 400
+        assert post_login(CertificateClient(certificate), alice).status_code == 400
 
     def test_only_the_proxy_may_say_the_connection_was_https(self, rf):
         from certificates.client_cert import ClientCertificateMiddleware
@@ -412,5 +395,5 @@ class TestProxyHeaders:
 
     def test_the_customers_address_from_the_proxy_is_audited(self, alice):
         certificate, _key = issue_for(alice)
-        log_in(CertificateClient(certificate, HTTP_X_REAL_IP="198.51.100.7"), alice)
+        post_login(CertificateClient(certificate, HTTP_X_REAL_IP="198.51.100.7"), alice)
         assert AuditEntry.objects.get(action=AuditEntry.Action.LOGIN_SUCCEEDED).remote_addr == "198.51.100.7"

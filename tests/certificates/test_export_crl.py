@@ -15,8 +15,7 @@ from django.utils import timezone
 from certificates import ca as portal_ca
 from certificates.models import CertificateAuthority
 from certificates.services import revoke_certificate
-
-from .clients import issue_for
+from tests.support.clients import issue_for
 
 pytestmark = pytest.mark.embedded
 

@@ -1,6 +1,6 @@
 """The operators' door: /operator/ needs the operator's own certificate, then the password.
 
-Through Django here (the certificate as nginx passes it); tests/test_nginx.py shows nginx
+Through Django here (the certificate as nginx passes it); tests/site/test_nginx.py shows nginx
 refusing /operator/ to anyone without an operator's certificate before Django is asked.
 """
 
@@ -17,16 +17,11 @@ from accounts.models import AuditEntry, User
 from accounts.services import verify_password
 from certificates.models import Certificate
 from certificates.services import OPERATOR_UNIT
-
-from .clients import CertificateClient, issue_for, issue_for_operator, operator_signed_in
-from .conftest import PASSWORD
+from tests.support.clients import CertificateClient, issue_for, issue_for_operator, operator_signed_in
+from tests.support.personas import PASSWORD
 
 pytestmark = pytest.mark.django_db
 
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture

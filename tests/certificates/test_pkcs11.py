@@ -21,10 +21,9 @@ from certificates import keys, ocsp
 from certificates.ca import create_ca, unlock
 from certificates.crl import publish_crl, sign_root_crl
 from certificates.models import CertificateAuthority
-
-from .clients import issue_for
-from .conftest import ROOT_PASSPHRASE
-from .test_ocsp import ocsp_request
+from tests.support.clients import issue_for
+from tests.support.personas import ROOT_PASSPHRASE
+from tests.support.pki import ocsp_request
 
 SOFTHSM_MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
 TOKEN, PIN = "certportal-test", "12345678"

@@ -16,16 +16,10 @@ from certificates import otp
 from certificates.csr import CertificateRefused
 from certificates.models import Certificate, OneTimeCode
 from certificates.services import issue_certificate
-
-from .conftest import make_csr
+from tests.support.pki import make_csr
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db(transaction=True)]
 
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    """The personas' passwords hash in microseconds; PBKDF2's deliberate slowness is not under test here."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 REQUESTS = 20

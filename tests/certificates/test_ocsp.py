@@ -15,7 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from django.core.management import call_command
 from django.utils import timezone
 
@@ -23,17 +23,10 @@ from certificates import ca as portal_ca
 from certificates.models import DelegatedKey, RevocationReason
 from certificates.ocsp import renew_responder
 from certificates.services import revoke_certificate
-
-from .clients import issue_for, self_signed_certificate
+from tests.support.clients import issue_for, self_signed_certificate
+from tests.support.pki import ocsp_request, unstored_certificate
 
 OCSP_REQUEST = "application/ocsp-request"
-
-
-def ocsp_request(certificate: x509.Certificate, *, nonce: bytes | None = None, algorithm=hashes.SHA1) -> bytes:
-    builder = ocsp.OCSPRequestBuilder().add_certificate(certificate, portal_ca.unlock().certificate, algorithm())
-    if nonce is not None:
-        builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
-    return builder.build().public_bytes(serialization.Encoding.DER)
 
 
 def ask(client, certificate: x509.Certificate, **kwargs) -> ocsp.OCSPResponse:
@@ -41,15 +34,6 @@ def ask(client, certificate: x509.Certificate, **kwargs) -> ocsp.OCSPResponse:
     assert response.status_code == 200
     assert response["Content-Type"] == "application/ocsp-response"
     return ocsp.load_der_ocsp_response(response.content)
-
-
-def unstored_certificate() -> x509.Certificate:
-    """A certificate signed by the issuing CA whose serial the portal never recorded."""
-    return portal_ca.sign_client_certificate(
-        ca=portal_ca.unlock(), public_key=ec.generate_private_key(ec.SECP256R1()).public_key(),
-        subject=x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "stranger")]),
-        not_before=timezone.now(), not_after=timezone.now() + timedelta(days=30),
-    )
 
 
 def test_a_revocation_is_answered_revoked_at_once_with_its_time_and_reason(client, ca, alice, olivia):

@@ -2,7 +2,7 @@
 
 The browser is the proxy-header CertificateClient holding the ID's certificate, logged in and
 bound to that certificate as the login view binds it. The CSR is made here; the page's own
-JavaScript making it in Chromium is tests/test_enroll_js.py.
+JavaScript making it in Chromium is tests/e2e/test_enroll_js.py.
 """
 
 from __future__ import annotations
@@ -20,24 +20,12 @@ from django.utils import timezone
 
 from accounts.japan_time import japan_time
 from accounts.models import AuditEntry
-from certificates.client_cert import SESSION_CERTIFICATE_KEY
 from certificates.models import Certificate
 from certificates.services import supersede_older_certificates
-
-from .clients import CertificateClient, issue_for
-from .conftest import make_csr
+from tests.support.clients import CertificateClient, issue_for, signed_in
+from tests.support.pki import make_csr
 
 pytestmark = pytest.mark.embedded
-
-
-def logged_in_browser(user, certificate, *, language="ja") -> CertificateClient:
-    client = CertificateClient(certificate)
-    client.force_login(user)
-    session = client.session
-    session[SESSION_CERTIFICATE_KEY] = certificate.fingerprint_sha256
-    session.save()
-    client.cookies["django_language"] = language
-    return client
 
 
 @pytest.fixture
@@ -52,7 +40,7 @@ def alice_cert(ca, alice, behind_proxy):
 
 @pytest.fixture
 def browser(alice, alice_cert):
-    return logged_in_browser(alice, alice_cert)
+    return signed_in(alice, alice_cert)
 
 
 def h1(response) -> str:
@@ -75,7 +63,7 @@ def post_csr(client, url_name="renewal-issue", csr=None):
     [("ja", "電子証明書更新前処理中"), ("en", "Preparing certificate renewal (電子証明書更新前処理中)")],
 )
 def test_the_preparing_screen_moves_on_by_itself_to_the_start_screen(alice, alice_cert, language, title):
-    response = logged_in_browser(alice, alice_cert, language=language).get(reverse("renewal-prepare"))
+    response = signed_in(alice, alice_cert, language=language).get(reverse("renewal-prepare"))
     assert response.status_code == 200
     assert h1(response) == title
     # static/certportal/portal.js follows the link after its seconds (the e2e journey waits for it); no meta
@@ -96,7 +84,7 @@ def test_the_preparing_screen_moves_on_by_itself_to_the_start_screen(alice, alic
 def test_the_start_screen_has_the_button_and_the_two_confirmations(
     alice, alice_cert, language, title, button, dialog, yes
 ):
-    response = logged_in_browser(alice, alice_cert, language=language).get(reverse("renewal-start"))
+    response = signed_in(alice, alice_cert, language=language).get(reverse("renewal-start"))
     html = response.content.decode()
     assert response.status_code == 200
     assert h1(response) == title
@@ -119,7 +107,7 @@ def test_the_start_screen_has_the_button_and_the_two_confirmations(
 def test_the_issued_screen_shows_the_new_certificate_and_what_to_do_next(
     alice, alice_cert, language, title, close, restart
 ):
-    client = logged_in_browser(alice, alice_cert, language=language)
+    client = signed_in(alice, alice_cert, language=language)
     issued = post_csr(client).json()
     new = Certificate.objects.get(serial_number=issued["serial"])
     response = client.get(issued["next"])
@@ -180,7 +168,7 @@ def test_a_double_submit_of_the_same_request_gets_the_same_certificate(browser, 
 
 
 def test_a_second_tab_with_another_key_is_refused_clearly_and_nothing_more_is_issued(alice, alice_cert):
-    first_tab, second_tab = logged_in_browser(alice, alice_cert), logged_in_browser(alice, alice_cert)
+    first_tab, second_tab = signed_in(alice, alice_cert), signed_in(alice, alice_cert)
     assert post_csr(first_tab).status_code == 201
     refused = post_csr(second_tab)
     assert refused.status_code == 409
@@ -219,7 +207,7 @@ def test_a_body_without_a_csr_is_refused(browser):
 
 
 def test_issuing_needs_the_csrf_token(alice, alice_cert):
-    client = logged_in_browser(alice, alice_cert)
+    client = signed_in(alice, alice_cert)
     client.handler.enforce_csrf_checks = True
     assert post_csr(client).status_code == 403
 
@@ -242,15 +230,15 @@ def test_issuing_without_login_issues_nothing(ca, behind_proxy):
 def test_an_id_never_sees_another_ids_new_certificate(alice, alice_cert, charlie):
     charlie_cert, _key = issue_for(charlie, now=timezone.now() - timedelta(days=1))
     supersede_older_certificates(newer=charlie_cert)
-    alices_new = post_csr(logged_in_browser(alice, alice_cert)).json()
-    charlie_browser = logged_in_browser(charlie, charlie_cert)
+    alices_new = post_csr(signed_in(alice, alice_cert)).json()
+    charlie_browser = signed_in(charlie, charlie_cert)
     assert charlie_browser.get(alices_new["next"]).status_code == 404
     assert charlie_browser.get(reverse("renewal-done", args=["ABCDEF"])).status_code == 404
     assert charlie_browser.get(reverse("renewal-done", args=[charlie_cert.serial_number])).status_code == 200
 
 
 def test_renewal_acts_only_on_the_logged_in_ids_own_certificate(alice, alice_cert, bob):
-    response = post_csr(logged_in_browser(alice, alice_cert))
+    response = post_csr(signed_in(alice, alice_cert))
     assert Certificate.objects.get(serial_number=response.json()["serial"]).owner == alice
     assert not bob.certificates.exists()
 

@@ -14,12 +14,12 @@ from cryptography.hazmat.primitives import serialization
 from django.utils import timezone
 
 from accounts.models import AuditEntry, User
+from tests.support.clients import issue_for, issue_for_operator, self_signed_certificate
+from tests.support.personas import PASSWORD
+from tests.support.servers import Browser, write_client_files
 
-from .clients import issue_for, issue_for_operator, self_signed_certificate
-from .conftest import PASSWORD
-from .servers import Browser, write_client_files
-
-pytestmark = pytest.mark.embedded
+# gunicorn checks the passwords in its own process, with the production hashers.
+pytestmark = [pytest.mark.embedded, pytest.mark.full_strength_hashing]
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 gunicorn puts the accepted connection in the WSGI environ ("gunicorn.socket"); on a unix
 socket its REMOTE_ADDR is merely "". Here a real unix socket stands in the environ as
-gunicorn's would; tests/test_nginx.py runs the same through nginx and gunicorn.
+gunicorn's would; tests/site/test_nginx.py runs the same through nginx and gunicorn.
 """
 
 from __future__ import annotations
@@ -13,16 +13,10 @@ import pytest
 
 from accounts.models import AuditEntry
 from certificates.client_cert import SESSION_CERTIFICATE_KEY
-
-from .clients import certificate_headers, issue_for
-from .conftest import PASSWORD
+from tests.support.clients import certificate_headers, issue_for, post_login
 
 pytestmark = [pytest.mark.django_db, pytest.mark.embedded]
 
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture
@@ -38,10 +32,6 @@ def unix_connection():
     yield ours
     ours.close()
     theirs.close()
-
-
-def post_login(client, user, **environ):
-    return client.post("/", {"login_id": user.login_id, "password": PASSWORD}, **environ)
 
 
 def test_on_the_unix_socket_the_certificate_is_believed_and_the_address_is_nginxs_x_real_ip(

@@ -19,16 +19,10 @@ from django.utils import translation
 from accounts.models import AuditEntry, Contract, User
 from certificates.keys import kdf_iterations
 from certificates.models import Certificate, CertificateAuthority, RevocationList, RevocationReason
-
-from .conftest import make_csr
+from tests.support.pki import make_csr
 
 pytestmark = pytest.mark.django_db
 
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    """The personas' passwords hash in microseconds; PBKDF2's deliberate slowness is not under test here."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 ENCRYPTED_HEADER = "-----BEGIN ENCRYPTED PRIVATE KEY-----"

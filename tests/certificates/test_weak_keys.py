@@ -25,14 +25,13 @@ from certificates.client_cert import SESSION_CERTIFICATE_KEY
 from certificates.csr import CsrRejected, check_public_key
 from certificates.models import Certificate
 from certificates.services import issue_certificate
-
-from .clients import CertificateClient, issue_for
-from .conftest import make_csr
+from tests.support.clients import CertificateClient, issue_for
+from tests.support.pki import make_csr
 
 E = 65537
 # The modulus of ROCA's fingerprint (badkeys.rsakeys.roca): Infineon's primes are k·M + 65537^a mod M.
 ROCA_M = 0x924CBA6AE99DFA084537FACC54948DF0C23DA044D8CABE0EDD75BC6
-DEBIAN_WEAK_RSA = Path(__file__).parent / "data" / "rsa-debianweak.pem"
+DEBIAN_WEAK_RSA = Path(__file__).parents[1] / "data" / "rsa-debianweak.pem"
 
 
 def prime_with_bits(bits: int) -> int:

@@ -11,8 +11,7 @@ from accounts.models import AuditEntry
 from certificates.csr import CsrRejected
 from certificates.models import Certificate
 from certificates.services import issue_certificate
-
-from .conftest import make_csr
+from tests.support.pki import make_csr
 
 pytestmark = pytest.mark.django_db
 

@@ -21,10 +21,12 @@ from certificates import ca as portal_ca
 from certificates import keys
 from certificates.models import CertificateAuthority, RevocationList
 from certificates.tasks import refresh_crl
+from tests.support.clients import issue_for
+from tests.support.personas import PASSWORD
+from tests.support.servers import Browser, Portal, production_environment, start_gunicorn, write_client_files
 
-from .clients import issue_for
-from .conftest import PASSWORD
-from .servers import Browser, Portal, production_environment, start_gunicorn, write_client_files
+# The portal started here checks the passwords in its own process, with the production hashers.
+pytestmark = pytest.mark.full_strength_hashing
 
 
 def run(*args) -> str:
