@@ -13,17 +13,11 @@ from django.urls import reverse
 
 from certificates.expiry import renewal_due
 from notices.models import Notice
-
-from .clients import CertificateClient, issue_for
-from .conftest import PASSWORD
+from tests.support.clients import CertificateClient, issue_for
+from tests.support.personas import PASSWORD
 
 pytestmark = [pytest.mark.embedded, pytest.mark.usefixtures("ca", "behind_proxy")]
 
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    """Password hashing costs 0.35 s by design; these view-level tests do not measure it."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 JST = ZoneInfo("Asia/Tokyo")
 # 20:00 UTC is 05:00 the next day in Japan: the expiry shown must be the Japanese date.

@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-import json
-
 import pytest
 from django.test import Client
 
 from notices.models import Reminder, ReminderAttempt
-
-from .clients import issue_for
-
-WEBHOOK = "/anymail/postmark/tracking/"
-SECRET = "hook-user:a-long-webhook-secret"
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+from tests.support.clients import issue_for
+from tests.support.esp_standin import WEBHOOK_SECRET, delivery, post_event
 
 
 @pytest.fixture
@@ -42,22 +31,7 @@ def client():
 
 @pytest.fixture
 def webhook_secret(settings):
-    settings.ANYMAIL = {**settings.ANYMAIL, "WEBHOOK_SECRET": SECRET}
-
-
-def post_event(client, payload: dict, *, auth: str | None = SECRET):
-    headers = {}
-    if auth is not None:
-        headers["HTTP_AUTHORIZATION"] = "Basic " + base64.b64encode(auth.encode()).decode()
-    return client.post(WEBHOOK, json.dumps(payload), content_type="application/json", **headers)
-
-
-def delivery(message_id: str = "pm-1") -> dict:
-    return {
-        "RecordType": "Delivery", "MessageID": message_id, "Recipient": "bob@alpha.example",
-        "DeliveredAt": "2026-12-01T09:00:05Z", "Details": "Test delivery", "Tag": "expiry-30",
-        "ServerID": 1, "Metadata": {"reminder_id": "1"}, "MessageStream": "outbound",
-    }
+    settings.ANYMAIL = {**settings.ANYMAIL, "WEBHOOK_SECRET": WEBHOOK_SECRET}
 
 
 def bounce(message_id: str = "pm-1") -> dict:

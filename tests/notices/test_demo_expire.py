@@ -14,8 +14,7 @@ from accounts.models import User
 from certificates.expiry import renewal_due
 from certificates.models import Certificate
 from notices.models import Reminder
-
-from .clients import issue_for
+from tests.support.clients import issue_for
 
 pytestmark = pytest.mark.django_db
 

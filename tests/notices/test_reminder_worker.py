@@ -2,7 +2,7 @@
 
 The worker and the job run as subprocesses on this test's database (transactional_db, so
 they see the committed rows); e-mail goes through anymail's real Postmark backend to the
-local stand-in (tests/esp_standin.py). Faults: the job started twice at the same time, the
+local stand-in (tests/support/esp_standin.py). Faults: the job started twice at the same time, the
 worker's process killed while sending, the provider failing then back. The fault tests need
 Redis and PostgreSQL and skip without them; the embedded test runs on SQLite and the
 filesystem broker, as `make run` does.
@@ -31,20 +31,15 @@ from django.db import connection
 
 from accounts.models import User
 from notices.models import Reminder, ReminderAttempt
-
-from .clients import issue_for
-from .conftest import uses_postgresql
-from .esp_standin import PostmarkStandIn
+from tests.support.clients import issue_for
+from tests.support.esp_standin import PostmarkStandIn
+from tests.support.net import uses_postgresql
 
 JST = ZoneInfo("Asia/Tokyo")
 BASE_DIR = Path(django_settings.BASE_DIR)
 # The job in its own process runs on the real clock, and refuses a day after today: it runs today.
 RUN_DATE = datetime.now(JST).date()
 
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 def database_url() -> str:
@@ -307,9 +302,9 @@ def test_a_late_answer_settled_by_a_tracking_event_during_the_hold_sends_no_seco
 ):
     from django.test import Client
 
-    from .test_reminder_webhook import SECRET, delivery, post_event
+    from tests.support.esp_standin import WEBHOOK_SECRET, delivery, post_event
 
-    settings.ANYMAIL = {**settings.ANYMAIL, "WEBHOOK_SECRET": SECRET}
+    settings.ANYMAIL = {**settings.ANYMAIL, "WEBHOOK_SECRET": WEBHOOK_SECRET}
     due_certificates(contract_b, SCENARIO_SIZE)
     postmark.answer_delay = 1.5
     stack.start_worker(concurrency=4)

@@ -30,9 +30,8 @@ from notices.reminders import (
     run_reminder_job,
     sweep,
 )
-
-from .clients import issue_for, issue_for_operator, operator_signed_in
-from .esp_standin import PostmarkStandIn
+from tests.support.clients import issue_for, issue_for_operator, operator_signed_in
+from tests.support.esp_standin import PostmarkStandIn
 
 JST = ZoneInfo("Asia/Tokyo")
 TODAY = date(2026, 12, 1)
@@ -55,11 +54,6 @@ def expiring_at(user: User, expires: datetime) -> Certificate:
 def reminders_of(certificate: Certificate) -> dict[int, str]:
     return dict(certificate.reminders.values_list("threshold_days", "state"))
 
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    """The personas' passwords are not what these tests are about."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture
