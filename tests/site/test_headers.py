@@ -1,6 +1,6 @@
 """Headers of every page type: a strict Content-Security-Policy, a Permissions-Policy, no-store where private.
 
-Chromium's side (no violation on any screen) is tests/test_accessibility.py.
+Chromium's side (no violation on any screen) is tests/e2e/test_accessibility.py.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from django.conf import settings
 from django.test import Client
 from django.urls import reverse
 
-from .clients import CertificateClient, issue_for, operator_signed_in
-from .conftest import PASSWORD, make_csr
-from .servers import Browser
+from tests.support.clients import CertificateClient, issue_for, operator_signed_in
+from tests.support.personas import PASSWORD
+from tests.support.pki import make_csr
+from tests.support.servers import Browser
 
 pytestmark = pytest.mark.usefixtures("ca", "behind_proxy")
 

@@ -40,10 +40,7 @@ from accounts.models import AuditEntry, Contract, JobRun, User
 from certificates.crl import publish_crl
 from certificates.models import Certificate, CertificateAuthority, RevocationList
 from notices.models import Notice, Reminder
-
-from .clients import CertificateClient, issue_for, issue_for_operator, operator_signed_in
-from .conftest import PASSWORD
-from .test_contract_admin import signed_in
+from tests.support.clients import CertificateClient, issue_for, issue_for_operator, operator_signed_in, signed_in
 
 PERSONAS = ("anonymous", "bob", "alice", "charlie", "olivia")
 
@@ -289,17 +286,10 @@ def model_of(callback):
 # --- the world: contract A (alice, bob) and contract B (charlie, dave) -----------------------------
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
-def world(ca, behind_proxy, alice, bob, charlie, olivia, contract_b, settings):
+def world(ca, behind_proxy, alice, bob, charlie, olivia, contract_b, dave, settings):
     # Without a secret the e-mail webhooks refuse everyone, whatever this machine's environment says.
     settings.ANYMAIL = {key: value for key, value in settings.ANYMAIL.items() if key != "WEBHOOK_SECRET"}
-    dave = User.objects.create_user("dave-user", "dave@beta.example", PASSWORD, contract=contract_b,
-                                    role=User.Role.USER)
     certificates = {user.login_id: issue_for(user)[0] for user in (alice, bob, charlie, dave)}
     certificates[olivia.login_id] = issue_for_operator(olivia)[0]
     id_services.suspend_id(user=dave, by=charlie)

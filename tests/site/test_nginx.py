@@ -15,12 +15,13 @@ from cryptography import x509
 
 from accounts.models import AuditEntry
 from certificates.services import revoke_certificate
-
-from .clients import issue_for, issue_for_operator
-from .conftest import PASSWORD
-from .servers import BASE_DIR, Browser, plain_get, write_client_files
+from tests.support.clients import issue_for, issue_for_operator
+from tests.support.personas import PASSWORD
+from tests.support.servers import BASE_DIR, Browser, plain_get, write_client_files
 
 # Not marked embedded: production runs PostgreSQL; on CI this runs once, against it.
+# gunicorn checks the passwords in its own process, with the production hashers.
+pytestmark = pytest.mark.full_strength_hashing
 
 
 @pytest.fixture

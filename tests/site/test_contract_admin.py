@@ -14,38 +14,12 @@ from django.test.utils import CaptureQueriesContext
 
 from accounts import services as id_services
 from accounts.models import AuditEntry, Contract, User
-from certificates.client_cert import SESSION_CERTIFICATE_KEY
-from certificates.models import Certificate, RevocationList, RevocationReason
-
-from .clients import CertificateClient, issue_for, operator_signed_in
-from .conftest import PASSWORD
+from certificates.models import RevocationList, RevocationReason
+from tests.support.clients import CertificateClient, issue_for, operator_signed_in, signed_in
+from tests.support.personas import PASSWORD
 
 pytestmark = pytest.mark.embedded
 
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    """Hashing at full strength takes 0.3 s a password; the rules under test do not depend on it."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-def signed_in(user: User, certificate: Certificate | None = None) -> CertificateClient:
-    """A browser holding `user`'s certificate with a session opened by the certificate login."""
-    if certificate is None:
-        certificate, _key = issue_for(user)
-    client = CertificateClient(certificate)
-    client.force_login(user)
-    session = client.session
-    session[SESSION_CERTIFICATE_KEY] = certificate.fingerprint_sha256
-    session.save()
-    return client
-
-
-@pytest.fixture
-def dave(contract_b) -> User:
-    """A user ID of contract B, the other contract."""
-    return User.objects.create_user("dave-user", "dave@beta.example", PASSWORD, contract=contract_b,
-                                    role=User.Role.USER)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 BLOCKLIST = ROOT / "tests" / "data" / "one-record-blocklist.dat"  # badkeys' format: one 16-byte record

@@ -11,30 +11,13 @@ from cryptography import x509
 from accounts.models import AuditEntry, User
 from certificates.models import Certificate, RevocationList, RevocationReason
 from certificates.services import issue_certificate, revoke_certificate, supersede_older_certificates
-
-from .clients import issue_for_operator, operator_signed_in
-from .conftest import make_csr
+from tests.support.pki import make_csr
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    """The personas' passwords hash in microseconds; PBKDF2's deliberate slowness is not under test here."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
 
 NOW = datetime(2026, 11, 26, 1, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def operator_client(ca, behind_proxy, olivia):
-    """Olivia logged in with her operator certificate and password (test_operator_login.py).
-
-    Her certificate is valid both today and at NOW, which some tests travel to.
-    """
-    certificate, _key = issue_for_operator(olivia, now=NOW - timedelta(days=30))
-    return operator_signed_in(olivia, certificate)
 
 
 def get(client, url: str, **extra):
@@ -72,15 +55,15 @@ def test_ids_are_searchable_by_login_id_and_by_e_mail(operator_client, alice, bo
 
 def test_an_operator_adds_an_id_with_a_password(operator_client, contract_a):
     response = operator_client.post("/operator/accounts/user/add/", {
-        "login_id": "dave-user", "contract": contract_a.pk, "role": "user", "email": "dave@alpha.example",
+        "login_id": "erin-user", "contract": contract_a.pk, "role": "user", "email": "erin@alpha.example",
         "language": "en", "password1": "Another-horse-2026", "password2": "Another-horse-2026",
     }, secure=True)
 
     assert response.status_code == 302
-    dave = User.objects.get(login_id="dave-user")
-    assert (dave.contract, dave.role, dave.language) == (contract_a, User.Role.USER, "en")
-    assert dave.check_password("Another-horse-2026")
-    entry = AuditEntry.objects.get(action=AuditEntry.Action.ID_CREATED, subject=dave)
+    erin = User.objects.get(login_id="erin-user")
+    assert (erin.contract, erin.role, erin.language) == (contract_a, User.Role.USER, "en")
+    assert erin.check_password("Another-horse-2026")
+    entry = AuditEntry.objects.get(action=AuditEntry.Action.ID_CREATED, subject=erin)
     assert entry.actor.login_id == "olivia-operator"
     assert entry.detail["changed"]["role"] == {"old": None, "new": "user"}
     assert not any("password" in name for name in entry.detail["changed"])

@@ -14,9 +14,8 @@ from certificates.japan_time import JAPAN, japan_day_start
 from certificates.models import Certificate
 from certificates.services import issue_certificate
 from notices.models import Reminder
-
-from .clients import issue_for_operator, operator_signed_in
-from .conftest import make_csr
+from tests.support.clients import signed_in
+from tests.support.pki import make_csr
 
 pytestmark = pytest.mark.django_db
 
@@ -24,17 +23,6 @@ pytestmark = pytest.mark.django_db
 NOW = datetime(2026, 12, 1, 0, 0, tzinfo=UTC)
 TODAY = date(2026, 12, 1)
 
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture
-def operator_client(behind_proxy, ca, olivia):
-    """Olivia logged in with her own certificate, issued before NOW so that it is valid at every time used here."""
-    certificate, _key = issue_for_operator(olivia, now=NOW - timedelta(days=30))
-    return operator_signed_in(olivia, certificate)
 
 
 def get(client, url: str, **extra):
@@ -187,8 +175,6 @@ def test_the_contract_audit_filter_lists_only_actions_about_contracts():
 
 
 def test_the_contract_sites_audit_filter_offers_no_bank_only_action(ca, behind_proxy, alice):
-    from .test_contract_admin import signed_in
-
     response = signed_in(alice).get("/manage/accounts/auditentry/", HTTP_ACCEPT_LANGUAGE="ja")
 
     assert response.status_code == 200

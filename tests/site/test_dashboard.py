@@ -21,26 +21,15 @@ from certificates.tasks import refresh_crl
 from certportal import dashboard
 from notices.models import Reminder
 from notices.reminders import run_reminder_job
-
-from .clients import issue_for_operator, operator_signed_in
-from .conftest import PASSWORD, make_csr
+from tests.support.clients import operator_signed_in
+from tests.support.personas import PASSWORD
+from tests.support.pki import make_csr
 
 pytestmark = pytest.mark.django_db
 
 NOW = datetime(2026, 12, 1, 0, 0, tzinfo=UTC)  # 09:00 in Japan
 TODAY = date(2026, 12, 1)
 
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture
-def operator_client(behind_proxy, ca, olivia):
-    """Olivia logged in with her own certificate, issued before NOW so that it is valid at every time used here."""
-    certificate, _key = issue_for_operator(olivia, now=NOW - timedelta(days=30))
-    return operator_signed_in(olivia, certificate)
 
 
 def day(offset: int, hour: int = 12) -> datetime:

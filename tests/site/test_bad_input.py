@@ -30,10 +30,8 @@ from hypothesis import strategies as st
 from accounts.models import User
 from certificates.enrollment import OBTAIN_SESSION_KEY
 from certificates.models import OneTimeCode
-
-from .clients import CertificateClient, issue_for
-from .test_contract_admin import signed_in
-from .test_reminder_webhook import SECRET
+from tests.support.clients import CertificateClient, issue_for, signed_in
+from tests.support.esp_standin import WEBHOOK_SECRET
 
 hypothesis_settings.register_profile(
     "certportal", derandomize=True, database=None, deadline=None, max_examples=12, print_blob=True,
@@ -43,7 +41,7 @@ hypothesis_settings.register_profile("explore", parent=hypothesis_settings.get_p
                                      derandomize=False, max_examples=300)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "certportal"))
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("behind_proxy", "fast_password_hashing")]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("behind_proxy", "generous_budgets")]
 
 FIELD_NAMES = [
     "login_id", "password", "code", "csr", "language", "next", "current_password", "new_password",
@@ -68,11 +66,11 @@ BROKEN_MULTIPART = (b"--BOUNDARY\r\nContent-Disposition: form-data; name=\"login
 
 
 @pytest.fixture
-def fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+def generous_budgets(settings):
+    """Budgets no example exhausts, and the webhook secret the authenticated examples carry."""
     # Every example comes from one address: the attempt budgets must not answer all of them with 429.
     settings.ADDRESS_ATTEMPT_LIMIT = settings.OBTAIN_ID_ATTEMPT_LIMIT = 100_000
-    settings.ANYMAIL = {**settings.ANYMAIL, "WEBHOOK_SECRET": SECRET}
+    settings.ANYMAIL = {**settings.ANYMAIL, "WEBHOOK_SECRET": WEBHOOK_SECRET}
 
 
 # --- generated bodies --------------------------------------------------------------------------
@@ -133,7 +131,7 @@ class Endpoint:
     headers: tuple[tuple[str, str], ...] = ()
 
 
-WEBHOOK_AUTH = (("HTTP_AUTHORIZATION", "Basic " + base64.b64encode(SECRET.encode()).decode()),)
+WEBHOOK_AUTH = (("HTTP_AUTHORIZATION", "Basic " + base64.b64encode(WEBHOOK_SECRET.encode()).decode()),)
 ENDPOINTS = [
     Endpoint("login", lambda ids: "/", "customer"),
     Endpoint("logout", lambda ids: "/logout/", "customer"),

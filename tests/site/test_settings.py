@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
-from django.conf import settings
 
-SETUP = "import django; django.setup()"
+from tests.support.servers import SETUP, start_django
+
 PRODUCTION = {
     "CERTPORTAL_DEBUG": "false",
     "CERTPORTAL_SECRET_KEY": "k" * 20 + "-production-secret-key-of-fifty-chars",
@@ -25,19 +22,6 @@ PRODUCTION = {
     "CERTPORTAL_REMINDER_TIME": "08:30",
     "CERTPORTAL_LOCKOUT_THRESHOLD": "3",
 }
-
-
-def start(tmp_path, code: str = SETUP, **variables: str) -> subprocess.CompletedProcess:
-    """Set Django up in a fresh interpreter with only these variables of ours in its environment."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("CERTPORTAL_", "DATABASE_URL", "CELERY_", "ANYMAIL_", "DJANGO_"))
-    }
-    env.update(DJANGO_SETTINGS_MODULE="certportal.settings", CERTPORTAL_VAR_DIR=str(tmp_path), **variables)
-    return subprocess.run(
-        [sys.executable, "-c", code], cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=60
-    )
 
 
 @pytest.mark.parametrize(
@@ -110,7 +94,7 @@ def start(tmp_path, code: str = SETUP, **variables: str) -> subprocess.Completed
     ids=lambda value: value if isinstance(value, str) else None,
 )
 def test_a_malformed_value_stops_start_up_naming_the_variable(tmp_path, variables, named):
-    result = start(tmp_path, **variables)
+    result = start_django(tmp_path, **variables)
 
     assert result.returncode != 0, f"started with {variables}"
     assert "ImproperlyConfigured" in result.stderr
@@ -126,7 +110,7 @@ def test_the_production_environment_starts_with_exactly_those_values(tmp_path):
         " s.SECURE_SSL_REDIRECT, s.SESSION_COOKIE_SECURE, s.CRL_URL, s.OCSP_URL, s.CA_ISSUERS_URL,"
         " s.CERTIFICATE_POLICY_OID, s.ROOT_CRL_URL, s.KEY_BACKEND, s.ROOT_CA_PASSPHRASE]))"
     )
-    result = start(tmp_path, code, **PRODUCTION)
+    result = start_django(tmp_path, code, **PRODUCTION)
 
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == [
@@ -146,7 +130,7 @@ def test_redis_hands_a_dead_workers_task_out_again_when_its_sending_lease_ends(t
         "; from django.conf import settings as s;"
         " print(s.CELERY_BROKER_TRANSPORT_OPTIONS['visibility_timeout'])"
     )
-    result = start(tmp_path, code, CELERY_BROKER_URL="redis://127.0.0.1:6379/0",
+    result = start_django(tmp_path, code, CELERY_BROKER_URL="redis://127.0.0.1:6379/0",
                    CERTPORTAL_REMINDER_RETRY_MAX_SECONDS="86400", CERTPORTAL_REMINDER_SENDING_LEASE_SECONDS="600")
     assert result.returncode == 0, result.stderr
     assert int(result.stdout) == 600  # not hours: a killed worker's reminder goes out within minutes
@@ -154,7 +138,7 @@ def test_redis_hands_a_dead_workers_task_out_again_when_its_sending_lease_ends(t
 
 def test_anymail_settings_reach_anymail_as_their_types_not_strings(tmp_path):
     code = SETUP + "; from django.conf import settings as s; import json; print(json.dumps(s.ANYMAIL))"
-    result = start(tmp_path, code, ANYMAIL_IGNORE_RECIPIENT_STATUS="false", ANYMAIL_DEBUG_API_REQUESTS="true",
+    result = start_django(tmp_path, code, ANYMAIL_IGNORE_RECIPIENT_STATUS="false", ANYMAIL_DEBUG_API_REQUESTS="true",
                    ANYMAIL_POSTMARK_SERVER_TOKEN="token-123", ANYMAIL_REQUESTS_TIMEOUT="10",
                    ANYMAIL_SEND_DEFAULTS='{"tags": ["portal"]}', ANYMAIL_SPARKPOST_TRACK_CLICKS="no")
     assert result.returncode == 0, result.stderr
@@ -166,7 +150,7 @@ def test_anymail_settings_reach_anymail_as_their_types_not_strings(tmp_path):
 
 def test_the_anymail_timeout_may_be_connect_and_read_seconds(tmp_path):
     code = SETUP + "; from django.conf import settings as s; print(repr(s.ANYMAIL['REQUESTS_TIMEOUT']))"
-    result = start(tmp_path, code, ANYMAIL_REQUESTS_TIMEOUT="3.05, 27")
+    result = start_django(tmp_path, code, ANYMAIL_REQUESTS_TIMEOUT="3.05, 27")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "(3.05, 27.0)"
 
@@ -176,7 +160,7 @@ def test_with_no_environment_the_portal_runs_embedded_in_debug_mode(tmp_path):
         "; from django.conf import settings as s; import json; print(json.dumps([s.DEBUG,"
         " s.DATABASES['default']['ENGINE'], s.DATABASES['default']['NAME'], s.CELERY_BROKER_URL, s.LANGUAGE_CODE]))"
     )
-    result = start(tmp_path, code)
+    result = start_django(tmp_path, code)
 
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == [

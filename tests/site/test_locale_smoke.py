@@ -20,9 +20,9 @@ from django.utils import timezone
 
 from certificates.client_cert import SESSION_CERTIFICATE_KEY
 from certificates.services import supersede_older_certificates
-
-from .clients import CertificateClient, issue_for
-from .conftest import PASSWORD, make_csr
+from tests.support.clients import CertificateClient, issue_for
+from tests.support.personas import PASSWORD
+from tests.support.pki import make_csr
 
 pytestmark = [pytest.mark.embedded, pytest.mark.usefixtures("ca", "behind_proxy")]
 
@@ -46,10 +46,6 @@ HEADINGS = {
     },
 }
 
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 def check(response, language: str, screen: str) -> None:

@@ -14,9 +14,8 @@ from certificates.crl import current_crl
 from certificates.models import Certificate, RevocationReason
 from certificates.services import issue_certificate, revoke_certificate
 from notices.models import Reminder
-
-from .conftest import make_csr
-from .servers import Browser, plain_get
+from tests.support.pki import make_csr
+from tests.support.servers import Browser, plain_get, start_django
 
 pytestmark = pytest.mark.django_db
 
@@ -105,9 +104,7 @@ def test_only_get_is_answered(db, client):
 
 
 def test_a_short_token_stops_start_up(tmp_path):
-    from .test_settings import start
-
-    result = start(tmp_path, CERTPORTAL_METRICS_TOKEN="short")
+    result = start_django(tmp_path, CERTPORTAL_METRICS_TOKEN="short")
 
     assert result.returncode != 0
     assert "CERTPORTAL_METRICS_TOKEN" in result.stderr.strip().splitlines()[-1]
