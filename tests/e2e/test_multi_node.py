@@ -2,7 +2,7 @@
 
 Two gunicorn nodes behind one Debian nginx (deploy/nginx.conf, its upstream given both), two
 Celery workers each with its own beat, one Redis and one PostgreSQL. The workers run under
-libfaketime (tests/stack.py) from 08:59:35 in Japan, so that both beats fire the 09:00 reminder
+libfaketime (tests/support/stack.py) from 08:59:35 in Japan, so that both beats fire the 09:00 reminder
 job for real. One test walks all of it, to start the cluster once.
 """
 
@@ -27,11 +27,11 @@ from accounts.models import JobRun
 from certificates.japan_time import JAPAN
 from certificates.models import Certificate
 from notices.models import Reminder
-
-from .clients import issue_for
-from .conftest import PASSWORD, uses_postgresql
-from .esp_standin import PostmarkStandIn
-from .servers import (
+from tests.support.clients import issue_for
+from tests.support.esp_standin import PostmarkStandIn
+from tests.support.net import uses_postgresql
+from tests.support.personas import PASSWORD
+from tests.support.servers import (
     BASE_DIR,
     NGINX,
     Browser,
@@ -49,7 +49,7 @@ from .servers import (
     wait_until_serving,
     write_client_files,
 )
-from .stack import faketime_environment
+from tests.support.stack import faketime_environment
 
 pytestmark = pytest.mark.xdist_group("e2e")
 NODES = 2

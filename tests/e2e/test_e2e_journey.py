@@ -1,6 +1,6 @@
 """The customer's whole journey of the guide, in Debian's Chromium, on the stacks a bank runs.
 
-Playwright drives /usr/bin/chromium against real servers (tests/stack.py): the embedded
+Playwright drives /usr/bin/chromium against real servers (tests/support/stack.py): the embedded
 default (`make run`: gunicorn's own TLS, SQLite, worker and beat on the filesystem broker)
 and the production stack (nginx with mutual TLS and the CRL, gunicorn, PostgreSQL, worker
 and beat on Redis, e-mail through anymail to a Postmark stand-in).
@@ -38,14 +38,14 @@ from certificates import ca as portal_ca
 from certificates.login import CertificateProblem
 from certificates.models import Certificate
 from notices.models import Reminder
+from tests.support.browser import needs_chromium
+from tests.support.esp_standin import PostmarkStandIn
+from tests.support.net import uses_postgresql
+from tests.support.personas import PASSWORD
+from tests.support.servers import NGINX
+from tests.support.stack import Stack, embedded_stack, production_stack, require_faketime
 
-from .browser import needs_chromium
-from .conftest import PASSWORD, uses_postgresql
-from .esp_standin import PostmarkStandIn
-from .servers import NGINX
-from .stack import Stack, embedded_stack, production_stack, require_faketime
-
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 JST = ZoneInfo("Asia/Tokyo")
 # The stack's clock when it restarts on reminder day: the beat fires at 09:00 (REMINDER_TIME) a few seconds later.
 REMINDER_DAY_START = clock_time(8, 59, 15)  # beat must be up before 09:00, even on a loaded machine
@@ -96,7 +96,7 @@ def browser_context(chromium, stack: Stack, language: str, *, pfx: Path | None =
     options = {}
     if pfx is not None:
         options["client_certificates"] = [{"origin": stack.origin, "pfxPath": str(pfx), "passphrase": passphrase}]
-    # The portal's CA is not one Chromium trusts; the server certificate is checked by tests/test_tls_login.py.
+    # The portal's CA is not one Chromium trusts; tests/certificates/test_tls_login.py checks the server certificate.
     context = chromium.new_context(accept_downloads=True, ignore_https_errors=True, locale=language, **options)
     context.add_cookies([{"name": "django_language", "value": language, "url": stack.origin}])
     context.set_default_timeout(20_000)

@@ -32,11 +32,10 @@ from django.utils import timezone
 from accounts.models import User
 from certificates.models import Certificate
 from notices.models import Notice
-
-from .browser import needs_chromium
-from .clients import issue_for, issue_for_operator
-from .conftest import PASSWORD
-from .servers import Portal, production_environment, server_environment, start_gunicorn, write_client_files
+from tests.support.browser import needs_chromium
+from tests.support.clients import issue_for, issue_for_operator
+from tests.support.personas import PASSWORD
+from tests.support.servers import Portal, production_environment, server_environment, start_gunicorn, write_client_files
 
 AXE = Path(settings.BASE_DIR) / "frontend" / "node_modules" / "axe-core" / "axe.min.js"
 ARTIFACTS = Path(settings.BASE_DIR) / "test-artifacts" / "phone-390px"  # every screen as a phone shows it

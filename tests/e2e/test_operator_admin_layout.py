@@ -13,12 +13,11 @@ from accounts.models import AuditEntry
 from certificates.models import Certificate
 from certificates.services import issue_certificate
 from notices.models import Reminder
+from tests.support.browser import needs_chromium
+from tests.support.clients import certificate_headers, issue_for_operator, operator_signed_in
+from tests.support.pki import make_csr
 
-from .browser import needs_chromium
-from .clients import certificate_headers, issue_for_operator, operator_signed_in
-from .conftest import make_csr
-
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "operator-admin"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "operator-admin"
 
 pytestmark = needs_chromium
 

@@ -14,25 +14,20 @@ import re
 import shutil
 import subprocess
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.serialization import pkcs12
 from django.core import mail
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from certificates import ca as portal_ca
-from certificates.client_cert import SESSION_CERTIFICATE_KEY
 from certificates.models import Certificate
 from certificates.services import supersede_older_certificates
+from tests.support.browser import browser_for, needs_chromium, shot
+from tests.support.clients import issue_for
+from tests.support.personas import PASSWORD
 
-from .browser import needs_chromium
-from .clients import certificate_headers, issue_for
-from .conftest import PASSWORD
-
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "enroll"
 FILE_PASSWORD = "Pkcs12-file-pass!"
 
 pytestmark = needs_chromium
@@ -43,32 +38,6 @@ def portal(live_server, behind_proxy, settings):
     # Plain http on localhost: cookies cannot be marked Secure there.
     settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
     return live_server
-
-
-def browser_for(chromium, portal, user, certificate, *, language="ja"):
-    """A Chromium context logged in as `user`, presenting `certificate` through the proxy headers."""
-    client = Client()
-    client.force_login(user)
-    session = client.session
-    session[SESSION_CERTIFICATE_KEY] = certificate.fingerprint_sha256
-    session.save()
-    headers = {
-        name[len("HTTP_"):].replace("_", "-"): value
-        for name, value in certificate_headers(certificate).items()
-        # X-Forwarded-Proto https would make Django expect an https Origin on the CSRF check.
-        if name.startswith("HTTP_") and name != "HTTP_X_FORWARDED_PROTO"
-    }
-    context = chromium.new_context(accept_downloads=True, extra_http_headers=headers, locale=language)
-    context.add_cookies([
-        {"name": "sessionid", "value": session.session_key, "url": portal.url},
-        {"name": "django_language", "value": language, "url": portal.url},
-    ])
-    return context
-
-
-def shot(page, name):
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
 def test_the_page_makes_the_key_and_csr_and_saves_a_pkcs12_that_openssl_and_nss_open(

@@ -31,12 +31,10 @@ from accounts.models import Contract, User
 from certificates import ca as portal_ca
 from certificates.ca import create_ca
 from certificates.services import supersede_older_certificates
-
-from .browser import needs_chromium
-from .clients import issue_for
-from .conftest import PASSWORD, ROOT_PASSPHRASE
-from .pkcs12_structure import describe
-from .test_enroll_js import browser_for, shot
+from tests.support.browser import browser_for, needs_chromium, shot
+from tests.support.clients import issue_for
+from tests.support.personas import PASSWORD, ROOT_PASSPHRASE
+from tests.support.pkcs12_structure import describe
 
 FILE_PASSWORD = "Pkcs12-file-pass!"
 WRONG_PASSWORD = "Pkcs12-file-pass?"
