@@ -23,7 +23,7 @@ import tempfile
 import time
 import uuid
 
-from tests.net import reachable
+from tests.support.net import reachable
 
 from .databases import create_database, drop_database, postgres_server_url
 
