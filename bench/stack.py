@@ -54,6 +54,15 @@ def production_env(base: dict[str, str], workdir: str, *, proxy_socket: bool = T
     }
 
 
+def init_ca() -> None:
+    """The key ceremony, in this process only: the root's secret is never in the served stack's environment."""
+    from django.core.management import call_command
+    from django.test import override_settings
+
+    with override_settings(ROOT_CA_PASSPHRASE="bench-root-passphrase-offline"), open(os.devnull, "w") as devnull:
+        call_command("init_ca", stdout=devnull)
+
+
 def _wait(port: int, process: subprocess.Popen, name: str) -> None:
     for _ in range(300):
         if process.poll() is not None:
