@@ -125,5 +125,63 @@ def _start_nginx(stack: Stack, workdir: str, upstream_socket: Path) -> None:
     stack.processes.append(nginx)
 
 
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as file:
+            return [int(child) for child in file.read().split()]
+    except OSError:
+        return []
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """utime + stime of one process from /proc/<pid>/stat (fields 14 and 15, in clock ticks)."""
+    try:
+        with open(f"/proc/{pid}/stat") as file:
+            fields = file.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def database_backends(database_url: str) -> list[int]:
+    """The PostgreSQL server processes serving this run's database (its own, so no one else's)."""
+    import psycopg
+
+    name = database_url.rpartition("/")[2]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                            [name]).fetchall()
+    return [pid for (pid,) in rows]
+
+
+@dataclass
+class CpuMeter:
+    """CPU seconds spent by every process of the stack: nginx and its workers, gunicorn and its
+    workers, and the PostgreSQL backends of this run's database. Robust to a loaded machine, where
+    wall-clock throughput mostly measures the other tenants."""
+
+    stack: Stack
+    database_url: str
+    start: dict[int, float] = field(default_factory=dict)
+
+    def _pids(self) -> set[int]:
+        pids = set()
+        for process in self.stack.processes:
+            pids.add(process.pid)
+            pids.update(_children(process.pid))
+        pids.update(database_backends(self.database_url))
+        return pids
+
+    def _sample(self) -> dict[int, float]:
+        return {pid: seconds for pid in self._pids() if (seconds := _cpu_seconds(pid)) is not None}
+
+    def begin(self) -> None:
+        self.start = self._sample()
+
+    def seconds(self) -> float:
+        """CPU seconds since begin(); a process that appeared since counts from its start."""
+        return sum(seconds - self.start.get(pid, 0.0) for pid, seconds in self._sample().items())
+
+
 def available() -> bool:
     return Path(NGINX).exists() and sys.platform.startswith("linux")
