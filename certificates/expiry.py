@@ -16,6 +16,7 @@ from accounts.models import User
 
 from .japan_time import JAPAN, japan_date
 from .models import Certificate
+from .querysets import CURRENT_AS_READ
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,12 @@ class RenewalDue:
 
 def current_certificate(user: User, *, now: datetime) -> Certificate | None:
     """The ID's newest certificate that is valid at `now` (a renewed one once issued)."""
-    # On every 重要なお知らせ: the plain manager filtered by owner builds less than the related manager.
+    # Read with the request's certificate (Certificate.objects.presented) moments before: used when
+    # still so at `now`. A certificate's notBefore is an hour before its issuance, so none becomes
+    # valid in between.
+    read = getattr(user, CURRENT_AS_READ, None)
+    if read is not None and read.at <= now and (read.certificate is None or read.certificate.is_valid_at(now)):
+        return read.certificate
     return Certificate.objects.valid(now).filter(owner=user).order_by("-not_after").first()
 
 

@@ -2,15 +2,100 @@
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from django.db import connections
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from .japan_time import japan_day_start
 
 
+@dataclass(frozen=True)
+class CurrentAsRead:
+    """The owner's current certificate (or None) as the request's one statement read it at `at`."""
+
+    at: datetime
+    certificate: object | None
+
+
+# Set on the owner that presented() returns; certificates.expiry.current_certificate uses it.
+CURRENT_AS_READ = "current_certificate_as_read"
+
+
+class _Columns:
+    """A model's columns in a hand-written SELECT, and its row turned back into an instance as the ORM would."""
+
+    def __init__(self, model, alias: str, connection) -> None:
+        fields = model._meta.concrete_fields
+        self.model, self.width = model, len(fields)
+        self.sql = ", ".join(f"{alias}.{connection.ops.quote_name(field.column)}" for field in fields)
+        self.names = [field.attname for field in fields]
+        self.converters = []
+        for index, field in enumerate(fields):
+            column = field.get_col(alias)
+            converters = connection.ops.get_db_converters(column) + field.get_db_converters(connection)
+            if converters:
+                self.converters.append((index, converters, column))
+
+    def instance(self, db: str, connection, values: list):
+        for index, converters, column in self.converters:
+            for converter in converters:
+                values[index] = converter(values[index], column, connection)
+        return self.model.from_db(db, self.names, values)
+
+
+@functools.cache
+def _presented_statement(model, db: str) -> tuple[str, _Columns, _Columns, _Columns]:
+    """Built once per process and database: the ORM would compile it anew on every request."""
+    connection = connections[db]
+    owner_model = model._meta.get_field("owner").related_model
+    quote = connection.ops.quote_name
+    table, owner_table = quote(model._meta.db_table), quote(owner_model._meta.db_table)
+    presented, owner, current = _Columns(model, "c", connection), _Columns(owner_model, "u", connection), \
+        _Columns(model, "k", connection)
+    # Only the models' own table and column names are written in; every value is a parameter. The
+    # LEFT JOIN is the owner's current certificate: the valid one that expires last (certificates.expiry).
+    sql = (
+        f"SELECT {presented.sql}, {owner.sql}, {current.sql} FROM {table} c "  # noqa: S608
+        f"INNER JOIN {owner_table} u ON u.{quote(owner_model._meta.pk.column)} = c.{quote('owner_id')} "
+        f"LEFT OUTER JOIN {table} k ON k.{quote('id')} = (SELECT x.{quote('id')} FROM {table} x "
+        f"WHERE x.{quote('owner_id')} = c.{quote('owner_id')} AND x.{quote('revoked_at')} IS NULL "
+        f"AND x.{quote('not_before')} <= %s AND x.{quote('not_after')} > %s "
+        f"ORDER BY x.{quote('not_after')} DESC, x.{quote('id')} DESC LIMIT 1) "
+        f"WHERE c.{quote('fingerprint_sha256')} = %s"
+    )
+    return sql, presented, owner, current
+
+
 class CertificateQuerySet(QuerySet):
+    def presented(self, fingerprint_sha256: str, now: datetime):
+        """The certificate with this fingerprint, its owner, and the owner's current certificate at `now`.
+
+        One statement, what every request with a client certificate reads: its state (revoked,
+        expired) comes from the database each time, nothing of it is kept between requests. The
+        owner carries the current certificate (CURRENT_AS_READ) for the notices page.
+        """
+        connection = connections[self.db]
+        sql, presented, owner, current = _presented_statement(self.model, self.db)
+        at = connection.ops.adapt_datetimefield_value(now)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [at, at, fingerprint_sha256])
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        values = list(row)
+        certificate = presented.instance(self.db, connection, values[:presented.width])
+        certificate.owner = owner.instance(self.db, connection, values[presented.width:presented.width + owner.width])
+        rest = values[presented.width + owner.width:]
+        newest = None
+        if rest[0] is not None:
+            newest = certificate if rest[0] == certificate.pk else current.instance(self.db, connection, rest)
+        setattr(certificate.owner, CURRENT_AS_READ, CurrentAsRead(at=now, certificate=newest))
+        return certificate
+
     def not_revoked(self) -> CertificateQuerySet:
         return self.filter(revoked_at__isnull=True)
 
