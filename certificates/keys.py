@@ -16,14 +16,13 @@ Backends (CERTPORTAL_KEY_BACKEND): `encrypted` (the default) and `pkcs11` (certi
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 from abc import ABC, abstractmethod
 from datetime import UTC, datetime, timedelta
 
 from asn1crypto import algos, pem
 from asn1crypto import keys as asn1_keys
-from asn1crypto import ocsp as asn1_ocsp
-from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, padding, serialization
@@ -220,15 +219,21 @@ def _der_length(length: int) -> bytes:
     return bytes([0x80 | len(octets)]) + octets
 
 
+def _tlv(tag: int, contents: bytes) -> bytes:
+    return bytes([tag]) + _der_length(len(contents)) + contents
+
+
+def _bit_string(signature: bytes) -> bytes:
+    return _tlv(0x03, b"\x00" + signature)
+
+
 def _signed_der(tbs: bytes, signature: bytes) -> bytes:
     """Certificate and CertificateList alike: SEQUENCE { tbs, signatureAlgorithm, BIT STRING signature }.
 
     Joined as bytes rather than through asn1crypto, which re-encodes the whole structure
     (about half of an issuance's CPU); cryptography parses the result right after.
     """
-    bit_string = b"\x03" + _der_length(len(signature) + 1) + b"\x00" + signature
-    body = tbs + _SIGNATURE_ALGORITHM_DER + bit_string
-    return b"\x30" + _der_length(len(body)) + body
+    return _tlv(0x30, tbs + _SIGNATURE_ALGORITHM_DER + _bit_string(signature))
 
 
 def signed_certificate(
@@ -279,31 +284,42 @@ def signed_ocsp_response(
     """The OCSP response `builder` describes (without a responder_id), signed by the named key.
 
     cryptography's builder insists on holding the responder's private key, so the draft names
-    a throw-away responder; its responderID (byKey) and certificate are replaced here by
-    `responder`'s before the TBS bytes are signed.
+    a throw-away responder; its responderID (byKey, a SHA-1 of the same length) is replaced in
+    the TBS bytes by `responder`'s before they are signed, and the response is joined as DER.
     """
-    draft = builder.responder_id(ocsp.OCSPResponderEncoding.HASH, _placeholder_certificate()).sign(
+    placeholder = _placeholder_certificate()
+    draft = builder.responder_id(ocsp.OCSPResponderEncoding.HASH, placeholder).sign(
         _placeholder_key(), SIGNATURE_HASH()
     )
-    parsed = asn1_ocsp.OCSPResponse.load(draft.public_bytes(serialization.Encoding.DER))
-    tbs = parsed["response_bytes"]["response"].parsed["tbs_response_data"].copy()
-    real = asn1_x509.Certificate.load(responder.public_bytes(serialization.Encoding.DER))
-    tbs["responder_id"] = asn1_ocsp.ResponderId(name="by_key", value=real.public_key.sha1)
-    signature = backend().sign(key_name, reference, tbs.dump(force=True))
-    basic = asn1_ocsp.BasicOCSPResponse({
-        "tbs_response_data": tbs,
-        "signature_algorithm": _signature_algorithm(),
-        "signature": signature,
-        "certs": [real] if include_responder_certificate else None,
-    })
-    final = asn1_ocsp.OCSPResponse({
-        "response_status": "successful",
-        "response_bytes": {"response_type": "basic_ocsp_response", "response": basic},
-    })
-    response = ocsp.load_der_ocsp_response(final.dump())
+    tbs = _with_responder_id(draft.tbs_response_bytes, _key_sha1(placeholder), _key_sha1(responder))
+    signature = backend().sign(key_name, reference, tbs)
+    basic = tbs + _SIGNATURE_ALGORITHM_DER + _bit_string(signature)
+    if include_responder_certificate:
+        basic += _tlv(0xA0, _tlv(0x30, responder.public_bytes(serialization.Encoding.DER)))
+    response_bytes = _tlv(0x30, _ID_PKIX_OCSP_BASIC + _tlv(0x04, _tlv(0x30, basic)))
+    response = ocsp.load_der_ocsp_response(_tlv(0x30, _OCSP_SUCCESSFUL + _tlv(0xA0, response_bytes)))
     _verify(responder.public_key(), response.signature, response.tbs_response_bytes, what="OCSP response",
             key_name=key_name, reference=reference)
     return response
+
+
+_ID_PKIX_OCSP_BASIC = bytes.fromhex("06092b0601050507300101")  # OID 1.3.6.1.5.5.7.48.1.1
+_OCSP_SUCCESSFUL = bytes.fromhex("0a0100")  # OCSPResponseStatus successful (0)
+
+
+def _key_sha1(certificate: x509.Certificate) -> bytes:
+    """ResponderID byKey: SHA-1 of the subjectPublicKey BIT STRING's contents (RFC 6960 4.2.1)."""
+    return hashlib.sha1(certificate.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint), usedforsecurity=False).digest()
+
+
+def _with_responder_id(tbs: bytes, placeholder_hash: bytes, real_hash: bytes) -> bytes:
+    # ResponseData starts (version v1 left out) with responderID [2] EXPLICIT OCTET STRING (20 octets).
+    header = 2 if tbs[1] < 0x80 else 2 + (tbs[1] & 0x7F)
+    responder_id = b"\xa2\x16\x04\x14" + placeholder_hash
+    if tbs[header:header + len(responder_id)] != responder_id:
+        raise ValueError("unexpected OCSP ResponseData layout")
+    return tbs[:header] + b"\xa2\x16\x04\x14" + real_hash + tbs[header + len(responder_id):]
 
 
 @functools.cache

@@ -90,7 +90,7 @@ class DelegatedKey(models.Model):
 
     @property
     def certificate(self) -> x509.Certificate:
-        return x509.load_pem_x509_certificate(self.certificate_pem.encode())
+        return _parsed_certificate(self.certificate_pem)  # once per process, as the CA's: every OCSP answer has it
 
 
 class RevocationReason(models.TextChoices):
