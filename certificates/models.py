@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.japan_time import japan_time
 
-from .querysets import CertificateQuerySet
+from .querysets import CertificateAuthorityQuerySet, CertificateQuerySet
 
 
 class CertificateAuthority(models.Model):
@@ -40,6 +40,8 @@ class CertificateAuthority(models.Model):
     # Set on the issuing CA by the root's command only; the root's next CRL lists it.
     revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
     revocation_reason = models.CharField(_("revocation reason"), max_length=32, blank=True)
+
+    objects = CertificateAuthorityQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("certificate authority")

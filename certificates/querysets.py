@@ -70,6 +70,26 @@ def _presented_statement(model, db: str) -> tuple[str, _Columns, _Columns, _Colu
     return sql, presented, owner, current
 
 
+class CertificateAuthorityQuerySet(QuerySet):
+    def of_kind(self, kind: str):
+        """The CA of that kind (root or issuing), or None: read on every issuance and OCSP answer, so that a
+        changed key reference is seen at once, with a statement built once per process."""
+        connection = connections[self.db]
+        sql, columns = _authority_statement(self.model, self.db)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [kind])
+            row = cursor.fetchone()
+        return None if row is None else columns.instance(self.db, connection, list(row))
+
+
+@functools.cache
+def _authority_statement(model, db: str) -> tuple[str, _Columns]:
+    connection = connections[db]
+    columns = _Columns(model, "a", connection)
+    table, kind = connection.ops.quote_name(model._meta.db_table), connection.ops.quote_name("kind")
+    return f"SELECT {columns.sql} FROM {table} a WHERE a.{kind} = %s", columns  # noqa: S608 (names from the model)
+
+
 class CertificateQuerySet(QuerySet):
     def presented(self, fingerprint_sha256: str, now: datetime):
         """The certificate with this fingerprint, its owner, and the owner's current certificate at `now`.
