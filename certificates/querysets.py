@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from django.db import connections
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
+
+from accounts.statements import Columns, fetch_all, fetch_one
 
 from .japan_time import japan_day_start
 
@@ -25,37 +27,14 @@ class CurrentAsRead:
 CURRENT_AS_READ = "current_certificate_as_read"
 
 
-class _Columns:
-    """A model's columns in a hand-written SELECT, and its row turned back into an instance as the ORM would."""
-
-    def __init__(self, model, alias: str, connection) -> None:
-        fields = model._meta.concrete_fields
-        self.model, self.width = model, len(fields)
-        self.sql = ", ".join(f"{alias}.{connection.ops.quote_name(field.column)}" for field in fields)
-        self.names = [field.attname for field in fields]
-        self.converters = []
-        for index, field in enumerate(fields):
-            column = field.get_col(alias)
-            converters = connection.ops.get_db_converters(column) + field.get_db_converters(connection)
-            if converters:
-                self.converters.append((index, converters, column))
-
-    def instance(self, db: str, connection, values: list):
-        for index, converters, column in self.converters:
-            for converter in converters:
-                values[index] = converter(values[index], column, connection)
-        return self.model.from_db(db, self.names, values)
-
-
 @functools.cache
-def _presented_statement(model, db: str) -> tuple[str, _Columns, _Columns, _Columns]:
-    """Built once per process and database: the ORM would compile it anew on every request."""
+def _presented_statement(model, db: str) -> tuple[str, Columns, Columns, Columns]:
+    """Built once per process and database (accounts/statements.py)."""
     connection = connections[db]
     owner_model = model._meta.get_field("owner").related_model
     quote = connection.ops.quote_name
     table, owner_table = quote(model._meta.db_table), quote(owner_model._meta.db_table)
-    presented, owner, current = _Columns(model, "c", connection), _Columns(owner_model, "u", connection), \
-        _Columns(model, "k", connection)
+    presented, owner, current = Columns(model, "c", db), Columns(owner_model, "u", db), Columns(model, "k", db)
     # Only the models' own table and column names are written in; every value is a parameter. The
     # LEFT JOIN is the owner's current certificate: the valid one that expires last (certificates.expiry).
     sql = (
@@ -74,20 +53,28 @@ class CertificateAuthorityQuerySet(QuerySet):
     def of_kind(self, kind: str):
         """The CA of that kind (root or issuing), or None: read on every issuance and OCSP answer, so that a
         changed key reference is seen at once, with a statement built once per process."""
-        connection = connections[self.db]
         sql, columns = _authority_statement(self.model, self.db)
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [kind])
-            row = cursor.fetchone()
-        return None if row is None else columns.instance(self.db, connection, list(row))
+        row = fetch_one(self.db, sql, [kind])
+        return None if row is None else columns.instance(self.db, row)
 
 
 @functools.cache
-def _authority_statement(model, db: str) -> tuple[str, _Columns]:
+def _authority_statement(model, db: str) -> tuple[str, Columns]:
     connection = connections[db]
-    columns = _Columns(model, "a", connection)
+    columns = Columns(model, "a", db)
     table, kind = connection.ops.quote_name(model._meta.db_table), connection.ops.quote_name("kind")
     return f"SELECT {columns.sql} FROM {table} a WHERE a.{kind} = %s", columns  # noqa: S608 (names from the model)
+
+
+@functools.cache
+def _live_for_issuance_statement(model, db: str) -> tuple[str, Columns]:
+    quote = connections[db].ops.quote_name
+    columns = Columns(model, "c", db)
+    return (
+        f"SELECT {columns.sql} FROM {quote(model._meta.db_table)} c WHERE c.{quote('public_key_sha256')} = %s "  # noqa: S608
+        f"OR (c.{quote('owner_id')} = %s AND c.{quote('revoked_at')} IS NULL AND c.{quote('not_after')} > %s)",
+        columns,
+    )
 
 
 class CertificateQuerySet(QuerySet):
@@ -98,21 +85,17 @@ class CertificateQuerySet(QuerySet):
         expired) comes from the database each time, nothing of it is kept between requests. The
         owner carries the current certificate (CURRENT_AS_READ) for the notices page.
         """
-        connection = connections[self.db]
         sql, presented, owner, current = _presented_statement(self.model, self.db)
-        at = connection.ops.adapt_datetimefield_value(now)
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [at, at, fingerprint_sha256])
-            row = cursor.fetchone()
-        if row is None:
+        at = connections[self.db].ops.adapt_datetimefield_value(now)
+        values = fetch_one(self.db, sql, [at, at, fingerprint_sha256])
+        if values is None:
             return None
-        values = list(row)
-        certificate = presented.instance(self.db, connection, values[:presented.width])
-        certificate.owner = owner.instance(self.db, connection, values[presented.width:presented.width + owner.width])
+        certificate = presented.instance(self.db, values[:presented.width])
+        certificate.owner = owner.instance(self.db, values[presented.width:presented.width + owner.width])
         rest = values[presented.width + owner.width:]
         newest = None
         if rest[0] is not None:
-            newest = certificate if rest[0] == certificate.pk else current.instance(self.db, connection, rest)
+            newest = certificate if rest[0] == certificate.pk else current.instance(self.db, rest)
         setattr(certificate.owner, CURRENT_AS_READ, CurrentAsRead(at=now, certificate=newest))
         return certificate
 
@@ -174,13 +157,13 @@ class CertificateQuerySet(QuerySet):
     def for_login_id(self, login_id: str) -> CertificateQuerySet:
         return self.filter(owner__login_id=login_id)
 
-    def live_for_issuance(self, owner, public_key_sha256: str, now: datetime) -> CertificateQuerySet:
+    def live_for_issuance(self, owner, public_key_sha256: str, now: datetime) -> list:
         """All an issuance checks, in one read: any certificate for this public key (anyone's), and
         the owner's certificates neither revoked nor expired at `now` (in use, or awaiting first use).
-        Unordered: the caller looks at all of them."""
-        return self.filter(
-            Q(public_key_sha256=public_key_sha256) | Q(owner=owner, revoked_at__isnull=True, not_after__gt=now)
-        ).order_by()
+        Unordered: the caller looks at all of them. A list, read with a statement built once per process."""
+        sql, columns = _live_for_issuance_statement(self.model, self.db)
+        at = connections[self.db].ops.adapt_datetimefield_value(now)
+        return [columns.instance(self.db, row) for row in fetch_all(self.db, sql, [public_key_sha256, owner.pk, at])]
 
     def awaiting_first_use(self) -> CertificateQuerySet:
         return self.not_revoked().filter(first_used_at__isnull=True)
