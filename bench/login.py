@@ -150,7 +150,10 @@ def _measure(env: dict[str, str], workdir: str, prefix: str, seconds: float) -> 
         meter = production.CpuMeter(stack, env["DATABASE_URL"])
         meter.begin()
         rate, failed, attempted = logins_per_second(stack.https_port, str(stack.ca_chain), folder, seconds)
-        return rate, failed, meter.seconds() / max(attempted, 1) * 1000
+        parts = {part: spent / max(attempted, 1) * 1000 for part, spent in meter.seconds_by_part().items()}
+        print(f"  {prefix}: {attempted} logins; CPU a login: "
+              + ", ".join(f"{part} {ms:.1f} ms" for part, ms in parts.items()), flush=True)
+        return rate, failed, sum(parts.values())
     finally:
         stack.stop()
 

@@ -164,23 +164,29 @@ class CpuMeter:
     database_url: str
     start: dict[int, float] = field(default_factory=dict)
 
-    def _pids(self) -> set[int]:
-        pids = set()
+    def _pids(self) -> dict[int, str]:
+        """Every process of the stack, with its part: nginx, gunicorn or postgres."""
+        parts = {}
         for process in self.stack.processes:
-            pids.add(process.pid)
-            pids.update(_children(process.pid))
-        pids.update(database_backends(self.database_url))
-        return pids
+            part = "nginx" if "nginx" in str(process.args[0]) else "gunicorn"
+            for pid in [process.pid, *_children(process.pid)]:
+                parts[pid] = part
+        parts.update((pid, "postgres") for pid in database_backends(self.database_url))
+        return parts
 
-    def _sample(self) -> dict[int, float]:
-        return {pid: seconds for pid in self._pids() if (seconds := _cpu_seconds(pid)) is not None}
+    def _sample(self) -> dict[int, tuple[str, float]]:
+        return {pid: (part, seconds) for pid, part in self._pids().items()
+                if (seconds := _cpu_seconds(pid)) is not None}
 
     def begin(self) -> None:
         self.start = self._sample()
 
-    def seconds(self) -> float:
-        """CPU seconds since begin(); a process that appeared since counts from its start."""
-        return sum(seconds - self.start.get(pid, 0.0) for pid, seconds in self._sample().items())
+    def seconds_by_part(self) -> dict[str, float]:
+        """CPU seconds since begin() of nginx, gunicorn and postgres; a process that appeared since counts whole."""
+        spent: dict[str, float] = {"nginx": 0.0, "gunicorn": 0.0, "postgres": 0.0}
+        for pid, (part, seconds) in self._sample().items():
+            spent[part] += seconds - self.start.get(pid, (part, 0.0))[1]
+        return spent
 
 
 def available() -> bool:
