@@ -130,7 +130,7 @@ def test_the_production_environment_starts_with_exactly_those_values(tmp_path):
 
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == [
-        False, "django.db.backends.postgresql", "db.bank.internal", "5433", "certportal", "certportal",
+        False, "certportal.postgresql", "db.bank.internal", "5433", "certportal", "certportal",
         {"sslmode": "require"}, "redis://redis.bank.internal:6379/1", "anymail.backends.amazon_ses.EmailBackend",
         ["portal.bank.example"], ["10.0.0.5", "10.0.0.6"], "08:30:00", 3, True, True,
         "http://portal.bank.example/pki/crl",  # plain HTTP on port 80, as CRL consumers expect
