@@ -570,6 +570,22 @@ if EMAIL_BACKEND.startswith("anymail.") and sum(_timeouts) >= REMINDER_SENDING_L
         f"ANYMAIL_REQUESTS_TIMEOUT ({_requests_timeout})"
     )
 
+# --- cache ----------------------------------------------------------------------------
+
+# What every process and node shares: only the bank's notices are kept there (a save anywhere clears
+# them, notices/models.py). Nothing about certificates or sessions is cached. Without a shared cache
+# nothing is kept: each process's own memory could not be cleared by another's save.
+CACHE_URL = env_str("CERTPORTAL_CACHE_URL", "")
+if CACHE_URL and urlsplit(CACHE_URL).scheme not in ("redis", "rediss"):
+    raise ImproperlyConfigured(f"CERTPORTAL_CACHE_URL must be redis:// or rediss://, not {CACHE_URL!r}")
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL,
+        # Deployments (and bench runs) sharing one Redis server keep apart by their database's name.
+        "KEY_PREFIX": f"certportal:{DATABASES['default']['NAME']}",
+    } if CACHE_URL else {"BACKEND": "django.core.cache.backends.dummy.DummyCache"},
+}
+
 # --- Celery ---------------------------------------------------------------------------
 
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")

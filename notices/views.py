@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from certificates.expiry import current_certificate, renewal_due_for
 
-from .models import Notice
+from .models import published_notices
 
 
 @login_required
@@ -21,5 +21,5 @@ def important_notices(request: HttpRequest) -> HttpResponse:
         "renewal": renewal_due_for(current, now=now),
         # Renewed but still logged in with the older one: the browser must be restarted to pick the new one.
         "newer_certificate": current if current is not None and used is not None and current.pk != used.pk else None,
-        "notices": list(Notice.objects.published(now)),  # evaluated here, not while rendering
+        "notices": published_notices(now),  # a list, from the shared cache when configured
     })
