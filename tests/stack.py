@@ -99,6 +99,7 @@ class Stack:
     portal: Portal | None = None
     workers: list[Server] = field(default_factory=list)
     node_of: dict[str, int] = field(default_factory=dict)  # nginx's $upstream_addr -> node, over every start
+    node_sockets: list[Path] = field(default_factory=list)
     starts: int = 0
     running: list[Server] = field(default_factory=list)  # every process started, stopped even after a failed start
 
@@ -119,6 +120,10 @@ class Stack:
         for state in (self.var_dir / "celery").glob("beat-schedule*"):  # the shelve's .dat, .dir, .bak
             state.unlink()
         env = {**self.environment, **faketime_environment(self.offset_seconds)}
+        if self.kind == "production":
+            # nginx's ports, known before any process starts: e-mails link to where nginx serves the portal.
+            self.https_port, self.http_port = free_port(), free_port()
+            env["CERTPORTAL_PUBLIC_BASE_URL"] = f"https://127.0.0.1:{self.https_port}"
         self.workers = [self._start_worker(env, node) for node in range(self.nodes)]
         if self.kind == "embedded":
             self.portal = self._start_embedded(env)
@@ -200,11 +205,12 @@ class Stack:
             self.running.append(gunicorn)
             gunicorns.append((gunicorn, upstream_port))
         self.node_of.update({f"unix:{socket}": node for node, socket in enumerate(sockets)})
+        self.node_sockets = sockets  # this start's: what nginx reaches each node on
         prefix = self.tmp_path / f"nginx-{self.starts}"
         prefix.mkdir()
         self.crl = prefix / "crl.pem"
         self.export_crl()  # what certportal-crl.service writes, signed on the stack's day
-        https_port, http_port = free_port(), free_port()
+        https_port, http_port = self.https_port, self.http_port
         site = prefix / "certportal.conf"
         text = nginx_site(https_port=https_port, http_port=http_port, upstream_socket=sockets[0],
                           tls_dir=tls_files.client_ca.parent, crl=self.crl)

@@ -217,6 +217,8 @@ def the_journey(chromium, stack: Stack, user: User, administrator: User, languag
     )
     assert first.serial_number in reminder.text
     assert "電子証明書の更新はこちら" in reminder.text  # the guide's label, verbatim in both languages
+    if stack.kind == "production":
+        assert f"{stack.origin}/" in reminder.text  # the link: where nginx serves the portal (its ports change)
     recorded = Reminder.objects.get(certificate=first, threshold_days=30)
     deadline = time.monotonic() + 10  # the worker records "sent" just after the provider took the e-mail
     while recorded.state != Reminder.State.SENT and time.monotonic() < deadline:
