@@ -154,7 +154,7 @@ def certificate_in(pfx: Path, password: str):
 
 def the_journey(chromium, stack: Stack, user: User, administrator: User, language: str, tmp_path: Path) -> None:
     labels = LABELS[language]
-    screens = Screens(f"{stack.kind}-{language}")
+    screens = Screens(f"{stack.name}-{language}")
     file_password = f"File-pass-{language}-2026!"
     started = time.monotonic()
 
@@ -180,7 +180,7 @@ def the_journey(chromium, stack: Stack, user: User, administrator: User, languag
     page.wait_for_url("**/certificate/obtain/enroll/")
     assert heading(page) == labels["obtain"]
     screens.shot(page, "obtain-enroll")
-    first_pfx = tmp_path / f"{stack.kind}-{language}-first.p12"
+    first_pfx = tmp_path / f"{stack.name}-{language}-first.p12"
     enroll_in_page(page, screens, labels, button=labels["obtain_button"], file_password=file_password,
                    save_to=first_pfx, done_url="**/certificate/obtain/done/**")
     screens.shot(page, "obtain-issued")
@@ -192,7 +192,7 @@ def the_journey(chromium, stack: Stack, user: User, administrator: User, languag
     key, certificate = certificate_in(first_pfx, file_password)
     assert certificate.serial_number == int(first.serial_number, 16)
     assert portal_ca.spki_sha256(key.public_key()) == first.public_key_sha256
-    print(f"[{stack.kind}-{language}] obtained {first.serial_number} at {time.monotonic() - started:.1f}s")
+    print(f"[{stack.name}-{language}] obtained {first.serial_number} at {time.monotonic() - started:.1f}s")
 
     # --- 2. The browser restarted with the file imported: certificate and password ---------
     context, page = browser_context(chromium, stack, language, pfx=first_pfx, passphrase=file_password)
@@ -217,6 +217,8 @@ def the_journey(chromium, stack: Stack, user: User, administrator: User, languag
     )
     assert first.serial_number in reminder.text
     assert "電子証明書の更新はこちら" in reminder.text  # the guide's label, verbatim in both languages
+    if stack.kind == "production":
+        assert f"{stack.origin}/" in reminder.text  # the link: where nginx serves the portal (its ports change)
     recorded = Reminder.objects.get(certificate=first, threshold_days=30)
     deadline = time.monotonic() + 10  # the worker records "sent" just after the provider took the e-mail
     while recorded.state != Reminder.State.SENT and time.monotonic() < deadline:
@@ -226,7 +228,7 @@ def the_journey(chromium, stack: Stack, user: User, administrator: User, languag
     assert recorded.created_at.astimezone(JST).date() == reminder_day
     assert recorded.created_at.astimezone(JST).time() >= clock_time(9, 0)  # by the beat, at REMINDER_TIME
     stack.wait_for_mail(lambda m: administrator.email in m.to, timeout=20, what="with the administrator's digest")
-    print(f"[{stack.kind}-{language}] reminder sent at {time.monotonic() - started:.1f}s")
+    print(f"[{stack.name}-{language}] reminder sent at {time.monotonic() - started:.1f}s")
 
     context, page = browser_context(chromium, stack, language, pfx=first_pfx, passphrase=file_password)
     log_in(page, stack, labels, user.login_id)
@@ -246,7 +248,7 @@ def the_journey(chromium, stack: Stack, user: User, administrator: User, languag
     page.wait_for_url("**/certificate/renew/start/", timeout=15_000)  # moves on by itself
     assert heading(page) == labels["start"]
     screens.shot(page, "renewal-start")
-    new_pfx = tmp_path / f"{stack.kind}-{language}-renewed.p12"
+    new_pfx = tmp_path / f"{stack.name}-{language}-renewed.p12"
     enroll_in_page(page, screens, labels, button=labels["renew"], file_password=file_password, save_to=new_pfx,
                    done_url="**/certificate/renew/done/**")
     renewed = user.certificates.exclude(pk=first.pk).get()
@@ -299,7 +301,7 @@ def the_journey(chromium, stack: Stack, user: User, administrator: User, languag
         assert "certificate revoked" in (stack.crl.parent / "error.log").read_text(errors="replace")
         screens.shot(page, "old-certificate-refused-by-nginx")
         context.close()
-    print(f"[{stack.kind}-{language}] journey done in {time.monotonic() - started:.1f}s, {screens.count} screens")
+    print(f"[{stack.name}-{language}] journey done in {time.monotonic() - started:.1f}s, {screens.count} screens")
 
 
 def journey_user(contract, language: str) -> User:
