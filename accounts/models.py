@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
-from django.db import models
+from django.db import connections, models, router
 from django.db.models import Q
+from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .japan_time import japan_time
+from .statements import Columns, fetch_one
 
 login_id_validator = RegexValidator(
     r"^[A-Za-z0-9][A-Za-z0-9._-]{3,31}$",
@@ -45,6 +48,22 @@ class Contract(models.Model):
 class UserManager(BaseUserManager):
     use_in_migrations = True
 
+    def locked_with_contract(self, pk: int) -> User:
+        """The ID's row locked for this transaction (SELECT ... FOR UPDATE OF the ID alone), with its contract:
+        what an issuance holds. Raises DoesNotExist. The statement is built once per process."""
+        db = self._db or router.db_for_write(self.model)
+        connection = connections[db]
+        sql, user_columns, contract_columns = _locked_with_contract_statement(self.model, db)
+        if connection.features.has_select_for_update and not connection.in_atomic_block:
+            raise TransactionManagementError("locked_with_contract() locks a row: call it inside a transaction.")
+        values = fetch_one(db, sql, [pk])
+        if values is None:
+            raise self.model.DoesNotExist(f"No ID with the primary key {pk}.")
+        user = user_columns.instance(db, values[:user_columns.width])
+        contract_values = values[user_columns.width:]
+        user.contract = None if contract_values[0] is None else contract_columns.instance(db, contract_values)
+        return user
+
     def create_user(self, login_id: str, email: str, password: str | None = None, **fields) -> User:
         user = self.model(login_id=login_id, email=self.normalize_email(email), **fields)
         user.set_password(password)
@@ -56,6 +75,22 @@ class UserManager(BaseUserManager):
         """A bank operator: staff, no contract."""
         fields.update(is_staff=True, is_superuser=True, contract=None, role="")
         return self.create_user(login_id, email, password, **fields)
+
+
+@functools.cache
+def _locked_with_contract_statement(model, db: str) -> tuple[str, Columns, Columns]:
+    connection = connections[db]
+    quote = connection.ops.quote_name
+    contract_model = model._meta.get_field("contract").related_model
+    users, contracts = Columns(model, "u", db), Columns(contract_model, "k", db)
+    lock = (" FOR UPDATE OF u" if connection.features.has_select_for_update_of
+            else " FOR UPDATE" if connection.features.has_select_for_update else "")
+    return (
+        f"SELECT {users.sql}, {contracts.sql} FROM {quote(model._meta.db_table)} u "  # noqa: S608
+        f"LEFT OUTER JOIN {quote(contract_model._meta.db_table)} k ON k.{quote(contract_model._meta.pk.column)} "
+        f"= u.{quote('contract_id')} WHERE u.{quote(model._meta.pk.column)} = %s{lock}",
+        users, contracts,
+    )
 
 
 class User(AbstractBaseUser, PermissionsMixin):

@@ -51,7 +51,19 @@ def production_env(base: dict[str, str], workdir: str, *, proxy_socket: bool = T
         "CERTPORTAL_LOG_LEVEL": "WARNING",
         "CERTPORTAL_VAR_DIR": workdir,
         "CELERY_BROKER_URL": base.get("CELERY_BROKER_URL") or "filesystem://",
+        # The shared cache of the bank's notices (deploy/README.md): this run's Redis, keys under its database's name.
+        **({"CERTPORTAL_CACHE_URL": base["CELERY_BROKER_URL"]}
+           if base.get("CELERY_BROKER_URL", "").startswith("redis") else {}),
     }
+
+
+def init_ca() -> None:
+    """The key ceremony, in this process only: the root's secret is never in the served stack's environment."""
+    from django.core.management import call_command
+    from django.test import override_settings
+
+    with override_settings(ROOT_CA_PASSPHRASE="bench-root-passphrase-offline"), open(os.devnull, "w") as devnull:
+        call_command("init_ca", stdout=devnull)
 
 
 def _wait(port: int, process: subprocess.Popen, name: str) -> None:
@@ -114,6 +126,70 @@ def _start_nginx(stack: Stack, workdir: str, upstream_socket: Path) -> None:
                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     stack.https_port = https_port
     stack.processes.append(nginx)
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as file:
+            return [int(child) for child in file.read().split()]
+    except OSError:
+        return []
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """utime + stime of one process from /proc/<pid>/stat (fields 14 and 15, in clock ticks)."""
+    try:
+        with open(f"/proc/{pid}/stat") as file:
+            fields = file.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def database_backends(database_url: str) -> list[int]:
+    """The PostgreSQL server processes serving this run's database (its own, so no one else's)."""
+    import psycopg
+
+    name = database_url.rpartition("/")[2]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                            [name]).fetchall()
+    return [pid for (pid,) in rows]
+
+
+@dataclass
+class CpuMeter:
+    """CPU seconds spent by every process of the stack: nginx and its workers, gunicorn and its
+    workers, and the PostgreSQL backends of this run's database. Robust to a loaded machine, where
+    wall-clock throughput mostly measures the other tenants."""
+
+    stack: Stack
+    database_url: str
+    start: dict[int, float] = field(default_factory=dict)
+
+    def _pids(self) -> dict[int, str]:
+        """Every process of the stack, with its part: nginx, gunicorn or postgres."""
+        parts = {}
+        for process in self.stack.processes:
+            part = "nginx" if "nginx" in str(process.args[0]) else "gunicorn"
+            for pid in [process.pid, *_children(process.pid)]:
+                parts[pid] = part
+        parts.update((pid, "postgres") for pid in database_backends(self.database_url))
+        return parts
+
+    def _sample(self) -> dict[int, tuple[str, float]]:
+        return {pid: (part, seconds) for pid, part in self._pids().items()
+                if (seconds := _cpu_seconds(pid)) is not None}
+
+    def begin(self) -> None:
+        self.start = self._sample()
+
+    def seconds_by_part(self) -> dict[str, float]:
+        """CPU seconds since begin() of nginx, gunicorn and postgres; a process that appeared since counts whole."""
+        spent: dict[str, float] = {"nginx": 0.0, "gunicorn": 0.0, "postgres": 0.0}
+        for pid, (part, seconds) in self._sample().items():
+            spent[part] += seconds - self.start.get(pid, (part, 0.0))[1]
+        return spent
 
 
 def available() -> bool:

@@ -1,6 +1,7 @@
 """Baselines measured in the same run and on the same server as the portal's own views."""
 
 from django.contrib import auth
+from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 from django.shortcuts import render
@@ -14,10 +15,11 @@ from notices.models import Notice
 @csrf_exempt
 def plain_login(request: HttpRequest) -> HttpResponse:
     """A password-only session, with no certificate binding: the baseline of a logged-in page."""
-    user = auth.authenticate(request, login_id=request.POST["login_id"], password=request.POST["password"])
+    # Django's stock ModelBackend checks the password (the portal's own backends refuse a password alone).
+    user = ModelBackend().authenticate(request, username=request.POST["login_id"], password=request.POST["password"])
     if user is None:
         return HttpResponseForbidden()
-    auth.login(request, user)
+    auth.login(request, user, backend="django.contrib.auth.backends.ModelBackend")
     return HttpResponse("ok")
 
 

@@ -135,12 +135,10 @@ def main(seconds: float = 32.0) -> list[dict]:
     django.setup()
     from django.core.management import call_command
     from django.db import connections
-    from django.test import override_settings
 
     try:
         call_command("migrate", verbosity=0)
-        with override_settings(ROOT_CA_PASSPHRASE="bench-root-passphrase-offline"):  # the key ceremony only
-            call_command("init_ca", stdout=open(os.devnull, "w"))  # noqa: SIM115
+        production.init_ca()
         setup(workdir)
         connections.close_all()
         stack = production.start(env, workdir)

@@ -188,7 +188,7 @@ def create_ca(*, now: datetime | None = None) -> tuple[CertificateAuthority, boo
 
 def unlock(kind: str = CertificateAuthority.Kind.ISSUING) -> UnlockedCA:
     """The CA of that kind, ready to sign through the key backend."""
-    record = CertificateAuthority.objects.filter(kind=kind).first()
+    record = CertificateAuthority.objects.of_kind(kind)
     if record is None:
         raise CANotInitialised("The certificate authority does not exist yet: run `manage.py init_ca`.")
     return UnlockedCA(record=record, certificate=record.certificate)
@@ -269,7 +269,7 @@ def crl_url() -> str:
 
 def issuing_certificate() -> x509.Certificate:
     """The issuing CA's certificate (served at the CA-issuers address of every client certificate)."""
-    record = CertificateAuthority.objects.filter(kind=CertificateAuthority.Kind.ISSUING).first()
+    record = CertificateAuthority.objects.of_kind(CertificateAuthority.Kind.ISSUING)
     if record is None:
         raise CANotInitialised("The certificate authority does not exist yet: run `manage.py init_ca`.")
     return record.certificate

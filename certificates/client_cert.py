@@ -172,11 +172,9 @@ class ClientCertificateMiddleware:
 
 
 def _certificate_with_owner(der: bytes) -> Certificate | None:
-    # get() on the unique fingerprint: no ORDER BY to build, on every request of every customer.
-    try:
-        return Certificate.objects.select_related("owner").get(fingerprint_sha256=certificate_fingerprint(der))
-    except Certificate.DoesNotExist:
-        return None
+    # One statement on every request of every customer: the certificate's state, its owner, and the
+    # owner's current certificate (the notices page's), read from the database each time.
+    return Certificate.objects.presented(certificate_fingerprint(der), now=timezone.now())
 
 
 def _take_user_from_certificate(request: HttpRequest, certificate: Certificate) -> None:

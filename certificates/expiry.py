@@ -16,6 +16,7 @@ from accounts.japan_time import JAPAN, days_left
 from accounts.models import User
 
 from .models import Certificate
+from .querysets import NEWEST_VALID_AS_READ
 
 
 @dataclass(frozen=True)
@@ -25,12 +26,22 @@ class RenewalDue:
     days_left: int  # calendar days in Japan time; 0 on the expiry date itself
 
 
+def newest_valid_certificate(user: User, *, now: datetime) -> Certificate | None:
+    """The ID's newest valid certificate at `now` (Certificate.objects.newest_valid), a renewal as soon as issued."""
+    # Read with the request's certificate (Certificate.objects.presented) moments before: used when
+    # still so at `now`. A certificate's notBefore is an hour before its issuance, so none becomes
+    # valid in between.
+    read = getattr(user, NEWEST_VALID_AS_READ, None)
+    if read is not None and read.at <= now and (read.certificate is None or read.certificate.is_valid_at(now)):
+        return read.certificate
+    # The plain manager filtered by owner builds less than the related manager.
+    return Certificate.objects.filter(owner=user).newest_valid(now).first()
+
+
 def renewal_due(user: User, *, now: datetime | None = None) -> RenewalDue | None:
     """The ID's newest valid certificate with its days left, if it is inside the renewal window at `now`."""
     now = now or timezone.now()
-    # On every 重要なお知らせ: the plain manager filtered by owner builds less than the related manager.
-    newest = Certificate.objects.filter(owner=user).newest_valid(now).first()
-    return renewal_due_for(newest, now=now)
+    return renewal_due_for(newest_valid_certificate(user, now=now), now=now)
 
 
 def renewal_due_for(certificate: Certificate | None, *, now: datetime) -> RenewalDue | None:

@@ -5,8 +5,10 @@ creates a named key and returns a *reference* the database keeps (an encrypted P
 or a `pkcs11:` URI for a key that never leaves its token); `sign()` turns bytes into an
 ECDSA-Sig-Value over their SHA-384 digest. `signed_certificate()`, `signed_crl()` and
 `signed_ocsp_response()` all end in `sign()`: cryptography builds the structure with a
-throw-away key, the backend signs its TBS bytes, and asn1crypto puts the real signature in.
-The result is verified against the CA's public key before it is returned.
+throw-away key, the backend signs its TBS bytes, and the real signature is put in (certificates
+and CRLs by joining their DER parts, OCSP answers through asn1crypto). The result is verified
+against the CA's public key before it is returned, unless the backend holds that very key in
+this process (then every signature it makes verifies, and the check was made once, on loading).
 
 Backends (CERTPORTAL_KEY_BACKEND): `encrypted` (the default) and `pkcs11` (certificates/pkcs11.py).
 """
@@ -14,15 +16,13 @@ Backends (CERTPORTAL_KEY_BACKEND): `encrypted` (the default) and `pkcs11` (certi
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 from abc import ABC, abstractmethod
 from datetime import UTC, datetime, timedelta
 
 from asn1crypto import algos, pem
-from asn1crypto import crl as asn1_crl
 from asn1crypto import keys as asn1_keys
-from asn1crypto import ocsp as asn1_ocsp
-from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, padding, serialization
@@ -61,6 +61,11 @@ class KeyBackend(ABC):
     @abstractmethod
     def sign(self, name: str, reference: str, data: bytes) -> bytes:
         """A DER ECDSA-Sig-Value over SHA-384(data), made with the key `reference` names."""
+
+    def holds_key_for(self, name: str, reference: str, public_key: ec.EllipticCurvePublicKey) -> bool:
+        """Whether the key `reference` names is in this process and is `public_key`'s: its signatures
+        then need no verifying. False by default: a token's key is verified on every signature."""
+        return False
 
 
 # --- encrypted at rest -----------------------------------------------------------------
@@ -157,6 +162,18 @@ class EncryptedBackend(KeyBackend):
     def sign(self, name: str, reference: str, data: bytes) -> bytes:
         return self.private_key(name, reference).sign(data, ec.ECDSA(SIGNATURE_HASH()))
 
+    def holds_key_for(self, name: str, reference: str, public_key: ec.EllipticCurvePublicKey) -> bool:
+        return _matches(self.private_key(name, reference), public_key.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo))
+
+
+@functools.lru_cache(maxsize=8)
+def _matches(private_key: ec.EllipticCurvePrivateKey, public_key_der: bytes) -> bool:
+    # Once per key and CA certificate: the private key held is that certificate's, so each of its
+    # ECDSA signatures verifies with it (a changed key or certificate is another cache entry).
+    return private_key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo) == public_key_der
+
 
 BACKENDS = {
     "encrypted": "certificates.keys.EncryptedBackend",
@@ -179,12 +196,44 @@ def backend() -> KeyBackend:
 
 @functools.cache
 def _placeholder_key() -> ec.EllipticCurvePrivateKey:
-    """Signs what cryptography builds; that signature is always replaced before anything leaves."""
-    return ec.generate_private_key(CURVE())
+    """Signs what cryptography builds; that signature is always replaced before anything leaves.
+
+    P-256, the quickest curve: ecdsa-with-SHA384, the algorithm the TBS names, does not say the
+    curve, so the TBS bytes are those a P-384 placeholder would give.
+    """
+    return ec.generate_private_key(ec.SECP256R1())
 
 
 def _signature_algorithm() -> dict:
     return {"algorithm": "sha384_ecdsa"}
+
+
+# AlgorithmIdentifier ecdsa-with-SHA384 (no parameters, RFC 5758), DER, as asn1crypto writes it.
+_SIGNATURE_ALGORITHM_DER = algos.SignedDigestAlgorithm(_signature_algorithm()).dump()
+
+
+def _der_length(length: int) -> bytes:
+    if length < 0x80:
+        return bytes([length])
+    octets = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(octets)]) + octets
+
+
+def _tlv(tag: int, contents: bytes) -> bytes:
+    return bytes([tag]) + _der_length(len(contents)) + contents
+
+
+def _bit_string(signature: bytes) -> bytes:
+    return _tlv(0x03, b"\x00" + signature)
+
+
+def _signed_der(tbs: bytes, signature: bytes) -> bytes:
+    """Certificate and CertificateList alike: SEQUENCE { tbs, signatureAlgorithm, BIT STRING signature }.
+
+    Joined as bytes rather than through asn1crypto, which re-encodes the whole structure
+    (about half of an issuance's CPU); cryptography parses the result right after.
+    """
+    return _tlv(0x30, tbs + _SIGNATURE_ALGORITHM_DER + _bit_string(signature))
 
 
 def signed_certificate(
@@ -192,15 +241,11 @@ def signed_certificate(
 ) -> x509.Certificate:
     """The certificate `builder` describes, signed by the named key through the backend."""
     draft = builder.sign(_placeholder_key(), SIGNATURE_HASH())
-    signature = backend().sign(key_name, reference, draft.tbs_certificate_bytes)
-    parsed = asn1_x509.Certificate.load(draft.public_bytes(serialization.Encoding.DER))
-    final = asn1_x509.Certificate({
-        "tbs_certificate": parsed["tbs_certificate"],
-        "signature_algorithm": _signature_algorithm(),
-        "signature_value": signature,
-    })
-    certificate = x509.load_der_x509_certificate(final.dump())
-    _verify(issuer_public_key, certificate.signature, certificate.tbs_certificate_bytes, what="certificate")
+    tbs = draft.tbs_certificate_bytes
+    signature = backend().sign(key_name, reference, tbs)
+    certificate = x509.load_der_x509_certificate(_signed_der(tbs, signature))
+    _verify(issuer_public_key, certificate.signature, certificate.tbs_certificate_bytes, what="certificate",
+            key_name=key_name, reference=reference)
     return certificate
 
 
@@ -210,20 +255,19 @@ def signed_crl(
 ) -> x509.CertificateRevocationList:
     """The CRL `builder` describes, signed by the named key through the backend."""
     draft = builder.sign(_placeholder_key(), SIGNATURE_HASH())
-    signature = backend().sign(key_name, reference, draft.tbs_certlist_bytes)
-    parsed = asn1_crl.CertificateList.load(draft.public_bytes(serialization.Encoding.DER))
-    final = asn1_crl.CertificateList({
-        "tbs_cert_list": parsed["tbs_cert_list"],
-        "signature_algorithm": _signature_algorithm(),
-        "signature": signature,
-    })
-    revocation_list = x509.load_der_x509_crl(final.dump())
-    _verify(issuer_public_key, revocation_list.signature, revocation_list.tbs_certlist_bytes, what="CRL")
+    tbs = draft.tbs_certlist_bytes
+    signature = backend().sign(key_name, reference, tbs)
+    revocation_list = x509.load_der_x509_crl(_signed_der(tbs, signature))
+    _verify(issuer_public_key, revocation_list.signature, revocation_list.tbs_certlist_bytes, what="CRL",
+            key_name=key_name, reference=reference)
     return revocation_list
 
 
-def _verify(public_key: ec.EllipticCurvePublicKey, signature: bytes, data: bytes, *, what: str) -> None:
+def _verify(public_key: ec.EllipticCurvePublicKey, signature: bytes, data: bytes, *, what: str, key_name: str,
+            reference: str) -> None:
     # A token with the wrong key, or a key that does not match the CA certificate, stops here.
+    if backend().holds_key_for(key_name, reference, public_key):
+        return
     try:
         public_key.verify(signature, data, ec.ECDSA(SIGNATURE_HASH()))
     except InvalidSignature:
@@ -240,30 +284,42 @@ def signed_ocsp_response(
     """The OCSP response `builder` describes (without a responder_id), signed by the named key.
 
     cryptography's builder insists on holding the responder's private key, so the draft names
-    a throw-away responder; its responderID (byKey) and certificate are replaced here by
-    `responder`'s before the TBS bytes are signed.
+    a throw-away responder; its responderID (byKey, a SHA-1 of the same length) is replaced in
+    the TBS bytes by `responder`'s before they are signed, and the response is joined as DER.
     """
-    draft = builder.responder_id(ocsp.OCSPResponderEncoding.HASH, _placeholder_certificate()).sign(
+    placeholder = _placeholder_certificate()
+    draft = builder.responder_id(ocsp.OCSPResponderEncoding.HASH, placeholder).sign(
         _placeholder_key(), SIGNATURE_HASH()
     )
-    parsed = asn1_ocsp.OCSPResponse.load(draft.public_bytes(serialization.Encoding.DER))
-    tbs = parsed["response_bytes"]["response"].parsed["tbs_response_data"].copy()
-    real = asn1_x509.Certificate.load(responder.public_bytes(serialization.Encoding.DER))
-    tbs["responder_id"] = asn1_ocsp.ResponderId(name="by_key", value=real.public_key.sha1)
-    signature = backend().sign(key_name, reference, tbs.dump(force=True))
-    basic = asn1_ocsp.BasicOCSPResponse({
-        "tbs_response_data": tbs,
-        "signature_algorithm": _signature_algorithm(),
-        "signature": signature,
-        "certs": [real] if include_responder_certificate else None,
-    })
-    final = asn1_ocsp.OCSPResponse({
-        "response_status": "successful",
-        "response_bytes": {"response_type": "basic_ocsp_response", "response": basic},
-    })
-    response = ocsp.load_der_ocsp_response(final.dump())
-    _verify(responder.public_key(), response.signature, response.tbs_response_bytes, what="OCSP response")
+    tbs = _with_responder_id(draft.tbs_response_bytes, _key_sha1(placeholder), _key_sha1(responder))
+    signature = backend().sign(key_name, reference, tbs)
+    basic = tbs + _SIGNATURE_ALGORITHM_DER + _bit_string(signature)
+    if include_responder_certificate:
+        basic += _tlv(0xA0, _tlv(0x30, responder.public_bytes(serialization.Encoding.DER)))
+    response_bytes = _tlv(0x30, _ID_PKIX_OCSP_BASIC + _tlv(0x04, _tlv(0x30, basic)))
+    response = ocsp.load_der_ocsp_response(_tlv(0x30, _OCSP_SUCCESSFUL + _tlv(0xA0, response_bytes)))
+    _verify(responder.public_key(), response.signature, response.tbs_response_bytes, what="OCSP response",
+            key_name=key_name, reference=reference)
     return response
+
+
+_ID_PKIX_OCSP_BASIC = bytes.fromhex("06092b0601050507300101")  # OID 1.3.6.1.5.5.7.48.1.1
+_OCSP_SUCCESSFUL = bytes.fromhex("0a0100")  # OCSPResponseStatus successful (0)
+
+
+def _key_sha1(certificate: x509.Certificate) -> bytes:
+    """ResponderID byKey: SHA-1 of the subjectPublicKey BIT STRING's contents (RFC 6960 4.2.1)."""
+    return hashlib.sha1(certificate.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint), usedforsecurity=False).digest()
+
+
+def _with_responder_id(tbs: bytes, placeholder_hash: bytes, real_hash: bytes) -> bytes:
+    # ResponseData starts (version v1 left out) with responderID [2] EXPLICIT OCTET STRING (20 octets).
+    header = 2 if tbs[1] < 0x80 else 2 + (tbs[1] & 0x7F)
+    responder_id = b"\xa2\x16\x04\x14" + placeholder_hash
+    if tbs[header:header + len(responder_id)] != responder_id:
+        raise ValueError("unexpected OCSP ResponseData layout")
+    return tbs[:header] + b"\xa2\x16\x04\x14" + real_hash + tbs[header + len(responder_id):]
 
 
 @functools.cache

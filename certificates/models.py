@@ -15,7 +15,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.japan_time import japan_time
 
-from .querysets import CertificateQuerySet
+from .querysets import CertificateAuthorityQuerySet, CertificateQuerySet
 
 
 class CertificateAction(models.TextChoices):
@@ -63,6 +63,8 @@ class CertificateAuthority(models.Model):
     # Set on the issuing CA by the root's command only; the root's next CRL lists it.
     revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
     revocation_reason = models.CharField(_("revocation reason"), max_length=32, blank=True)
+
+    objects = CertificateAuthorityQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("certificate authority")
@@ -113,7 +115,7 @@ class DelegatedKey(models.Model):
 
     @property
     def certificate(self) -> x509.Certificate:
-        return x509.load_pem_x509_certificate(self.certificate_pem.encode())
+        return _parsed_certificate(self.certificate_pem)  # once per process, as the CA's: every OCSP answer has it
 
 
 class RevocationReason(models.TextChoices):

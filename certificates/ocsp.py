@@ -54,8 +54,8 @@ def renew_responder(*, now: datetime | None = None, force: bool = False) -> tupl
         return ca.certify_ocsp_responder(issuer=issuing, now=now, lifetime=lifetime), True
 
 
-def responder(*, now: datetime) -> DelegatedKey:
-    issuing = CertificateAuthority.objects.filter(kind=CertificateAuthority.Kind.ISSUING).first()
+def responder(*, now: datetime, issuing: CertificateAuthority | None = None) -> DelegatedKey:
+    issuing = issuing or CertificateAuthority.objects.of_kind(CertificateAuthority.Kind.ISSUING)
     if issuing is None:
         raise ca.CANotInitialised("The certificate authority does not exist yet: run `manage.py init_ca`.")
     current = _newest_responder(issuing)
@@ -98,8 +98,11 @@ def respond(request_der: bytes, *, now: datetime | None = None) -> bytes:
         return unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
     if not isinstance(algorithm, CERT_ID_HASHES) or (nonce is not None and not 1 <= len(nonce) <= MAX_NONCE_LENGTH):
         return unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
-    signer = responder(now=now)
-    if not _is_our_issuer(request, ca.issuing_certificate(), algorithm):
+    issuing = CertificateAuthority.objects.of_kind(CertificateAuthority.Kind.ISSUING)  # read once per answer
+    if issuing is None:
+        raise ca.CANotInitialised("The certificate authority does not exist yet: run `manage.py init_ca`.")
+    signer = responder(now=now, issuing=issuing)
+    if not _is_our_issuer(request, issuing.certificate, algorithm):
         # RFC 5019 2.2.3: a responder answers only for the CAs it serves.
         return unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED)
 

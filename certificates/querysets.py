@@ -2,15 +2,102 @@
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db import connections
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from accounts.japan_time import japan_day_start
+from accounts.statements import Columns, fetch_all, fetch_one
+
+
+@dataclass(frozen=True)
+class NewestValidAsRead:
+    """The owner's current certificate (or None) as the request's one statement read it at `at`."""
+
+    at: datetime
+    certificate: object | None
+
+
+# Set on the owner that presented() returns; certificates.expiry.newest_valid_certificate uses it.
+NEWEST_VALID_AS_READ = "newest_valid_certificate_as_read"
+
+
+@functools.cache
+def _presented_statement(model, db: str) -> tuple[str, Columns, Columns, Columns]:
+    """Built once per process and database (accounts/statements.py)."""
+    connection = connections[db]
+    owner_model = model._meta.get_field("owner").related_model
+    quote = connection.ops.quote_name
+    table, owner_table = quote(model._meta.db_table), quote(owner_model._meta.db_table)
+    presented, owner, current = Columns(model, "c", db), Columns(owner_model, "u", db), Columns(model, "k", db)
+    # Only the models' own table and column names are written in; every value is a parameter. The
+    # LEFT JOIN is the owner's current certificate: the valid one that expires last (certificates.expiry).
+    sql = (
+        f"SELECT {presented.sql}, {owner.sql}, {current.sql} FROM {table} c "  # noqa: S608
+        f"INNER JOIN {owner_table} u ON u.{quote(owner_model._meta.pk.column)} = c.{quote('owner_id')} "
+        f"LEFT OUTER JOIN {table} k ON k.{quote('id')} = (SELECT x.{quote('id')} FROM {table} x "
+        f"WHERE x.{quote('owner_id')} = c.{quote('owner_id')} AND x.{quote('revoked_at')} IS NULL "
+        f"AND x.{quote('not_before')} <= %s AND x.{quote('not_after')} > %s "
+        f"ORDER BY x.{quote('not_after')} DESC, x.{quote('id')} DESC LIMIT 1) "
+        f"WHERE c.{quote('fingerprint_sha256')} = %s"
+    )
+    return sql, presented, owner, current
+
+
+class CertificateAuthorityQuerySet(QuerySet):
+    def of_kind(self, kind: str):
+        """The CA of that kind (root or issuing), or None: read on every issuance and OCSP answer, so that a
+        changed key reference is seen at once, with a statement built once per process."""
+        sql, columns = _authority_statement(self.model, self.db)
+        row = fetch_one(self.db, sql, [kind])
+        return None if row is None else columns.instance(self.db, row)
+
+
+@functools.cache
+def _authority_statement(model, db: str) -> tuple[str, Columns]:
+    connection = connections[db]
+    columns = Columns(model, "a", db)
+    table, kind = connection.ops.quote_name(model._meta.db_table), connection.ops.quote_name("kind")
+    return f"SELECT {columns.sql} FROM {table} a WHERE a.{kind} = %s", columns  # noqa: S608 (names from the model)
+
+
+@functools.cache
+def _live_for_issuance_statement(model, db: str) -> tuple[str, Columns]:
+    quote = connections[db].ops.quote_name
+    columns = Columns(model, "c", db)
+    return (
+        f"SELECT {columns.sql} FROM {quote(model._meta.db_table)} c WHERE c.{quote('public_key_sha256')} = %s "  # noqa: S608
+        f"OR (c.{quote('owner_id')} = %s AND c.{quote('revoked_at')} IS NULL AND c.{quote('not_after')} > %s)",
+        columns,
+    )
 
 
 class CertificateQuerySet(QuerySet):
+    def presented(self, fingerprint_sha256: str, now: datetime):
+        """The certificate with this fingerprint, its owner, and the owner's current certificate at `now`.
+
+        One statement, what every request with a client certificate reads: its state (revoked,
+        expired) comes from the database each time, nothing of it is kept between requests. The
+        owner carries the current certificate (NEWEST_VALID_AS_READ) for the notices page.
+        """
+        sql, presented, owner, current = _presented_statement(self.model, self.db)
+        at = connections[self.db].ops.adapt_datetimefield_value(now)
+        values = fetch_one(self.db, sql, [at, at, fingerprint_sha256])
+        if values is None:
+            return None
+        certificate = presented.instance(self.db, values[:presented.width])
+        certificate.owner = owner.instance(self.db, values[presented.width:presented.width + owner.width])
+        rest = values[presented.width + owner.width:]
+        newest = None
+        if rest[0] is not None:
+            newest = certificate if rest[0] == certificate.pk else current.instance(self.db, rest)
+        setattr(certificate.owner, NEWEST_VALID_AS_READ, NewestValidAsRead(at=now, certificate=newest))
+        return certificate
+
     def not_revoked(self) -> CertificateQuerySet:
         return self.filter(revoked_at__isnull=True)
 
@@ -46,7 +133,7 @@ class CertificateQuerySet(QuerySet):
     def newest_valid(self, now: datetime | None = None) -> CertificateQuerySet:
         """Valid at `now`, the latest expiry first: `.first()` is an ID's newest valid certificate, a
         renewal as soon as it is issued, used or not (the notices screen's guidance is about it)."""
-        return self.valid(now).order_by("-not_after")
+        return self.valid(now).order_by("-not_after", "-id")  # as Certificate.objects.presented reads it
 
     def expired(self, now: datetime | None = None) -> CertificateQuerySet:
         return self.filter(not_after__lte=now or timezone.now())
@@ -81,13 +168,13 @@ class CertificateQuerySet(QuerySet):
             first_used_at__isnull=True,
         )
 
-    def live_for_issuance(self, owner, public_key_sha256: str, now: datetime) -> CertificateQuerySet:
+    def live_for_issuance(self, owner, public_key_sha256: str, now: datetime) -> list:
         """All an issuance checks, in one read: any certificate for this public key (anyone's), and
         the owner's certificates neither revoked nor expired at `now` (in use, or awaiting first use).
-        Unordered: the caller looks at all of them."""
-        return self.filter(
-            Q(public_key_sha256=public_key_sha256) | Q(owner=owner, revoked_at__isnull=True, not_after__gt=now)
-        ).order_by()
+        Unordered: the caller looks at all of them. A list, read with a statement built once per process."""
+        sql, columns = _live_for_issuance_statement(self.model, self.db)
+        at = connections[self.db].ops.adapt_datetimefield_value(now)
+        return [columns.instance(self.db, row) for row in fetch_all(self.db, sql, [public_key_sha256, owner.pk, at])]
 
     def awaiting_first_use(self) -> CertificateQuerySet:
         return self.not_revoked().filter(first_used_at__isnull=True)

@@ -111,7 +111,7 @@ def _issue(*, user, request, via, actor, now, remote_addr, issued_by=None, short
     public_key = request.public_key()
     key_hash = ca.spki_sha256(public_key)
     with transaction.atomic():
-        user = User.objects.select_for_update(of=("self",)).select_related("contract").get(pk=user.pk)
+        user = User.objects.locked_with_contract(user.pk)
         if via == Certificate.Channel.OPERATOR_ACCESS:
             if not user.is_operator:
                 raise IssuanceRefused("not_an_operator", _("Operators' certificates go only to bank operators."))

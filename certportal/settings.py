@@ -114,7 +114,9 @@ def parse_database_url(name: str, url: str) -> dict:
             raise ImproperlyConfigured(f"{name} has an invalid port: {url!r}") from None
         options = {key: values[-1] for key, values in parse_qs(parts.query).items()}
         return {
-            "ENGINE": "django.db.backends.postgresql",
+            # Django's, with a health check that sends SELECT 1 only when the server has written to an idle
+            # connection (certportal/postgresql/base.py says why).
+            "ENGINE": "certportal.postgresql",
             "NAME": db,
             "USER": unquote(parts.username or ""),
             "PASSWORD": unquote(parts.password or ""),
@@ -567,6 +569,22 @@ if EMAIL_BACKEND.startswith("anymail.") and sum(_timeouts) >= REMINDER_SENDING_L
         f"CERTPORTAL_REMINDER_SENDING_LEASE_SECONDS ({REMINDER_SENDING_LEASE_SECONDS}) must be longer than "
         f"ANYMAIL_REQUESTS_TIMEOUT ({_requests_timeout})"
     )
+
+# --- cache ----------------------------------------------------------------------------
+
+# What every process and node shares: only the bank's notices are kept there (a save anywhere clears
+# them, notices/models.py). Nothing about certificates or sessions is cached. Without a shared cache
+# nothing is kept: each process's own memory could not be cleared by another's save.
+CACHE_URL = env_str("CERTPORTAL_CACHE_URL", "")
+if CACHE_URL and urlsplit(CACHE_URL).scheme not in ("redis", "rediss"):
+    raise ImproperlyConfigured(f"CERTPORTAL_CACHE_URL must be redis:// or rediss://, not {CACHE_URL!r}")
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL,
+        # Deployments (and bench runs) sharing one Redis server keep apart by their database's name.
+        "KEY_PREFIX": f"certportal:{DATABASES['default']['NAME']}",
+    } if CACHE_URL else {"BACKEND": "django.core.cache.backends.dummy.DummyCache"},
+}
 
 # --- Celery ---------------------------------------------------------------------------
 

@@ -41,9 +41,34 @@ def test_a_suspended_id_is_not_taken_from_the_certificate(bob):
     assert response.status_code == 302
 
 
-def test_the_important_notices_page_reads_the_database_four_times(bob, django_assert_num_queries):
+def test_the_important_notices_page_reads_the_database_three_times(bob, django_assert_num_queries):
     client = signed_in(bob)
     client.get(reverse("important-notices"))  # the session is refreshed once a minute at most
-    # The session, the certificate with its owner, the ID's current certificate, the published notices.
-    with django_assert_num_queries(4):
+    # The session; the certificate with its owner and the ID's current certificate; the published notices.
+    with django_assert_num_queries(3):
         assert client.get(reverse("important-notices")).status_code == 200
+
+
+def test_a_certificate_revoked_between_two_requests_ends_the_session_at_the_next(bob):
+    """Nothing about the certificate is kept between requests: its state is read on each one."""
+    from certificates.models import RevocationReason
+    from certificates.services import revoke_certificate
+
+    client = signed_in(bob)
+    assert client.get(reverse("important-notices")).status_code == 200
+    certificate = bob.certificates.get()
+    revoke_certificate(certificate=certificate, reason=RevocationReason.KEY_COMPROMISE, by=None)
+    response = client.get(reverse("important-notices"))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+
+
+def test_the_notices_page_shows_a_renewal_issued_after_the_certificate_in_use(bob, csr_factory):
+    """The current certificate read with the request's certificate is the newer one, once issued."""
+    from certificates.models import Certificate
+    from certificates.services import issue_certificate
+
+    client = signed_in(bob)
+    assert b"newer-certificate" not in client.get(reverse("important-notices")).content
+    issue_certificate(user=bob, csr=csr_factory()[0], via=Certificate.Channel.RENEWAL)
+    assert b"newer-certificate" in client.get(reverse("important-notices")).content

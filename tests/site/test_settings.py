@@ -38,6 +38,7 @@ PRODUCTION = {
         ({"CERTPORTAL_ADDRESS_ATTEMPT_LIMIT": "0"}, "CERTPORTAL_ADDRESS_ATTEMPT_LIMIT"),
         ({"CERTPORTAL_OBTAIN_ID_ATTEMPT_WINDOW_MINUTES": "an hour"}, "CERTPORTAL_OBTAIN_ID_ATTEMPT_WINDOW_MINUTES"),
         ({"CELERY_BROKER_URL": "ftp://x"}, "CELERY_BROKER_URL"),
+        ({"CERTPORTAL_CACHE_URL": "memcached://127.0.0.1:11211"}, "CERTPORTAL_CACHE_URL"),
         ({"CERTPORTAL_DEBUG": "false"}, "CERTPORTAL_SECRET_KEY"),
         ({"CERTPORTAL_SECRET_KEY": "too-short"}, "CERTPORTAL_SECRET_KEY"),
         ({**PRODUCTION, "CERTPORTAL_ISSUING_CA_PASSPHRASE": ""}, "CERTPORTAL_ISSUING_CA_PASSPHRASE"),
@@ -114,7 +115,7 @@ def test_the_production_environment_starts_with_exactly_those_values(tmp_path):
 
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == [
-        False, "django.db.backends.postgresql", "db.bank.internal", "5433", "certportal", "certportal",
+        False, "certportal.postgresql", "db.bank.internal", "5433", "certportal", "certportal",
         {"sslmode": "require"}, "redis://redis.bank.internal:6379/1", "anymail.backends.amazon_ses.EmailBackend",
         ["portal.bank.example"], ["10.0.0.5", "10.0.0.6"], "08:30:00", 3, True, True,
         "http://portal.bank.example/pki/crl",  # plain HTTP on port 80, as CRL consumers expect

@@ -6,7 +6,11 @@ Two stacks, as a bank would run the portal:
   on the filesystem broker, e-mail written to files in the var directory;
 - production (deploy/): Debian's nginx with deploy/nginx.conf (mutual TLS, CRL) in front of
   gunicorn on plain HTTP with production settings, PostgreSQL, a Celery worker with beat on
-  Redis, e-mail through anymail's Postmark backend to the local stand-in.
+  Redis, e-mail through anymail's Postmark backend to the local stand-in. With `nodes=2`, as
+  deploy/README.md's "Several nodes": two gunicorn nodes in nginx's upstream and two workers,
+  each with its own beat, on the same PostgreSQL and Redis; nginx writes which node served
+  each request, and routes a journey's steps so that each lands on another node than the last
+  (`route_across_nodes`).
 
 Every process (gunicorn, the worker and its beat, nginx, `export_crl`) can be restarted
 under Debian's libfaketime with the same offset, so that the whole stack lives on a later
@@ -29,10 +33,10 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 
 from .esp_standin import PostmarkStandIn
 from .servers import (
+    BASE_DIR,
     NGINX,
     Portal,
     Server,
@@ -49,7 +53,6 @@ from .servers import (
 )
 from .servers import Browser as TLSClient
 
-BASE_DIR = Path(settings.BASE_DIR)
 # Debian's libfaketime (package faketime), in the machine's multiarch directory.
 FAKETIME_LIBRARY = next(iter(sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"))),
                         Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"))
@@ -91,15 +94,22 @@ class Stack:
     var_dir: Path
     environment: dict[str, str]  # for every process of the stack (database, broker, queue, e-mail)
     postmark: PostmarkStandIn | None = None
+    nodes: int = 1  # gunicorn nodes behind nginx, each with its worker and beat (production only)
     offset_seconds: int = 0
     portal: Portal | None = None
-    worker: Server | None = None
+    workers: list[Server] = field(default_factory=list)
+    node_of: dict[str, int] = field(default_factory=dict)  # nginx's $upstream_addr -> node, over every start
+    node_sockets: list[Path] = field(default_factory=list)
     starts: int = 0
     running: list[Server] = field(default_factory=list)  # every process started, stopped even after a failed start
 
     @property
     def origin(self) -> str:
         return f"https://{self.portal.host}:{self.portal.port}"
+
+    @property
+    def name(self) -> str:
+        return self.kind if self.nodes == 1 else f"{self.kind}-{self.nodes}-nodes"
 
     def start(self, *, at: datetime | None = None) -> Portal:
         """Start every process; with `at`, their clocks read `at` as they start (and run on from there)."""
@@ -110,7 +120,11 @@ class Stack:
         for state in (self.var_dir / "celery").glob("beat-schedule*"):  # the shelve's .dat, .dir, .bak
             state.unlink()
         env = {**self.environment, **faketime_environment(self.offset_seconds)}
-        self.worker = self._start_worker(env)
+        if self.kind == "production":
+            # nginx's ports, known before any process starts: e-mails link to where nginx serves the portal.
+            self.https_port, self.http_port = free_port(), free_port()
+            env["CERTPORTAL_PUBLIC_BASE_URL"] = f"https://127.0.0.1:{self.https_port}"
+        self.workers = [self._start_worker(env, node) for node in range(self.nodes)]
         if self.kind == "embedded":
             self.portal = self._start_embedded(env)
         else:
@@ -126,7 +140,7 @@ class Stack:
         """
         for server in self.running:
             if server.process.poll() is None:
-                server.process.send_signal(signal.SIGQUIT if server is self.worker else signal.SIGTERM)
+                server.process.send_signal(signal.SIGQUIT if server in self.workers else signal.SIGTERM)
         for server in self.running:
             try:
                 server.process.wait(timeout=15)
@@ -134,7 +148,7 @@ class Stack:
                 server.process.kill()
                 server.process.wait()
         self.running = []
-        self.worker = None
+        self.workers = []
         self.portal = None
 
     def restart(self, *, at: datetime) -> Portal:
@@ -146,23 +160,28 @@ class Stack:
 
     # --- processes -------------------------------------------------------------------
 
-    def _start_worker(self, env: dict[str, str]) -> Server:
+    def _start_worker(self, env: dict[str, str], node: int = 0) -> Server:
         # As deploy/certportal-worker.service and `make run` run it: one worker with beat inside.
         command = [
             sys.executable, "-m", "celery", "-A", "certportal", "worker", "--beat", "--loglevel", "INFO",
             "--concurrency", "1", "--without-gossip", "--without-mingle", "--without-heartbeat",
             "-n", f"e2e-{uuid.uuid4().hex[:8]}@%h",
         ]
-        worker = start_process("celery-worker-beat", command, log=self.tmp_path / f"worker-{self.starts}.log", env=env)
+        log = self.tmp_path / f"worker-{self.starts}.log"
+        if node:  # each node's beat keeps its own schedule state, as on its own machine
+            command += ["--schedule", str(self.var_dir / "celery" / f"beat-schedule-node{node}")]
+            log = self.tmp_path / f"worker-{self.starts}-node{node}.log"
+        worker = start_process("celery-worker-beat", command, log=log, env=env)
         self.running.append(worker)
         return worker
 
     def _wait_for_worker(self) -> None:
         deadline = time.monotonic() + WORKER_START_TIMEOUT
-        while " ready." not in self.worker.output():
-            if self.worker.process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the Celery worker did not start:\n{self.worker.output()[-4000:]}")
-            time.sleep(0.1)
+        for worker in self.workers:
+            while " ready." not in worker.output():
+                if worker.process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"the Celery worker did not start:\n{worker.output()[-4000:]}")
+                time.sleep(0.1)
 
     def _start_embedded(self, env: dict[str, str]) -> Portal:
         server, port, tls_files = start_gunicorn(
@@ -174,19 +193,30 @@ class Stack:
         return portal
 
     def _start_production(self, env: dict[str, str]) -> Portal:
-        upstream_socket = unix_socket_path(f"stack-{self.starts}")
-        gunicorn, upstream_port, tls_files = start_gunicorn(
-            self.tmp_path, tls=False, name=f"gunicorn-{self.starts}", environment=env, unix_socket=upstream_socket
-        )
-        self.running.append(gunicorn)
+        gunicorns, sockets = [], []
+        for node in range(self.nodes):
+            name = f"gunicorn-{self.starts}" + (f"-node{node}" if node else "")
+            sockets.append(unix_socket_path(f"stack-{self.starts}-{node}"))
+            gunicorn, upstream_port, node_tls = start_gunicorn(
+                self.tmp_path, tls=False, name=name, environment=env, unix_socket=sockets[-1]
+            )
+            if not node:
+                tls_files = node_tls  # nginx's server certificate and client CA: the first node's
+            self.running.append(gunicorn)
+            gunicorns.append((gunicorn, upstream_port))
+        self.node_of.update({f"unix:{socket}": node for node, socket in enumerate(sockets)})
+        self.node_sockets = sockets  # this start's: what nginx reaches each node on
         prefix = self.tmp_path / f"nginx-{self.starts}"
         prefix.mkdir()
         self.crl = prefix / "crl.pem"
         self.export_crl()  # what certportal-crl.service writes, signed on the stack's day
-        https_port, http_port = free_port(), free_port()
+        https_port, http_port = self.https_port, self.http_port
         site = prefix / "certportal.conf"
-        site.write_text(nginx_site(https_port=https_port, http_port=http_port, upstream_socket=upstream_socket,
-                                   tls_dir=tls_files.client_ca.parent, crl=self.crl))
+        text = nginx_site(https_port=https_port, http_port=http_port, upstream_socket=sockets[0],
+                          tls_dir=tls_files.client_ca.parent, crl=self.crl)
+        if self.nodes > 1:
+            text = route_across_nodes(text, sockets, log=prefix / "nodes.log")
+        site.write_text(text)
         config = prefix / "nginx.conf"
         clock = faketime_environment(self.offset_seconds)
         # nginx gives its worker processes only the variables named by `env`; libfaketime re-reads FAKETIME.
@@ -196,11 +226,22 @@ class Stack:
         nginx = start_process("nginx", [NGINX, "-p", str(prefix), "-c", str(config), "-e", str(prefix / "error.log")],
                               log=prefix / "stdout.log", env=nginx_env)
         self.running.append(nginx)
-        portal = Portal(host="127.0.0.1", port=https_port, ca_chain=tls_files.server_ca, servers=[nginx, gunicorn],
-                        http_port=http_port, upstream_port=upstream_port)
-        wait_until_serving(gunicorn, lambda: plain_get("127.0.0.1", upstream_port, "/pki/ca.pem"))
+        portal = Portal(host="127.0.0.1", port=https_port, ca_chain=tls_files.server_ca,
+                        servers=[nginx, *(gunicorn for gunicorn, _port in gunicorns)],
+                        http_port=http_port, upstream_port=gunicorns[0][1])
+        for gunicorn, port in gunicorns:
+            wait_until_serving(gunicorn, lambda port=port: plain_get("127.0.0.1", port, "/pki/ca.pem"))
         wait_until_serving(nginx, lambda: TLSClient(portal).get("/pki/ca.pem"))
         return portal
+
+    def served(self) -> list[Served]:
+        """Every request nginx relayed to a node since the first start, in order (`route_across_nodes`'s log)."""
+        found = []
+        for log in sorted(self.tmp_path.glob("nginx-*/nodes.log"), key=lambda path: int(path.parent.name[6:])):
+            for line in log.read_text().splitlines():
+                method, status, uri, upstream = line.split(" ", 3)
+                found.append(Served(method, uri.split("?")[0], int(status), self.node_of.get(upstream)))
+        return found
 
     def export_crl(self) -> None:
         env = {**self.environment, **faketime_environment(self.offset_seconds)}
@@ -250,6 +291,50 @@ class Stack:
             time.sleep(0.2)
 
 
+@dataclass(frozen=True)
+class Served:
+    method: str
+    path: str
+    status: int
+    node: int | None  # which node answered (None: nginx itself, or more than one node tried)
+
+
+# deploy/nginx.conf's public location, whose requests the test's nginx sends to a chosen node.
+PUBLIC_LOCATION = """    location / {
+        proxy_pass http://certportal;
+    }"""
+
+
+def route_across_nodes(site: str, sockets: list[Path], *, log: Path) -> str:
+    """deploy/nginx.conf with every node in its upstream, each step of a customer's journey sent to another node.
+
+    The upstream `certportal` (round robin) gets every node, as deploy/README.md's "Several nodes"
+    has it; it still serves the CRL, OCSP and /operator/. The customer's pages (`location /`) go by
+    method, so that no step finds its state in a node's memory: each page (and its CSRF token) is
+    shown by the first node and its form posted to the last, whose redirect is followed on the
+    first again; the one-time code is e-mailed by a POST on the last node and checked by a POST on
+    the first. Which node served each request is logged (`Stack.served`).
+    """
+    nodes = "".join(f"    server unix:{socket};\n" for socket in sockets)
+    site = site.replace(f"    server unix:{sockets[0]};\n", nodes)
+    assert site.count(PUBLIC_LOCATION) == 1, "deploy/nginx.conf's location / changed"
+    site = site.replace(PUBLIC_LOCATION, PUBLIC_LOCATION.replace("http://certportal;", "http://$certportal_node;"))
+    first, last = "certportal_node0", f"certportal_node{len(sockets) - 1}"
+    each = "".join(f"upstream certportal_node{n} {{\n    server unix:{socket};\n    keepalive 4;\n}}\n"
+                   for n, socket in enumerate(sockets))
+    return f"""{each}
+map "$request_method $uri" $certportal_node {{
+    default certportal;
+    "~^(GET|HEAD) " {first};
+    "~^POST " {last};
+    "POST /certificate/obtain/code/" {first};
+}}
+log_format certportal_nodes '$request_method $status $request_uri $upstream_addr';
+access_log {log} certportal_nodes;
+
+{site}"""
+
+
 def embedded_stack(tmp_path: Path) -> Stack:
     """SQLite (this test's database file), the filesystem broker, e-mail to files: nothing else to install."""
     var_dir = tmp_path / "var"
@@ -258,7 +343,7 @@ def embedded_stack(tmp_path: Path) -> Stack:
     return Stack("embedded", tmp_path, var_dir, environment)
 
 
-def production_stack(tmp_path: Path, *, redis_url: str, postmark: PostmarkStandIn) -> Stack:
+def production_stack(tmp_path: Path, *, redis_url: str, postmark: PostmarkStandIn, nodes: int = 1) -> Stack:
     """PostgreSQL (this test's database), Redis with a queue of its own, anymail to the Postmark stand-in."""
     var_dir = tmp_path / "var"
     environment = server_environment(var_dir, **{
@@ -272,4 +357,4 @@ def production_stack(tmp_path: Path, *, redis_url: str, postmark: PostmarkStandI
     done = subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput"], cwd=BASE_DIR,
                           env=environment, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
-    return Stack("production", tmp_path, var_dir, environment, postmark=postmark)
+    return Stack("production", tmp_path, var_dir, environment, postmark=postmark, nodes=nodes)
