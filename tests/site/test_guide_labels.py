@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from django.utils import translation
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+BASE_DIR = Path(__file__).resolve().parents[2]
 GUIDE = BASE_DIR / "docs" / "guide" / "seed-certificate-renewal-guide.ja.txt"
 
 
