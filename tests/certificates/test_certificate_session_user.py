@@ -68,7 +68,7 @@ def test_the_notices_page_shows_a_renewal_issued_after_the_certificate_in_use(bo
     from certificates.models import Certificate
     from certificates.services import issue_certificate
 
-    client = signed_in(bob)
+    client = signed_in(bob, through_the_form=True)
     assert b"newer-certificate" not in client.get(reverse("important-notices")).content
     issue_certificate(user=bob, csr=csr_factory()[0], via=Certificate.Channel.RENEWAL)
     assert b"newer-certificate" in client.get(reverse("important-notices")).content

@@ -24,7 +24,7 @@ def shared_cache(settings, redis_url):
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
                                    "LOCATION": redis_url, "KEY_PREFIX": prefix}}
     yield settings.CACHES["default"]
-    cache.clear()
+    cache.delete(NOTICES_CACHE_KEY)  # its own key only: clear() would flush the Redis database other tests share
 
 
 def another_process(config: dict) -> RedisCache:

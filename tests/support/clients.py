@@ -92,18 +92,29 @@ def operator_signed_in(operator, certificate: Certificate | None = None, **defau
     return client
 
 
-def signed_in(user, certificate: Certificate | None = None, *, language: str | None = None) -> CertificateClient:
+def signed_in(
+    user, certificate: Certificate | None = None, *, language: str | None = None, through_the_form: bool = False
+) -> CertificateClient:
     """A browser holding `user`'s certificate (issued here if not given), with a session as the certificate
     login leaves it: logged in and bound to that certificate. The login itself is tested in
     certificates/test_login.py; needs the `behind_proxy` fixture, like CertificateClient.
+
+    `through_the_form` posts the real login form with PASSWORD instead, for a test that needs all the
+    login does besides the session (the certificate's first use, older certificates superseded).
     """
     if certificate is None:
         certificate, _key = issue_for(user)
     client = CertificateClient(certificate)
-    client.force_login(user)
-    session = client.session
-    session[SESSION_CERTIFICATE_KEY] = certificate.fingerprint_sha256
-    session.save()
+    if through_the_form:
+        user.set_password(PASSWORD)
+        user.save()
+        response = post_login(client, user)
+        assert response["Location"] == reverse("important-notices"), "the login form refused the test's login"
+    else:
+        client.force_login(user)
+        session = client.session
+        session[SESSION_CERTIFICATE_KEY] = certificate.fingerprint_sha256
+        session.save()
     if language is not None:
         client.cookies["django_language"] = language
     return client
