@@ -98,7 +98,12 @@ def respond(request_der: bytes, *, now: datetime | None = None) -> bytes:
         return unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
     if not isinstance(algorithm, CERT_ID_HASHES) or (nonce is not None and not 1 <= len(nonce) <= MAX_NONCE_LENGTH):
         return unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
-    signer = responder(now=now)
+    try:
+        signer = responder(now=now)
+    except ca.IssuingCAStopped:
+        # Its responder has expired and a revoked or expired CA certifies no new one: no signed
+        # answer can be given any more (the root's CRL lists the revoked CA for every relying party).
+        return unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED)
     if not _is_our_issuer(request, ca.issuing_certificate(), algorithm):
         # RFC 5019 2.2.3: a responder answers only for the CAs it serves.
         return unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED)
