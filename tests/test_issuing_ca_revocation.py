@@ -317,3 +317,63 @@ def _a_backend_waits_for_a_lock() -> bool:
         cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
                        "AND datname = current_database()")
         return cursor.fetchone()[0] > 0
+
+
+# --- what it signs stays lint-clean -------------------------------------------------------------
+
+
+def test_pkilint_finds_no_error_or_warning_in_the_crls_and_answers_of_a_revoked_issuing_ca(
+    certified, key_ceremony, client, tmp_path
+):
+    """Both CRLs before and after, the answer for a certificate revoked with it, and an operator's certificate."""
+    from cryptography.hazmat.primitives import serialization
+
+    from certificates.crl import current_crl
+
+    from .test_issuance import LINT_OCSP_RESPONSE, LINT_PKIX_CERT, SERIOUS, lint_findings
+
+    def root_crl() -> bytes:
+        return bytes(CertificateAuthority.objects.get(kind=CertificateAuthority.Kind.ROOT).crl_der)
+
+    documents = {"root-crl-before": root_crl(), "operator-certificate": bytes(certified["olivia"].der)}
+    renew_ocsp_responder()
+    revoke_the_issuing_ca("key_compromise")
+    documents["root-crl-listing-the-issuing-ca"] = root_crl()
+    documents["issuing-crl-with-ca-compromise"] = bytes(current_crl().der)
+    documents["ocsp-ca-compromise"] = client.post(
+        "/pki/ocsp", ocsp_request(certified["alice"].x509, nonce=b"0123456789abcdef"),
+        content_type="application/ocsp-request",
+    ).content
+    assert x509.load_der_x509_crl(documents["issuing-crl-with-ca-compromise"]).get_revoked_certificate_by_serial_number(
+        certified["alice"].x509.serial_number
+    ).extensions.get_extension_for_class(x509.CRLReason).value.reason == x509.ReasonFlags.ca_compromise
+
+    findings = {}
+    for name, content in documents.items():
+        path = tmp_path / name
+        if name.endswith("-certificate"):
+            path.write_bytes(x509.load_der_x509_certificate(content).public_bytes(serialization.Encoding.PEM))
+            found = lint_findings(path, LINT_PKIX_CERT)
+        elif name.startswith("ocsp"):
+            path.write_bytes(content)
+            found = lint_findings(path, LINT_OCSP_RESPONSE)
+        else:
+            path.write_bytes(content)
+            found = lint_crl_findings(path)
+        findings[name] = [finding for finding in found if finding["severity"] in SERIOUS]
+    assert findings == {name: [] for name in documents}
+
+
+def lint_crl_findings(path) -> list[dict]:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    lint_crl = Path(sys.executable).parent / "lint_crl"
+    if not lint_crl.exists():
+        pytest.skip(f"pkilint is not installed at {lint_crl}")
+    result = subprocess.run([str(lint_crl), "lint", "-t", "CRL", "-p", "PKIX", "-s", "ALL", "-f", "JSON", str(path)],
+                            capture_output=True, text=True, timeout=120)
+    report = json.loads(result.stdout)
+    assert report["results"], result.stderr
+    return [finding for entry in report["results"] for finding in entry["finding_descriptions"]]

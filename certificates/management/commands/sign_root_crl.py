@@ -19,7 +19,7 @@ from django.test.utils import override_settings
 from django.utils import timezone
 
 from certificates.ca import CANotInitialised
-from certificates.crl import sign_root_crl
+from certificates.crl import publish_crl, sign_root_crl
 from certificates.models import RevocationReason
 from certificates.services import revoke_issuing_ca as revoke_the_issuing_ca
 
@@ -69,6 +69,13 @@ class Command(BaseCommand):
             except OSError as error:
                 raise CommandError(f"Cannot write {out}: {error.strerror}") from None
         if revoke_issuing_ca:
+            # The issuing CA's own CRL lists its certificates at once too, for relying parties that
+            # read only that one; a machine without the issuing key leaves it to the hourly refresh.
+            try:
+                publish_crl(now=now)
+            except ImproperlyConfigured as error:
+                self.stderr.write(f"The issuing CA's CRL was not re-signed here ({error}): it lists them from its "
+                                  "next hourly re-signing; login, OCSP and the root's CRL refuse them already.")
             self.stdout.write(self.style.WARNING(
                 f"The issuing CA is revoked ({revoke_issuing_ca}), and {revoked} certificate(s) it issued with it. "
                 "It certifies nothing more (deploy/README.md, Revoking the issuing CA)."
