@@ -417,6 +417,16 @@ if ROOT_CA_PASSPHRASE is not None and ROOT_CA_PASSPHRASE == ISSUING_CA_PASSPHRAS
 PKCS11_MODULE = env_str("CERTPORTAL_PKCS11_MODULE")
 PKCS11_TOKEN_LABEL = env_str("CERTPORTAL_PKCS11_TOKEN_LABEL")
 PKCS11_PIN = env_str("CERTPORTAL_PKCS11_PIN")
+# Optional: a token (or HSM partition) of the root's own, whose PIN, like the root's passphrase, is
+# given only to init_ca and sign_root_crl (or typed at their prompt) and never to a service.
+PKCS11_ROOT_TOKEN_LABEL = env_str("CERTPORTAL_PKCS11_ROOT_TOKEN_LABEL")
+PKCS11_ROOT_PIN = env_str("CERTPORTAL_PKCS11_ROOT_PIN")
+if PKCS11_ROOT_TOKEN_LABEL is not None and PKCS11_ROOT_TOKEN_LABEL == PKCS11_TOKEN_LABEL:
+    raise ImproperlyConfigured(
+        "CERTPORTAL_PKCS11_ROOT_TOKEN_LABEL must name another token than CERTPORTAL_PKCS11_TOKEN_LABEL, or be unset"
+    )
+if PKCS11_ROOT_PIN is not None and PKCS11_ROOT_TOKEN_LABEL is None:
+    raise ImproperlyConfigured("CERTPORTAL_PKCS11_ROOT_PIN is the PIN of CERTPORTAL_PKCS11_ROOT_TOKEN_LABEL: set both")
 if KEY_BACKEND == "pkcs11":
     for _name, _value in (
         ("CERTPORTAL_PKCS11_MODULE", PKCS11_MODULE), ("CERTPORTAL_PKCS11_TOKEN_LABEL", PKCS11_TOKEN_LABEL),

@@ -38,6 +38,15 @@ def root_passphrase() -> str | None:
     return getpass.getpass("Root CA passphrase (CERTPORTAL_ROOT_CA_PASSPHRASE): ") or None
 
 
+def root_pin() -> str | None:
+    """The PIN of the root's own PKCS#11 token, from the setting or typed at the prompt."""
+    if settings.KEY_BACKEND != "pkcs11" or not settings.PKCS11_ROOT_TOKEN_LABEL or settings.PKCS11_ROOT_PIN:
+        return settings.PKCS11_ROOT_PIN
+    if not sys.stdin.isatty():
+        return None
+    return getpass.getpass("Root token PIN (CERTPORTAL_PKCS11_ROOT_PIN): ") or None
+
+
 class Command(BaseCommand):
     help = "Sign the root CA's CRL with the offline root key (yearly, and to revoke the issuing CA)."
 
@@ -54,7 +63,7 @@ class Command(BaseCommand):
             raise CommandError("--days must be between 1 and 1095")
         now = timezone.now().replace(microsecond=0)  # as X.509 writes it: the CRL and OCSP say the same time
         revoked = 0
-        with override_settings(ROOT_CA_PASSPHRASE=root_passphrase()):
+        with override_settings(ROOT_CA_PASSPHRASE=root_passphrase(), PKCS11_ROOT_PIN=root_pin()):
             try:
                 # One transaction: without the root's secret the CA is not revoked either.
                 with transaction.atomic():
