@@ -106,7 +106,7 @@ class CertificateOwnStateFilter(admin.SimpleListFilter):
 
 
 class RevocationForm(forms.Form):
-    reason = forms.ChoiceField(label=_("revocation reason"), choices=RevocationReason.choices)
+    reason = forms.ChoiceField(label=_("revocation reason"), choices=RevocationReason.for_one_certificate)
 
 
 @admin.register(Certificate)

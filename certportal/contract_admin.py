@@ -427,7 +427,10 @@ class RevocationForm(forms.Form):
     reason = forms.ChoiceField(
         label=gettext_lazy("revocation reason"),
         choices=[("", "---------")]
-        + [(value, label) for value, label in RevocationReason.choices if value != RevocationReason.SUPERSEDED],
+        + [
+            (value, label) for value, label in RevocationReason.for_one_certificate()
+            if value != RevocationReason.SUPERSEDED
+        ],
     )
 
 

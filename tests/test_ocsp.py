@@ -197,3 +197,26 @@ def test_openssl_ocsp_gets_good_revoked_with_its_reason_and_unknown(live_server,
     assert f"{files['revoked']}: revoked" in answer
     assert "Reason: affiliationChanged" in answer
     assert f"{files['unknown']}: unknown" in openssl_ocsp(url, issuer, chain, files["unknown"])
+
+
+def test_the_workers_hourly_task_renews_the_responder_ten_days_before_it_expires(client, ca, alice):
+    """The beat entry names the task, hourly; run through the Celery app it renews while the old one is valid."""
+    from celery import current_app
+    from django.conf import settings
+
+    entry = settings.CELERY_BEAT_SCHEDULE["renew-ocsp-responder"]
+    assert entry["schedule"].minute == {30} and len(entry["schedule"].hour) == 24
+    current_app.loader.import_default_modules()  # the worker's autodiscovery of the apps' tasks
+    task = current_app.tasks[entry["task"]]
+    certificate, _key = issue_for(alice)
+    assert task.apply().get() is True  # none yet: certified
+    first = DelegatedKey.objects.get()
+
+    with time_machine.travel(first.not_after - timedelta(days=10, hours=1), tick=False):
+        assert task.apply().get() is False  # 10 days and an hour left: not yet
+    with time_machine.travel(first.not_after - timedelta(days=9, hours=23), tick=False):
+        assert task.apply().get() is True
+        renewed = ask(client, certificate.x509).certificates[0]
+        assert renewed.not_valid_before_utc < first.not_after  # well before the old one expires
+    assert renewed.serial_number != first.certificate.serial_number
+    assert DelegatedKey.objects.count() == 2
