@@ -44,7 +44,7 @@ from accounts.throttle import (
 )
 
 from .client_cert import SESSION_CERTIFICATE_KEY
-from .models import Certificate, CertificateAction, OneTimeCode
+from .models import Certificate, CertificateAction, OneTimeCode, RevocationReason
 from .otp import CodeRefused, send_one_time_code
 from .services import supersede_older_certificates
 
@@ -58,6 +58,7 @@ class CertificateProblem(enum.Enum):
     FOREIGN = "certificate_foreign"
     EXPIRED = "certificate_expired"
     REVOKED = "certificate_revoked"
+    ISSUER_REVOKED = "certificate_issuer_revoked"
     NOT_YET_VALID = "certificate_not_yet_valid"
     ANOTHER_ID = "certificate_of_another_id"
 
@@ -79,6 +80,10 @@ class CertificateProblem(enum.Enum):
                 "The electronic certificate presented is no longer valid. If you have renewed it, restart your "
                 "browser and choose the new certificate; otherwise obtain one with 「電子証明書取得」 below."
             ),
+            CertificateProblem.ISSUER_REVOKED: _(
+                "The bank has revoked the certification authority that issued the electronic certificate presented, "
+                "so it can no longer be used. Please wait for the bank's notice."
+            ),
             CertificateProblem.NOT_YET_VALID: _("The electronic certificate presented is not valid yet."),
             CertificateProblem.ANOTHER_ID: _(
                 "The login ID entered is not the one of the electronic certificate presented. Check the login "
@@ -97,6 +102,9 @@ def certificate_validity_problem(
         return CertificateProblem.FOREIGN
     state = presented.state_at(now)
     if state == Certificate.State.REVOKED:
+        # Read only on this refusal's path: every certificate of a revoked issuing CA is revoked with it.
+        if presented.revocation_reason == RevocationReason.CA_COMPROMISE or presented.issuer.revoked_at is not None:
+            return CertificateProblem.ISSUER_REVOKED
         return CertificateProblem.REVOKED
     if state == Certificate.State.EXPIRED:
         return CertificateProblem.EXPIRED

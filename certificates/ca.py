@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts import audit
@@ -35,6 +35,10 @@ SIGNATURE_HASH = keys.SIGNATURE_HASH
 
 class CANotInitialised(Exception):
     """`manage.py init_ca` has not been run on this database."""
+
+
+class IssuingCAStopped(Exception):
+    """The issuing CA is revoked or has expired: it certifies nothing more, not even an OCSP responder."""
 
 
 @dataclass(frozen=True)
@@ -223,12 +227,27 @@ def _end_entity(
     )
 
 
+def held_for_issuance(pk: int) -> CertificateAuthority:
+    """The CA's row as committed now, key-share locked to the end of the transaction (PostgreSQL).
+
+    FOR KEY SHARE blocks only FOR UPDATE (the root's revocation, a CRL's signing), never another
+    issuance. SQLite needs no lock: a writing transaction there excludes every other.
+    """
+    if connection.vendor == "postgresql":
+        table = CertificateAuthority._meta.db_table
+        return CertificateAuthority.objects.raw(f"SELECT * FROM {table} WHERE id = %s FOR KEY SHARE", [pk])[0]  # noqa: S608
+    return CertificateAuthority.objects.get(pk=pk)
+
+
 def certify_ocsp_responder(*, issuer: UnlockedCA, now: datetime, lifetime: timedelta) -> DelegatedKey:
     """A new key (in the key backend) and delegated OCSP responder certificate (RFC 6960 4.2.2.2).
 
     id-pkix-ocsp-nocheck: clients do not ask about the responder itself, which is why its
     certificate is short-lived rather than revocable.
     """
+    stopped = issuer.record.stopped_at(now)
+    if stopped is not None:
+        raise IssuingCAStopped(f"The issuing CA is {stopped}: no OCSP responder is certified any more.")
     backend = keys.backend()
     reference = backend.generate(keys.OCSP_RESPONDER)
     public_key = backend.public_key(keys.OCSP_RESPONDER, reference)

@@ -11,8 +11,9 @@ def weak_key_blocklist(app_configs, **kwargs) -> list[Warning]:
     if settings.WEAK_KEY_BLOCKLIST:
         return []
     return [Warning(
-        "CERTPORTAL_WEAK_KEY_BLOCKLIST is not set: keys on badkeys' blocklist (Debian's CVE-2008-0166 keys "
-        "among them) would be certified.",
-        hint="Install it with `badkeys --update-bl` and name its blocklist.dat (deploy/README.md, Weak keys).",
+        "No weak-key blocklist: CERTPORTAL_WEAK_KEY_BLOCKLIST is not set and badkeys' cache has none, so keys on "
+        "badkeys' blocklist (Debian's CVE-2008-0166 keys among them) would be certified.",
+        hint="Install it with `badkeys --update-bl` on a connected machine, copy its blocklist.dat here and name it "
+        "in CERTPORTAL_WEAK_KEY_BLOCKLIST (deploy/README.md, Weak keys).",
         id="certificates.W001",
     )]

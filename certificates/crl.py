@@ -92,26 +92,17 @@ class RootCrlMissing(Exception):
     """No CRL of the root has been signed yet, or the newest one has expired: run `manage.py sign_root_crl`."""
 
 
-def sign_root_crl(
-    *, days: int, now: datetime | None = None, revoke_issuing_ca: str | None = None,
-) -> CertificateAuthority:
+def sign_root_crl(*, days: int, now: datetime | None = None) -> CertificateAuthority:
     """Sign the root's CRL with the offline root key; the only signature the root makes after `init_ca`.
 
-    With `revoke_issuing_ca` (a RevocationReason), the issuing CA is revoked first and listed
-    from this CRL on: the root's operator is the only one who can withdraw it.
+    It lists the issuing CA once that is revoked (services.revoke_issuing_ca, which the root's
+    operator runs in the same transaction: nobody else can withdraw the issuing CA).
     """
     now = now or timezone.now()
     with transaction.atomic():
         root = ca.unlock(CertificateAuthority.Kind.ROOT)
         record = CertificateAuthority.objects.select_for_update().get(pk=root.record.pk)
         issuing = CertificateAuthority.objects.select_for_update().get(kind=CertificateAuthority.Kind.ISSUING)
-        if revoke_issuing_ca is not None and issuing.revoked_at is None:
-            issuing.revoked_at, issuing.revocation_reason = now, RevocationReason(revoke_issuing_ca).value
-            issuing.save(update_fields=["revoked_at", "revocation_reason"])
-            audit.record(
-                CertificateAction.CERTIFICATE_REVOKED, certificate_serial=f"{issuing.certificate.serial_number:X}",
-                ca=issuing.subject, reason=issuing.revocation_reason,
-            )
         number = record.last_crl_number + 1
         next_update = now + timedelta(days=days)
         builder = _crl_builder(root, number=number, now=now, next_update=next_update)

@@ -41,12 +41,13 @@ class OneTimeCodeForm(forms.Form):
 class RevocationForm(forms.Form):
     """The reason for revoking, asked by the operators' revoke action and the contract site's revoke page."""
 
-    reason = forms.ChoiceField(label=_("revocation reason"), choices=RevocationReason.choices)
+    reason = forms.ChoiceField(label=_("revocation reason"), choices=RevocationReason.for_one_certificate)
 
     def __init__(self, *args, by_customer: bool = False, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         if by_customer:
             # Superseding is the portal's own doing at renewal, not a customer's choice; nothing is preselected.
             self.fields["reason"].choices = [("", "---------")] + [
-                (value, label) for value, label in RevocationReason.choices if value != RevocationReason.SUPERSEDED
+                (value, label) for value, label in RevocationReason.for_one_certificate()
+                if value != RevocationReason.SUPERSEDED
             ]

@@ -77,6 +77,17 @@ class CertificateAuthority(models.Model):
     def certificate(self) -> x509.Certificate:
         return _parsed_certificate(self.certificate_pem)
 
+    def stopped_at(self, now: datetime) -> str | None:
+        """"revoked" or "expired" when this CA may certify nothing more at `now`, else None.
+
+        Revoked only by the root's operator (`manage.py sign_root_crl --revoke-issuing-ca`).
+        """
+        if self.revoked_at is not None:
+            return "revoked"
+        if now >= self.certificate.not_valid_after_utc:
+            return "expired"
+        return None
+
 
 @functools.lru_cache(maxsize=8)
 def _parsed_certificate(pem: str) -> x509.Certificate:
@@ -127,10 +138,23 @@ class RevocationReason(models.TextChoices):
     SUPERSEDED = "superseded", _("superseded")
     CESSATION_OF_OPERATION = "cessation_of_operation", _("cessation of operation")
     PRIVILEGE_WITHDRAWN = "privilege_withdrawn", _("privilege withdrawn")
+    # Never chosen by an operator: set on every certificate of the issuing CA when its key is compromised.
+    CA_COMPROMISE = "ca_compromise", _("CA compromise")
 
     @property
     def x509_reason(self) -> x509.ReasonFlags:
         return x509.ReasonFlags[self.value]
+
+    @classmethod
+    def for_one_certificate(cls) -> list[tuple[str, str]]:
+        """The reasons an operator may give for one certificate (not the CA's)."""
+        return [(value, label) for value, label in cls.choices if value != cls.CA_COMPROMISE]
+
+    @classmethod
+    def of_certificates_under_a_revoked_ca(cls, ca_reason: str) -> RevocationReason:
+        """A certificate's reason when its issuing CA is revoked: cACompromise for the CA's key (RFC 5280 5.3.1)."""
+        reason = cls(ca_reason)
+        return cls.CA_COMPROMISE if reason in (cls.KEY_COMPROMISE, cls.CA_COMPROMISE) else reason
 
 
 def certificate_fingerprint(der: bytes) -> str:

@@ -101,7 +101,12 @@ def respond(request_der: bytes, *, now: datetime | None = None) -> bytes:
     issuing = CertificateAuthority.objects.of_kind(CertificateAuthority.Kind.ISSUING)  # read once per answer
     if issuing is None:
         raise ca.CANotInitialised("The certificate authority does not exist yet: run `manage.py init_ca`.")
-    signer = responder(now=now, issuing=issuing)
+    try:
+        signer = responder(now=now, issuing=issuing)
+    except ca.IssuingCAStopped:
+        # Its responder has expired and a revoked or expired CA certifies no new one: no signed
+        # answer can be given any more (the root's CRL lists the revoked CA for every relying party).
+        return unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED)
     if not _is_our_issuer(request, issuing.certificate, algorithm):
         # RFC 5019 2.2.3: a responder answers only for the CAs it serves.
         return unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED)

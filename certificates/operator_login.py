@@ -36,6 +36,9 @@ MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 
 
 def _certificate_refusal(problem: CertificateProblem | None) -> str:
+    if problem == CertificateProblem.ISSUER_REVOKED:
+        return _("The issuing CA that certified your operator certificate has been revoked by the root's operator: "
+                 "no certificate of it is accepted any more (deploy/README.md, Revoking the issuing CA).")
     if problem in (CertificateProblem.EXPIRED, CertificateProblem.REVOKED, CertificateProblem.NOT_YET_VALID):
         return _("Your operator certificate is no longer valid. Ask for a new one (manage.py "
                  "issue_operator_certificate), import it, restart the browser and choose it.")

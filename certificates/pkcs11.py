@@ -25,7 +25,7 @@ from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11.exceptions import PKCS11Error
 from pkcs11.util.ec import encode_ec_public_key, encode_ecdsa_signature, encode_named_curve_parameters
 
-from .keys import SIGNATURE_HASH, KeyBackend
+from .keys import ROOT, SIGNATURE_HASH, KeyBackend, KeyUnavailable
 
 # What init_ca asks of the token for a CA's private key; a test reads these back.
 PRIVATE_KEY_TEMPLATE = {
@@ -43,19 +43,39 @@ def _library(module: str, pid: int) -> pkcs11.lib:
     return pkcs11.lib(module)
 
 
-def _session():
+def token_label(name: str) -> str:
+    """The root's own token (CERTPORTAL_PKCS11_ROOT_TOKEN_LABEL) when there is one, else the portal's token."""
+    if name == ROOT and settings.PKCS11_ROOT_TOKEN_LABEL:
+        return settings.PKCS11_ROOT_TOKEN_LABEL
+    return settings.PKCS11_TOKEN_LABEL
+
+
+def _session(name: str = ""):
+    label, label_setting, pin, pin_setting = (
+        settings.PKCS11_TOKEN_LABEL, "CERTPORTAL_PKCS11_TOKEN_LABEL", settings.PKCS11_PIN, "CERTPORTAL_PKCS11_PIN"
+    )
+    if name == ROOT and settings.PKCS11_ROOT_TOKEN_LABEL:
+        # The root's token: its PIN is given only to init_ca and sign_root_crl, as the root's passphrase is.
+        label, label_setting = settings.PKCS11_ROOT_TOKEN_LABEL, "CERTPORTAL_PKCS11_ROOT_TOKEN_LABEL"
+        pin, pin_setting = settings.PKCS11_ROOT_PIN, "CERTPORTAL_PKCS11_ROOT_PIN"
+        if not pin:
+            raise KeyUnavailable(
+                "The root CA key is offline in its own token: this command needs CERTPORTAL_PKCS11_ROOT_PIN, "
+                "which only the root key ceremony's operator gives (see deploy/README.md)."
+            )
     try:
-        token = _library(settings.PKCS11_MODULE, os.getpid()).get_token(token_label=settings.PKCS11_TOKEN_LABEL)
-        return token.open(rw=True, user_pin=settings.PKCS11_PIN)
+        token = _library(settings.PKCS11_MODULE, os.getpid()).get_token(token_label=label)
+        return token.open(rw=True, user_pin=pin)
     except PKCS11Error as error:
         raise ImproperlyConfigured(
-            f"The PKCS#11 token {settings.PKCS11_TOKEN_LABEL!r} (CERTPORTAL_PKCS11_TOKEN_LABEL) cannot be opened "
-            f"with CERTPORTAL_PKCS11_PIN: {type(error).__name__}"
+            f"The PKCS#11 token {label!r} ({label_setting}) cannot be opened with {pin_setting}: "
+            f"{type(error).__name__}"
         ) from None
 
 
-def key_uri(label: str, key_id: bytes) -> str:
-    return f"pkcs11:token={quote(settings.PKCS11_TOKEN_LABEL)};object={quote(label)};id={quote(key_id)}"
+def key_uri(label: str, key_id: bytes, token: str | None = None) -> str:
+    token = token or settings.PKCS11_TOKEN_LABEL
+    return f"pkcs11:token={quote(token)};object={quote(label)};id={quote(key_id)}"
 
 
 def parse_key_uri(name: str, reference: str) -> tuple[str, bytes]:
@@ -65,7 +85,7 @@ def parse_key_uri(name: str, reference: str) -> tuple[str, bytes]:
             "CERTPORTAL_KEY_BACKEND must name the backend that created it."
         )
     parts = dict(part.split("=", 1) for part in reference.removeprefix("pkcs11:").split(";"))
-    if unquote(parts.get("token", "")) != settings.PKCS11_TOKEN_LABEL:
+    if unquote(parts.get("token", "")) != token_label(name):
         raise ImproperlyConfigured(f"The {name} CA key is in token {parts.get('token')!r}, not the configured one.")
     return unquote(parts["object"]), unquote_to_bytes(parts["id"])
 
@@ -75,7 +95,7 @@ class Pkcs11Backend(KeyBackend):
 
     def generate(self, name: str) -> str:
         label, key_id = f"certportal-{name}", secrets.token_bytes(16)
-        with _session() as session:
+        with _session(name) as session:
             parameters = session.create_domain_parameters(
                 KeyType.EC, {Attribute.EC_PARAMS: encode_named_curve_parameters("secp384r1")}, local=True
             )
@@ -84,7 +104,7 @@ class Pkcs11Backend(KeyBackend):
                 public_template={Attribute.TOKEN: True, Attribute.VERIFY: True},
                 private_template=PRIVATE_KEY_TEMPLATE,
             )
-        return key_uri(label, key_id)
+        return key_uri(label, key_id, token_label(name))
 
     def _key(self, session, name: str, reference: str, object_class: ObjectClass):
         label, key_id = parse_key_uri(name, reference)
@@ -94,14 +114,14 @@ class Pkcs11Backend(KeyBackend):
             raise ImproperlyConfigured(f"The {name} CA key ({reference}) is not in the token.") from None
 
     def public_key(self, name: str, reference: str) -> ec.EllipticCurvePublicKey:
-        with _session() as session:
+        with _session(name) as session:
             public = self._key(session, name, reference, ObjectClass.PUBLIC_KEY)
             return serialization.load_der_public_key(encode_ec_public_key(public))
 
     def sign(self, name: str, reference: str, data: bytes) -> bytes:
         digest = hashes.Hash(SIGNATURE_HASH())
         digest.update(data)
-        with _session() as session:
+        with _session(name) as session:
             private = self._key(session, name, reference, ObjectClass.PRIVATE_KEY)
             raw = private.sign(digest.finalize(), mechanism=Mechanism.ECDSA)
         return encode_ecdsa_signature(raw)

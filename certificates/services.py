@@ -25,11 +25,30 @@ from accounts.models import User
 from . import ca
 from .crl import publish_crl
 from .csr import CertificateRefused, CsrRejected, load_csr
-from .models import Certificate, CertificateAction, RevocationReason, certificate_fingerprint
+from .models import Certificate, CertificateAction, CertificateAuthority, RevocationReason, certificate_fingerprint
 
 
 class IssuanceRefused(CertificateRefused):
     pass
+
+
+# Why nothing can be issued while the issuing CA is stopped (CertificateAuthority.stopped_at).
+CA_STOPPED = {
+    "revoked": ("issuing_ca_revoked", _(
+        "The bank has revoked the certification authority that issues electronic certificates, so no certificate "
+        "can be issued now. Please wait for the bank's notice."
+    )),
+    "expired": ("issuing_ca_expired", _(
+        "The certification authority that issues electronic certificates has expired, so no certificate can be "
+        "issued now. Please contact the bank."
+    )),
+}
+
+
+def _refuse_if_the_ca_stopped(record: CertificateAuthority, now: datetime) -> None:
+    stopped = record.stopped_at(now)
+    if stopped is not None:
+        raise IssuanceRefused(*CA_STOPPED[stopped])
 
 
 class RevocationRefused(Exception):
@@ -145,6 +164,8 @@ def _issue(*, user, request, via, actor, now, remote_addr, issued_by=None, short
                 _("A certificate for this ID was issued moments ago. Use that one, or try again in a few minutes."),
             )
         issuer = ca.unlock()
+        # On every channel (they all come here): a revoked or expired issuing CA certifies nothing.
+        _refuse_if_the_ca_stopped(issuer.record, now)
         # Never beyond the issuing CA's own validity: nothing would verify it after that.
         not_after = min(validity_end(now), issuer.certificate.not_valid_after_utc)
         if shorter_until is not None:
@@ -175,6 +196,11 @@ def _issue(*, user, request, via, actor, now, remote_addr, issued_by=None, short
             _revoke(abandoned, reason=RevocationReason.SUPERSEDED, by=actor, now=now)
         if pending:
             publish_crl(now=now)
+        # Last, read again under a key-share lock on the CA's row: the root's revocation, which holds
+        # that row for update, either waits for this issuance (and revokes its certificate too) or
+        # committed first and is seen here, so the certificate is rolled back rather than left valid.
+        # (The foreign key's own check would come only at COMMIT: Django defers it.)
+        _refuse_if_the_ca_stopped(ca.held_for_issuance(issuer.record.pk), now)
     return Issuance(certificate=certificate, created=True)
 
 
@@ -199,8 +225,10 @@ def revoke_certificate(
     now = now or timezone.now()
     try:
         reason = RevocationReason(reason)
+        if reason == RevocationReason.CA_COMPROMISE:
+            raise ValueError(reason)  # only revoke_issuing_ca gives it
     except ValueError:
-        choices = ", ".join(RevocationReason.values)
+        choices = ", ".join(value for value, _label in RevocationReason.for_one_certificate())
         raise RevocationRefused(f"Unknown revocation reason {reason!r}; use one of: {choices}") from None
     with transaction.atomic():
         certificate = Certificate.objects.select_for_update().select_related("owner").get(pk=certificate.pk)
@@ -242,3 +270,37 @@ def supersede_older_certificates(*, newer: Certificate, now: datetime | None = N
         if older:
             publish_crl(now=now)
     return older
+
+
+def revoke_issuing_ca(*, reason: RevocationReason | str, now: datetime | None = None) -> int:
+    """Revoke the issuing CA and, with it, every certificate it issued that is not revoked yet.
+
+    Run only by the root's operator (`manage.py sign_root_crl --revoke-issuing-ca`), inside the
+    transaction that signs the root CRL listing the CA. Its certificates are revoked in the
+    database too (cACompromise when the CA's key is compromised, else the CA's own reason), so
+    login, OCSP (RFC 6960 2.7) and the CRL refuse them at once, and no reminder is sent for them.
+    Returns how many certificates were revoked; 0 if the CA was already revoked.
+    """
+    now = (now or timezone.now()).replace(microsecond=0)
+    reason = RevocationReason(reason)
+    if reason == RevocationReason.CA_COMPROMISE:
+        raise RevocationRefused("Revoke the issuing CA with key_compromise when its key is compromised.")
+    with transaction.atomic():
+        issuing = CertificateAuthority.objects.select_for_update().get(kind=CertificateAuthority.Kind.ISSUING)
+        if issuing.revoked_at is not None:
+            return 0
+        issuing.revoked_at, issuing.revocation_reason = now, reason.value
+        issuing.save(update_fields=["revoked_at", "revocation_reason"])
+        audit.record(
+            CertificateAction.CERTIFICATE_REVOKED, certificate_serial=f"{issuing.certificate.serial_number:X}",
+            ca=issuing.subject, reason=issuing.revocation_reason,
+        )
+        leaf_reason = RevocationReason.of_certificates_under_a_revoked_ca(reason)
+        # New issuance is blocked by the lock on the CA's row (see _issue), so this list is complete.
+        certificates = list(
+            Certificate.objects.select_for_update(of=("self",)).select_related("owner")
+            .filter(issuer=issuing, revoked_at__isnull=True)
+        )
+        for certificate in certificates:
+            _revoke(certificate, reason=leaf_reason, by=None, now=now)
+    return len(certificates)

@@ -1,7 +1,10 @@
+import logging
+
 from celery import shared_task
 
 from accounts.jobs import recording
 
+from .ca import IssuingCAStopped
 from .crl import current_crl
 from .ocsp import renew_responder
 
@@ -19,4 +22,9 @@ def refresh_crl() -> int:
 @shared_task
 def renew_ocsp_responder() -> bool:
     """Certify a new OCSP responder key when a third of its lifetime is left; twin: `manage.py renew_ocsp_responder`."""
-    return renew_responder()[1]
+    try:
+        return renew_responder()[1]
+    except IssuingCAStopped as stopped:
+        # Said once an hour in the worker's log until the bank certifies a new issuing CA.
+        logging.getLogger(__name__).error("OCSP responder not renewed: %s", stopped)
+        return False

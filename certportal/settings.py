@@ -419,6 +419,16 @@ if ROOT_CA_PASSPHRASE is not None and ROOT_CA_PASSPHRASE == ISSUING_CA_PASSPHRAS
 PKCS11_MODULE = env_str("CERTPORTAL_PKCS11_MODULE")
 PKCS11_TOKEN_LABEL = env_str("CERTPORTAL_PKCS11_TOKEN_LABEL")
 PKCS11_PIN = env_str("CERTPORTAL_PKCS11_PIN")
+# Optional: a token (or HSM partition) of the root's own, whose PIN, like the root's passphrase, is
+# given only to init_ca and sign_root_crl (or typed at their prompt) and never to a service.
+PKCS11_ROOT_TOKEN_LABEL = env_str("CERTPORTAL_PKCS11_ROOT_TOKEN_LABEL")
+PKCS11_ROOT_PIN = env_str("CERTPORTAL_PKCS11_ROOT_PIN")
+if PKCS11_ROOT_TOKEN_LABEL is not None and PKCS11_ROOT_TOKEN_LABEL == PKCS11_TOKEN_LABEL:
+    raise ImproperlyConfigured(
+        "CERTPORTAL_PKCS11_ROOT_TOKEN_LABEL must name another token than CERTPORTAL_PKCS11_TOKEN_LABEL, or be unset"
+    )
+if PKCS11_ROOT_PIN is not None and PKCS11_ROOT_TOKEN_LABEL is None:
+    raise ImproperlyConfigured("CERTPORTAL_PKCS11_ROOT_PIN is the PIN of CERTPORTAL_PKCS11_ROOT_TOKEN_LABEL: set both")
 if KEY_BACKEND == "pkcs11":
     for _name, _value in (
         ("CERTPORTAL_PKCS11_MODULE", PKCS11_MODULE), ("CERTPORTAL_PKCS11_TOKEN_LABEL", PKCS11_TOKEN_LABEL),
@@ -431,9 +441,14 @@ if KEY_BACKEND == "pkcs11":
             f"CERTPORTAL_PKCS11_MODULE must name the token's PKCS#11 library, not {PKCS11_MODULE!r}"
         )
 
-# badkeys' blocklist of compromised keys (Debian CVE-2008-0166 and others), fetched at install time
-# by `badkeys --update-bl` (deploy/README.md); the arithmetic weak-key checks need no file.
+# badkeys' blocklist of compromised keys (Debian CVE-2008-0166 and others), installed by
+# `badkeys --update-bl` on a connected machine (deploy/README.md, Weak keys); the portal never
+# downloads it. Unset: badkeys' own cache, where that command writes it ($XDG_CACHE_HOME/badkeys,
+# else ~/.cache/badkeys), if it is there. The arithmetic weak-key checks need no file.
 WEAK_KEY_BLOCKLIST = env_str("CERTPORTAL_WEAK_KEY_BLOCKLIST")
+if WEAK_KEY_BLOCKLIST is None:
+    _badkeys_cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "badkeys" / "blocklist.dat"
+    WEAK_KEY_BLOCKLIST = str(_badkeys_cache) if _badkeys_cache.is_file() else None
 if WEAK_KEY_BLOCKLIST is not None:
     _blocklist_path = Path(WEAK_KEY_BLOCKLIST)
     if not _blocklist_path.is_file() or _blocklist_path.stat().st_size % 16 or not _blocklist_path.stat().st_size:

@@ -28,7 +28,7 @@ from certificates.csr import CsrRejected
 from certificates.models import Certificate, CertificateAction, CertificateAuthority, RevocationReason
 from certificates.services import IssuanceRefused, issue_certificate, revoke_certificate
 from certportal.run import prepare_tls, server_hostnames
-from tests.support.pki import make_csr, ocsp_request, unstored_certificate
+from tests.support.pki import foreign_request, make_csr, ocsp_request, unstored_certificate
 
 pytestmark = pytest.mark.django_db
 
@@ -380,6 +380,11 @@ def test_pkilint_finds_no_error_or_warning_in_the_cas_the_ocsp_responder_its_ans
     for name, certificate in (("good", good.x509), ("revoked", revoked.x509), ("unknown", unstored_certificate())):
         answer = client.post("/pki/ocsp", ocsp_request(certificate, nonce=b"0123456789abcdef"),
                              content_type="application/ocsp-request")
+        documents[f"ocsp-{name}"] = (answer.content, LINT_OCSP_RESPONSE)
+    # The unsigned answers too: a malformed request, and a certificate of a CA the portal does not serve.
+    for name, body in (("malformed", b"not DER"), ("unauthorized", foreign_request())):
+        answer = client.post("/pki/ocsp", body, content_type="application/ocsp-request")
+        assert ocsp.load_der_ocsp_response(answer.content).response_status.name.lower().startswith(name[:9])
         documents[f"ocsp-{name}"] = (answer.content, LINT_OCSP_RESPONSE)
     for record in CertificateAuthority.objects.all():
         documents[f"ca-{record.kind}"] = (record.certificate_pem.encode(), LINT_PKIX_CERT)

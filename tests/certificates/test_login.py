@@ -21,9 +21,10 @@ from accounts.services import suspend_id
 from certificates.client_cert import SESSION_CERTIFICATE_KEY
 from certificates.models import CertificateAction
 from certificates.services import revoke_certificate
-from tests.support.clients import PROXY_ADDRESS, CertificateClient, issue_for, post_login, self_signed_certificate
+from tests.support.clients import PROXY_ADDRESS, CertificateClient, issue_for, post_login
 from tests.support.hashing import CountingHasher
 from tests.support.personas import PASSWORD
+from tests.support.pki import self_signed_certificate
 
 pytestmark = [pytest.mark.embedded, pytest.mark.usefixtures("ca", "behind_proxy")]
 

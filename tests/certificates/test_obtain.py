@@ -22,7 +22,7 @@ from accounts.models import AuditEntry, User
 from certificates import otp
 from certificates.models import Certificate, CertificateAction, OneTimeCode
 from certificates.services import supersede_older_certificates
-from tests.support.clients import CertificateClient, issue_for
+from tests.support.clients import CertificateClient, code_from_mail, issue_for
 from tests.support.hashing import CountingHasher
 from tests.support.personas import PASSWORD
 from tests.support.pki import make_csr
@@ -47,10 +47,6 @@ def errors(response) -> str:
 def identify(client, login_id, password=PASSWORD, *, capture):
     with capture(execute=True):
         return client.post(reverse("obtain-start"), {"login_id": login_id, "password": password})
-
-
-def code_from_mail(message) -> str:
-    return re.search(r"\b(\d{6})\b", message.body).group(1)
 
 
 def enter_code(client, code):

@@ -23,17 +23,10 @@ from certificates import ca as portal_ca
 from certificates.models import DelegatedKey, RevocationReason
 from certificates.ocsp import renew_responder
 from certificates.services import revoke_certificate
-from tests.support.clients import issue_for, self_signed_certificate
-from tests.support.pki import ocsp_request, unstored_certificate
+from tests.support.clients import issue_for
+from tests.support.pki import ask, foreign_request, ocsp_request, unstored_certificate
 
 OCSP_REQUEST = "application/ocsp-request"
-
-
-def ask(client, certificate: x509.Certificate, **kwargs) -> ocsp.OCSPResponse:
-    response = client.post("/pki/ocsp", ocsp_request(certificate, **kwargs), content_type=OCSP_REQUEST)
-    assert response.status_code == 200
-    assert response["Content-Type"] == "application/ocsp-response"
-    return ocsp.load_der_ocsp_response(response.content)
 
 
 def test_a_revocation_is_answered_revoked_at_once_with_its_time_and_reason(client, ca, alice, olivia):
@@ -111,13 +104,6 @@ def test_a_nonce_longer_than_32_octets_is_refused_as_malformed(client, ca, alice
     assert ask(client, certificate.x509, nonce=b"n" * 33).response_status == ocsp.OCSPResponseStatus.MALFORMED_REQUEST
 
 
-def foreign_request() -> bytes:
-    """A well-formed request about a certificate of a CA the portal is not."""
-    foreign, _key = self_signed_certificate("elsewhere")
-    request = ocsp.OCSPRequestBuilder().add_certificate(foreign, foreign, hashes.SHA1()).build()
-    return request.public_bytes(serialization.Encoding.DER)
-
-
 def test_a_certificate_of_another_issuer_is_not_answered_for(client, ca):
     response = client.post("/pki/ocsp", foreign_request(), content_type=OCSP_REQUEST)
     assert ocsp.load_der_ocsp_response(response.content).response_status == ocsp.OCSPResponseStatus.UNAUTHORIZED
@@ -181,3 +167,26 @@ def test_openssl_ocsp_gets_good_revoked_with_its_reason_and_unknown(live_server,
     assert f"{files['revoked']}: revoked" in answer
     assert "Reason: affiliationChanged" in answer
     assert f"{files['unknown']}: unknown" in openssl_ocsp(url, issuer, chain, files["unknown"])
+
+
+def test_the_workers_hourly_task_renews_the_responder_ten_days_before_it_expires(client, ca, alice):
+    """The beat entry names the task, hourly; run through the Celery app it renews while the old one is valid."""
+    from celery import current_app
+    from django.conf import settings
+
+    entry = settings.CELERY_BEAT_SCHEDULE["renew-ocsp-responder"]
+    assert entry["schedule"].minute == {30} and len(entry["schedule"].hour) == 24
+    current_app.loader.import_default_modules()  # the worker's autodiscovery of the apps' tasks
+    task = current_app.tasks[entry["task"]]
+    certificate, _key = issue_for(alice)
+    assert task.apply().get() is True  # none yet: certified
+    first = DelegatedKey.objects.get()
+
+    with time_machine.travel(first.not_after - timedelta(days=10, hours=1), tick=False):
+        assert task.apply().get() is False  # 10 days and an hour left: not yet
+    with time_machine.travel(first.not_after - timedelta(days=9, hours=23), tick=False):
+        assert task.apply().get() is True
+        renewed = ask(client, certificate.x509).certificates[0]
+        assert renewed.not_valid_before_utc < first.not_after  # well before the old one expires
+    assert renewed.serial_number != first.certificate.serial_number
+    assert DelegatedKey.objects.count() == 2

@@ -27,6 +27,7 @@ from tests.support.pki import ocsp_request
 
 SOFTHSM_MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
 TOKEN, PIN = "certportal-test", "12345678"
+ROOT_TOKEN, ROOT_PIN = "certportal-root-test", "root-pin-4321"  # the root's own token, as an HSM partition
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +42,11 @@ def softhsm(tmp_path_factory) -> Path:
     os.environ["SOFTHSM2_CONF"] = str(conf)  # read by the module when this process loads it
     subprocess.run(
         ["softhsm2-util", "--init-token", "--free", "--label", TOKEN, "--so-pin", "87654321", "--pin", PIN],
+        check=True, capture_output=True,
+    )
+    subprocess.run(
+        ["softhsm2-util", "--init-token", "--free", "--label", ROOT_TOKEN, "--so-pin", "87654321",
+         "--pin", ROOT_PIN],
         check=True, capture_output=True,
     )
     yield SOFTHSM_MODULE
@@ -59,12 +65,12 @@ def hsm_ca(db, softhsm, settings):
     return issuing
 
 
-def token_private_keys():
+def token_private_keys(name: str = ""):
     import pkcs11
 
     from certificates.pkcs11 import _session
 
-    with _session() as session:
+    with _session(name) as session:
         return [
             {attribute: key[attribute] for attribute in (
                 pkcs11.Attribute.LABEL, pkcs11.Attribute.SENSITIVE, pkcs11.Attribute.EXTRACTABLE,
@@ -138,3 +144,36 @@ def test_the_ocsp_responders_key_is_made_in_the_token_and_signs_its_answers_ther
     (in_token,) = [key for key in token_private_keys()
                    if key[pkcs11.Attribute.LABEL] == "certportal-ocsp-responder"]
     assert in_token[pkcs11.Attribute.EXTRACTABLE] is False and in_token[pkcs11.Attribute.SENSITIVE] is True
+
+
+def test_with_a_root_token_of_its_own_the_services_cannot_reach_the_root_key(db, softhsm, settings, bob):
+    """The root in its own token (an HSM partition) whose PIN, like the root's passphrase, no service has."""
+    import pkcs11
+    from django.core.management import CommandError
+
+    settings.KEY_BACKEND = "pkcs11"
+    settings.PKCS11_MODULE, settings.PKCS11_TOKEN_LABEL, settings.PKCS11_PIN = str(softhsm), TOKEN, PIN
+    settings.PKCS11_ROOT_TOKEN_LABEL, settings.PKCS11_ROOT_PIN = ROOT_TOKEN, ROOT_PIN
+    settings.ISSUING_CA_PASSPHRASE = settings.ROOT_CA_PASSPHRASE = None
+    call_command("init_ca", stdout=open(os.devnull, "w"))  # noqa: SIM115 - the ceremony, given the root's PIN
+
+    stored = dict(CertificateAuthority.objects.values_list("kind", "encrypted_key_pem"))
+    assert stored["root"].startswith(f"pkcs11:token={ROOT_TOKEN};object=certportal-root;")
+    assert stored["issuing"].startswith(f"pkcs11:token={TOKEN};object=certportal-issuing;")
+    in_root_token = token_private_keys("root")
+    assert [key[pkcs11.Attribute.LABEL] for key in in_root_token] == ["certportal-root"]
+    assert in_root_token[0][pkcs11.Attribute.SENSITIVE] and not in_root_token[0][pkcs11.Attribute.EXTRACTABLE]
+
+    settings.PKCS11_ROOT_PIN = None  # every service: the portal's token and PIN only
+    certificate, _key = issue_for(bob)
+    certificate.x509.verify_directly_issued_by(unlock("issuing").certificate)
+    crl = x509.load_der_x509_crl(bytes(publish_crl().der))
+    assert crl.is_signature_valid(unlock("issuing").certificate.public_key())
+    answer = x509_ocsp.load_der_ocsp_response(ocsp.respond(ocsp_request(certificate.x509)))
+    assert answer.certificate_status == x509_ocsp.OCSPCertStatus.GOOD
+    with pytest.raises(CommandError, match="CERTPORTAL_PKCS11_ROOT_PIN"):
+        call_command("sign_root_crl", "--days", "30")
+
+    settings.PKCS11_ROOT_PIN = ROOT_PIN  # the root's operator, at the yearly ceremony
+    root = sign_root_crl(days=30)
+    assert x509.load_der_x509_crl(bytes(root.crl_der)).is_signature_valid(unlock("root").certificate.public_key())

@@ -15,8 +15,9 @@ from django.utils import timezone
 
 from accounts.models import AuditEntry, User
 from certificates.models import CertificateAction
-from tests.support.clients import issue_for, issue_for_operator, self_signed_certificate
+from tests.support.clients import issue_for, issue_for_operator
 from tests.support.personas import PASSWORD
+from tests.support.pki import self_signed_certificate
 from tests.support.servers import Browser, write_client_files
 
 # gunicorn checks the passwords in its own process, with the production hashers.

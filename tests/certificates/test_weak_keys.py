@@ -16,16 +16,19 @@ import gmpy2
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from django.core import mail
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import translation
 
 from accounts.models import AuditEntry
+from certificates import weak_keys as weak_keys_module
 from certificates.client_cert import SESSION_CERTIFICATE_KEY
 from certificates.csr import CsrRejected, check_public_key
 from certificates.models import Certificate, CertificateAction
 from certificates.services import issue_certificate
-from tests.support.clients import CertificateClient, issue_for
+from tests.support.clients import CertificateClient, code_from_mail, issue_for
+from tests.support.personas import PASSWORD
 from tests.support.pki import make_csr
 
 E = 65537
@@ -83,7 +86,11 @@ def weak_keys() -> dict[str, rsa.RSAPrivateKey]:
 
 
 def write_blocklist(path: Path, values: list[int]) -> Path:
-    """A blocklist in badkeys' format (what `badkeys --update-bl` installs), holding these key values."""
+    """A file in badkeys' blocklist format holding these key values: it tests the reader, it is no real list.
+
+    The real one (badkeys' lists, Debian's CVE-2008-0166 keys among them) is installed by the
+    operator with `badkeys --update-bl` (deploy/README.md, Weak keys); none is shipped here.
+    """
     records = sorted(
         hashlib.sha256(value.to_bytes((value.bit_length() + 7) // 8, "big")).digest()[:15] + b"\x01"
         for value in values
@@ -128,6 +135,7 @@ def test_a_well_made_rsa_key_of_the_same_size_is_certified(ca, bob):
 def test_debians_weak_rsa_key_is_refused_once_the_blocklist_is_installed(db, settings, tmp_path):
     text = DEBIAN_WEAK_RSA.read_bytes()
     weak = serialization.load_pem_public_key(text[text.index(b"-----BEGIN"):])
+    settings.WEAK_KEY_BLOCKLIST = None
     check_public_key(weak)  # without the blocklist only the arithmetic checks run, and this key passes them
 
     settings.WEAK_KEY_BLOCKLIST = str(write_blocklist(tmp_path / "blocklist.dat", [weak.public_numbers().n]))
@@ -173,4 +181,62 @@ def test_the_operators_issue_certificate_command_refuses_a_weak_key_with_the_rea
         call_command("issue_certificate", "bob-user", "--csr", str(csr), stdout=io.StringIO())
     assert AuditEntry.objects.filter(
         action=CertificateAction.ISSUANCE_REFUSED, subject=bob, detail__reason="weak_key_roca", detail__via="operator"
+    ).exists()
+
+
+def test_the_portal_reads_a_blocklist_as_badkeys_itself_does(db, settings, tmp_path, monkeypatch):
+    """The same file, looked up by badkeys' own reader (from its cache, as `--update-bl` leaves it) and by ours."""
+    from badkeys.allkeys import block
+
+    rsa_weak = rsa.generate_private_key(public_exponent=E, key_size=2048).public_key()
+    ec_weak = ec.generate_private_key(ec.SECP256R1()).public_key()
+    cache = tmp_path / "badkeys"
+    cache.mkdir()
+    write_blocklist(cache / "blocklist.dat", [rsa_weak.public_numbers().n, ec_weak.public_numbers().x])
+    (cache / "badkeysdata.json").write_text(json.dumps({"blocklists": [{"id": 1, "name": "listed-here"}]}))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(block, "_bldata", False)
+    monkeypatch.setattr(block, "_blmeta", False)
+    settings.WEAK_KEY_BLOCKLIST = str(cache / "blocklist.dat")
+
+    for weak, value in ((rsa_weak, rsa_weak.public_numbers().n), (ec_weak, ec_weak.public_numbers().x)):
+        assert block.blocklist(value)["subtest"] == "listed-here"
+        assert weak_keys_module.weakness(weak) == weak_keys_module.BLOCKLISTED
+    other = ec.generate_private_key(ec.SECP256R1()).public_key()
+    assert block.blocklist(other.public_numbers().x) is False
+    assert weak_keys_module.weakness(other) is None
+
+
+def test_a_weak_key_is_refused_and_audited_on_the_obtain_screen(
+    ca, charlie, behind_proxy, weak_keys, django_capture_on_commit_callbacks
+):
+
+    browser = CertificateClient(None, HTTP_ACCEPT_LANGUAGE="en")
+    with django_capture_on_commit_callbacks(execute=True):
+        browser.post(reverse("obtain-start"), {"login_id": charlie.login_id, "password": PASSWORD})
+    assert browser.post(reverse("obtain-code"), {"code": code_from_mail(mail.outbox[-1])}).status_code == 302
+
+    response = browser.post(
+        reverse("obtain-issue"), content_type="application/json",
+        data=json.dumps({"csr": make_csr(weak_keys["weak_key_fermat"])[0].decode()}),
+    )
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "weak_key_fermat" and "(Fermat)" in response.json()["error"]
+    assert not Certificate.objects.filter(owner=charlie).exists()
+    assert AuditEntry.objects.filter(
+        action=CertificateAction.ISSUANCE_REFUSED, subject=charlie, detail__reason="weak_key_fermat",
+        detail__via="obtain",
+    ).exists()
+
+
+def test_the_operators_certificate_command_refuses_a_weak_key_with_the_reason(ca, olivia, weak_keys, tmp_path):
+    csr = tmp_path / "olivia.csr"
+    csr.write_bytes(make_csr(weak_keys["weak_key_small_factors"])[0])
+
+    with translation.override("en"), pytest.raises(CommandError, match="small prime factor"):
+        call_command("issue_operator_certificate", "olivia-operator", "--csr", str(csr), stdout=io.StringIO())
+    assert AuditEntry.objects.filter(
+        action=CertificateAction.ISSUANCE_REFUSED, subject=olivia, detail__reason="weak_key_small_factors",
+        detail__via="operator_access",
     ).exists()

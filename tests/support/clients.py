@@ -8,13 +8,10 @@ CERTPORTAL_TRUSTED_PROXIES. Tests that go through a real TLS handshake live else
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import re
 from urllib.parse import quote
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 from django.test import Client
 from django.urls import reverse
 
@@ -34,19 +31,6 @@ def issue_for(user, *, now=None, key=None) -> tuple[Certificate, object]:
     pem, key = make_csr(key)
     issuance = issue_certificate(user=user, csr=pem, via=Certificate.Channel.OPERATOR, now=now)
     return issuance.certificate, key
-
-
-def self_signed_certificate(common_name: str, *, days: int = 30) -> tuple[x509.Certificate, object]:
-    """A certificate (and its key) from no CA the portal knows: what a foreign client presents."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = datetime.now(UTC)
-    certificate = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(now + timedelta(days=days))
-        .sign(key, hashes.SHA256())
-    )
-    return certificate, key
 
 
 def certificate_headers(certificate: Certificate | None) -> dict[str, str]:
@@ -123,3 +107,8 @@ def signed_in(
 def post_login(client: Client, user, password: str = PASSWORD, **extra):
     """The customers' login form posted with `user`'s login ID: the response, for the test to judge."""
     return client.post(reverse("login"), {"login_id": user.login_id, "password": password}, **extra)
+
+
+def code_from_mail(message) -> str:
+    """The six-digit one-time code in an e-mail the portal sent."""
+    return re.search(r"\b(\d{6})\b", message.body).group(1)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -40,3 +40,30 @@ def unstored_certificate() -> x509.Certificate:
         subject=x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "stranger")]),
         not_before=timezone.now(), not_after=timezone.now() + timedelta(days=30),
     )
+
+
+def self_signed_certificate(common_name: str, *, days: int = 30) -> tuple[x509.Certificate, object]:
+    """A certificate (and its key) from no CA the portal knows: what a foreign client presents."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now).not_valid_after(now + timedelta(days=days))
+        .sign(key, hashes.SHA256())
+    )
+    return certificate, key
+
+
+def foreign_request() -> bytes:
+    """A well-formed request about a certificate of a CA the portal is not."""
+    foreign, _key = self_signed_certificate("elsewhere")
+    request = ocsp.OCSPRequestBuilder().add_certificate(foreign, foreign, hashes.SHA1()).build()
+    return request.public_bytes(serialization.Encoding.DER)
+
+
+def ask(client, certificate: x509.Certificate, **kwargs) -> ocsp.OCSPResponse:
+    response = client.post("/pki/ocsp", ocsp_request(certificate, **kwargs), content_type="application/ocsp-request")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/ocsp-response"
+    return ocsp.load_der_ocsp_response(response.content)

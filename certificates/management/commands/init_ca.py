@@ -14,7 +14,7 @@ from certificates.ca import create_ca, unlock
 from certificates.crl import sign_root_crl
 from certificates.models import CertificateAuthority
 
-from .sign_root_crl import root_passphrase
+from .sign_root_crl import root_passphrase, root_pin
 
 FIRST_ROOT_CRL_DAYS = 365
 
@@ -26,7 +26,7 @@ class Command(BaseCommand):
         if CertificateAuthority.objects.filter(kind=CertificateAuthority.Kind.ISSUING).exists():
             self._check_existing()
             return
-        with override_settings(ROOT_CA_PASSPHRASE=root_passphrase()):
+        with override_settings(ROOT_CA_PASSPHRASE=root_passphrase(), PKCS11_ROOT_PIN=root_pin()):
             try:
                 issuing, created = create_ca()
                 if created:
@@ -41,7 +41,8 @@ class Command(BaseCommand):
     def _check_existing(self) -> None:
         # An existing CA is only usable if this process's secret opens its issuing key: say so now,
         # not at first issuance. The root key is checked only when its secret is given.
-        names = [keys.ISSUING] + ([keys.ROOT] if settings.ROOT_CA_PASSPHRASE else [])
+        root_given = settings.ROOT_CA_PASSPHRASE or settings.PKCS11_ROOT_PIN
+        names = [keys.ISSUING] + ([keys.ROOT] if root_given else [])
         try:
             for name in names:
                 authority = unlock(name)

@@ -1,7 +1,7 @@
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
-from certificates.ca import CANotInitialised
+from certificates.ca import CANotInitialised, IssuingCAStopped
 from certificates.ocsp import renew_responder
 
 
@@ -14,7 +14,7 @@ class Command(BaseCommand):
     def handle(self, *args, force: bool = False, **options) -> None:
         try:
             record, created = renew_responder(force=force)
-        except (CANotInitialised, ImproperlyConfigured) as error:
+        except (CANotInitialised, IssuingCAStopped, ImproperlyConfigured) as error:
             raise CommandError(str(error)) from None
         state = "new" if created else "current"
         self.stdout.write(f"OCSP responder certificate ({state}) valid until {record.not_after:%Y-%m-%d %H:%M %Z}")

@@ -11,7 +11,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("serial", help="serial number in hex, as the admin shows it")
-        parser.add_argument("--reason", required=True, choices=RevocationReason.values)
+        reasons = [value for value, _label in RevocationReason.for_one_certificate()]
+        parser.add_argument("--reason", required=True, choices=reasons)
 
     def handle(self, *args, serial: str, reason: str, **options) -> None:
         normalised = serial.replace(":", "").upper().lstrip("0")
