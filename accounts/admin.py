@@ -170,8 +170,21 @@ class UserAdmin(IDStateActions, DjangoUserAdmin):
         return response
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records the portal writes itself (the audit log, job runs, the CA's): operators only read them."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(ReadOnlyAdmin):
     list_display = ("at", "action", "subject", "actor", "certificate_serial", "remote_addr")
     list_filter = ("action",)
     search_fields = ("subject__login_id", "actor__login_id", "certificate_serial")
@@ -182,29 +195,11 @@ class AuditEntryAdmin(admin.ModelAdmin):
     class Media:
         css = {"all": ["certportal/admin-lists.css"]}  # long codes wrap: no list wider than a 1280 px window
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
 
 @admin.register(JobRun)
-class JobRunAdmin(admin.ModelAdmin):
+class JobRunAdmin(ReadOnlyAdmin):
     """The record of scheduled jobs' successful runs, written by the jobs themselves."""
 
     list_display = ("name", "started_at", "finished_at", "host")
     list_filter = ("name",)
     ordering = ("-finished_at", "-id")
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

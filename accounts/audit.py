@@ -8,7 +8,7 @@ from .models import AuditEntry, User
 
 
 def record(
-    action: AuditEntry.Action,
+    action: str,
     *,
     subject: User | None = None,
     actor: User | None = None,
@@ -16,7 +16,10 @@ def record(
     remote_addr: str | None = None,
     **detail: Any,
 ) -> AuditEntry:
-    """Append one entry. Call it inside the transaction whose change it records."""
+    """Append one entry. Call it inside the transaction whose change it records.
+
+    `action` is one of an app's registered actions (AuditEntry.Action, CertificateAction, NoticeAction).
+    """
     return AuditEntry.objects.create(
         action=action,
         subject=subject,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
@@ -178,8 +179,30 @@ class UserID(User):
         verbose_name_plural = _("user IDs")
 
 
+# Every app's audit actions, value -> label, in the order the apps registered them (register_audit_actions).
+_AUDIT_ACTIONS: dict[str, str] = {}
+# The bank's own business: never about one contract, never shown in a contract's audit log.
+_BANK_ONLY_ACTIONS: set[str] = set()
+
+
+def register_audit_actions(actions: type[models.TextChoices], *, bank_only: Iterable[str] = ()) -> None:
+    """Make an app's audit actions known to the audit log; each app calls it from its AppConfig.ready()."""
+    _AUDIT_ACTIONS.update(actions.choices)
+    _BANK_ONLY_ACTIONS.update(bank_only)
+
+
+def audit_action_choices() -> list[tuple[str, str]]:
+    """AuditEntry.action's choices, read each time they are used. The field's migration names this
+    function, not the list, so an app that adds an action migrates only itself."""
+    return list(_AUDIT_ACTIONS.items())
+
+
 class AuditEntry(models.Model):
-    """An append-only record of who did what to which ID or certificate."""
+    """An append-only record of who did what to which ID or certificate.
+
+    Each app owns its actions (accounts: AuditEntry.Action; certificates: CertificateAction;
+    notices: NoticeAction) and registers them with register_audit_actions.
+    """
 
     class Action(models.TextChoices):
         LOGIN_SUCCEEDED = "login_succeeded", _("login succeeded")
@@ -193,27 +216,13 @@ class AuditEntry(models.Model):
         ID_RESUMED = "id_resumed", _("ID resumed")
         PASSWORD_CHANGED = "password_changed", _("password changed")
         PASSWORD_RESET = "password_reset", _("password reset")
-        CA_CREATED = "ca_created", _("CA created")
-        CERTIFICATE_ISSUED = "certificate_issued", _("certificate issued")
-        ISSUANCE_REFUSED = "issuance_refused", _("issuance refused")
-        CERTIFICATE_FIRST_USED = "certificate_first_used", _("certificate first used")
-        CERTIFICATE_SUPERSEDED = "certificate_superseded", _("certificate superseded")
-        CERTIFICATE_REVOKED = "certificate_revoked", _("certificate revoked")
-        CRL_PUBLISHED = "crl_published", _("CRL published")
-        ONE_TIME_CODE_SENT = "one_time_code_sent", _("one-time code sent")
-        ONE_TIME_CODE_FAILED = "one_time_code_failed", _("one-time code failed")
-        ONE_TIME_CODE_ACCEPTED = "one_time_code_accepted", _("one-time code accepted")
-        UNTRUSTED_PROXY_HEADER = "untrusted_proxy_header", _("client-certificate header from an untrusted address")
-        REMINDER_RESENT = "reminder_resent", _("reminder resent")
         IDS_EXPORTED = "ids_exported", _("IDs exported")
 
     # The bank's own business: never about one contract, never shown in a contract's audit log.
-    BANK_ONLY_ACTIONS = frozenset({
-        Action.CA_CREATED, Action.CRL_PUBLISHED, Action.UNTRUSTED_PROXY_HEADER, Action.IDS_EXPORTED,
-    })
+    BANK_ONLY_ACTIONS = frozenset({Action.IDS_EXPORTED})
 
     at = models.DateTimeField(_("at"), default=timezone.now, db_index=True)
-    action = models.CharField(_("action"), max_length=40, choices=Action.choices)
+    action = models.CharField(_("action"), max_length=40, choices=audit_action_choices)
     actor = models.ForeignKey(
         User, on_delete=models.PROTECT, null=True, blank=True, related_name="+", verbose_name=_("by")
     )
@@ -238,7 +247,7 @@ class AuditEntry(models.Model):
     @classmethod
     def contract_actions(cls) -> list[tuple[str, str]]:
         """The actions that can concern a contract, as (value, label) choices."""
-        return [(value, label) for value, label in cls.Action.choices if value not in cls.BANK_ONLY_ACTIONS]
+        return [(value, label) for value, label in audit_action_choices() if value not in _BANK_ONLY_ACTIONS]
 
 
 class PasswordHistory(models.Model):

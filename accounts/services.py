@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib.auth import password_validation
 from django.db import transaction
+from django.utils.translation import gettext
 
 from . import audit
 from .models import AuditEntry, Contract, User
@@ -20,6 +21,16 @@ class PasswordCheck(enum.Enum):
     REFUSED = "refused"
     LOCKED_NOW = "locked_now"
     ID_NOT_ACTIVE = "id_not_active"
+
+
+def refusal_for_state(state: str) -> str:
+    """What an ID that may not log in is told, in the active language: the portal's login and the
+    password change that locked it say it in the same words."""
+    if state == User.State.SUSPENDED:
+        return gettext("This ID is suspended. Please contact your contract administrator.")
+    return gettext(
+        "This ID is locked after too many failed attempts. Ask your contract administrator or the bank to unlock it."
+    )
 
 
 class StateChangeRefused(Exception):

@@ -17,7 +17,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from . import audit, services
 from .decorators import form_posts_only
 from .forms import PasswordChangeForm
-from .models import AuditEntry
+from .models import AuditEntry, User
 
 
 def portal_login_url() -> str:
@@ -40,12 +40,10 @@ LOCKED = (services.PasswordCheck.LOCKED_NOW, services.PasswordCheck.ID_NOT_ACTIV
 
 def _locked_out(request: HttpRequest) -> HttpResponse:
     """The wrong current password that locked the ID ends its session, as the lock ends any login."""
-    audit.record(AuditEntry.Action.LOGOUT, subject=request.user, remote_addr=getattr(request, "client_address", None),
+    audit.record(AuditEntry.Action.LOGOUT, subject=request.user, remote_addr=request.client_address,
                  reason="id_locked")
     logout(request)
-    messages.error(request, _(
-        "This ID is locked after too many failed attempts. Ask your contract administrator or the bank to unlock it."
-    ))
+    messages.error(request, services.refusal_for_state(User.State.LOCKED))
     return redirect(portal_login_url())
 
 
@@ -56,7 +54,7 @@ def password_change(request: HttpRequest) -> HttpResponse:
     if not request.user.is_authenticated:
         return redirect_to_login(request.get_full_path(), portal_login_url())
     form = PasswordChangeForm(request.user, request.POST if request.method == "POST" else None,
-                              remote_addr=getattr(request, "client_address", None) or request.META.get("REMOTE_ADDR"))
+                              remote_addr=request.client_address)
     if request.method == "POST" and not form.is_valid() and form.password_check in LOCKED:
         return _locked_out(request)
     if request.method == "POST" and form.is_valid():

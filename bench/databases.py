@@ -6,7 +6,7 @@ import os
 import uuid
 from urllib.parse import urlsplit
 
-from tests.net import reachable
+from tests.support.net import reachable
 
 
 def postgres_server_url() -> str | None:

@@ -69,7 +69,7 @@ def measure() -> dict:
     from certificates import ca, keys
     from certificates.models import Certificate
     from certificates.services import issue_certificate, validity_end
-    from tests.conftest import make_csr
+    from tests.support.pki import make_csr
 
     per_side = WARM_UP + ROUNDS * CALLS
     contract = Contract.objects.create(number="9400001", name="Bench Issuance K.K.")

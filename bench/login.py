@@ -43,7 +43,7 @@ def setup(workdir: str, prefix: str) -> None:
     from accounts.models import Contract, User
     from certificates.models import Certificate
     from certificates.services import issue_certificate
-    from tests.conftest import make_csr
+    from tests.support.pki import make_csr
 
     contract, _ = Contract.objects.get_or_create(number="9100001", defaults={"name": "Bench Login K.K."})
     encoded = make_password(PASSWORD)

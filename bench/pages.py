@@ -112,7 +112,7 @@ def measure() -> dict:
     from certificates.models import Certificate
     from certificates.services import issue_certificate
     from notices.models import Notice
-    from tests.conftest import make_csr
+    from tests.support.pki import make_csr
 
     contract = Contract.objects.create(number="9200001", name="Bench Pages K.K.")
     user = User.objects.create_user("bench-pages", "pages@bench.example", PASSWORD, contract=contract,

@@ -106,7 +106,7 @@ def start(env: dict[str, str], workdir: str, *, workers: int = PRODUCTION_WORKER
 def _start_nginx(stack: Stack, workdir: str, upstream_socket: Path) -> None:
     from django.core.management import call_command
 
-    from tests.servers import free_port, nginx_main_config, nginx_site
+    from tests.support.servers import free_port, nginx_main_config, nginx_site
 
     prefix = Path(tempfile.mkdtemp(prefix="nginx-", dir=workdir))
     crl = prefix / "crl.pem"

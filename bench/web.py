@@ -42,7 +42,7 @@ def setup(workdir: str) -> None:
     from certificates.models import Certificate
     from certificates.services import issue_certificate
     from notices.models import Notice
-    from tests.conftest import make_csr
+    from tests.support.pki import make_csr
 
     contract = Contract.objects.create(number="9300001", name="Bench Web K.K.")
     for i in range(USERS):

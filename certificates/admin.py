@@ -2,19 +2,31 @@
 
 from datetime import timedelta
 
-from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import Exists, Max, OuterRef, Q
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from accounts.admin import UserAdmin
+from accounts.admin import ReadOnlyAdmin, UserAdmin
+from accounts.japan_time import japan_today
 from accounts.models import User
 
-from .japan_time import japan_today
-from .models import Certificate, CertificateAuthority, RevocationList, RevocationReason
+from .forms import RevocationForm
+from .models import Certificate, CertificateAuthority, RevocationList
 from .services import RevocationRefused, revoke_certificate
+from .states import IDCertificateState
+
+
+def threshold_choice(days: int) -> tuple[str, str]:
+    """A filter's choice for a reminder threshold (REMINDER_THRESHOLDS_DAYS): its value is the days."""
+    return str(days), _("expires within %(days)d days") % {"days": days}
+
+
+def threshold_days(value: str | None) -> int | None:
+    """The reminder threshold a filter's value names, or None."""
+    return next((days for days in settings.REMINDER_THRESHOLDS_DAYS if value == str(days)), None)
 
 
 class CertificateStateFilter(admin.SimpleListFilter):
@@ -23,12 +35,10 @@ class CertificateStateFilter(admin.SimpleListFilter):
 
     def lookups(self, request, model_admin):
         return [
-            ("valid", _("valid")),
-            ("30", _("expires within 30 days")),
-            ("10", _("expires within 10 days")),
-            ("expired", _("expired")),
-            ("none", _("none")),
-            ("revoked", _("revoked")),
+            (IDCertificateState.VALID, IDCertificateState.VALID.label),
+            *(threshold_choice(days) for days in sorted(settings.REMINDER_THRESHOLDS_DAYS, reverse=True)),
+            *((state, state.label) for state in (IDCertificateState.EXPIRED, IDCertificateState.NONE,
+                                                 IDCertificateState.REVOKED)),
         ]
 
     def queryset(self, request, queryset):
@@ -36,18 +46,18 @@ class CertificateStateFilter(admin.SimpleListFilter):
         mine = Certificate.objects.filter(owner=OuterRef("pk"))
         valid = mine.valid(now)
         value = self.value()
-        if value == "valid":
+        if value == IDCertificateState.VALID:
             return queryset.filter(Exists(valid))
-        if value in ("30", "10"):
+        if (days := threshold_days(value)) is not None:
             # Inside the window and not yet renewed: no valid certificate lasts beyond its last day,
             # counted in Japan-time calendar days as the reminders and the notices screen count them.
-            last_day = japan_today(now) + timedelta(days=int(value))
+            last_day = japan_today(now) + timedelta(days=days)
             return queryset.filter(Exists(valid)).exclude(Exists(valid.lasting_beyond_japan_day(last_day)))
-        if value == "expired":
+        if value == IDCertificateState.EXPIRED:
             return queryset.filter(Exists(mine.not_revoked().expired(now))).exclude(Exists(valid))
-        if value == "none":
+        if value == IDCertificateState.NONE:
             return queryset.filter(contract__isnull=False).exclude(Exists(mine))
-        if value == "revoked":
+        if value == IDCertificateState.REVOKED:
             return queryset.filter(Exists(mine.revoked())).exclude(Exists(valid))
         return queryset
 
@@ -75,7 +85,7 @@ admin.site.register(User, IDWithCertificateAdmin)
 
 
 class CertificateOwnStateFilter(admin.SimpleListFilter):
-    """A certificate's own state, through the named querysets (state_at in SQL)."""
+    """A certificate's own state, through the named querysets (in_state: state_at in SQL)."""
 
     title = _("state")
     parameter_name = "state"
@@ -83,30 +93,20 @@ class CertificateOwnStateFilter(admin.SimpleListFilter):
     def lookups(self, request, model_admin):
         return [
             *Certificate.State.choices,
-            ("30", _("expires within 30 days")),
+            threshold_choice(max(settings.REMINDER_THRESHOLDS_DAYS)),  # the first reminder's window
             ("current", _("current (not revoked, not superseded)")),
         ]
 
     def queryset(self, request, queryset):
         now = timezone.now()
         value = self.value()
-        if value == Certificate.State.VALID:
-            return queryset.valid(now)
-        if value == Certificate.State.NOT_YET_VALID:
-            return queryset.not_revoked().filter(not_before__gt=now)
-        if value == Certificate.State.EXPIRED:
-            return queryset.not_revoked().expired(now)
-        if value == Certificate.State.REVOKED:
-            return queryset.revoked()
-        if value == "30":
-            return queryset.valid(now).expiring_by_japan_day(japan_today(now) + timedelta(days=30))
+        if value in Certificate.State.values:
+            return queryset.in_state(value, now)
+        if value == str(first := max(settings.REMINDER_THRESHOLDS_DAYS)):
+            return queryset.valid(now).expiring_by_japan_day(japan_today(now) + timedelta(days=first))
         if value == "current":
-            return queryset.current()
+            return queryset.newest_issued()
         return queryset
-
-
-class RevocationForm(forms.Form):
-    reason = forms.ChoiceField(label=_("revocation reason"), choices=RevocationReason.for_one_certificate)
 
 
 @admin.register(Certificate)
@@ -168,17 +168,6 @@ class CertificateAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
             "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
         })
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(CertificateAuthority)

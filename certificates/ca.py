@@ -20,10 +20,9 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts import audit
-from accounts.models import AuditEntry
 
 from . import keys
-from .models import CertificateAuthority, DelegatedKey
+from .models import CertificateAction, CertificateAuthority, DelegatedKey
 
 ROOT_VALIDITY = timedelta(days=20 * 365)
 ISSUING_VALIDITY = timedelta(days=10 * 365)
@@ -95,19 +94,20 @@ def _name(common_name: str) -> x509.Name:
     ])
 
 
-def _ca_certificate(
-    *, subject: x509.Name, key_name: str, reference: str, issuer: UnlockedCA | None, path_length: int,
-    now: datetime, lifetime: timedelta, extended_key_usage: list[x509.ObjectIdentifier] | None = None,
-) -> x509.Certificate:
-    public_key = keys.backend().public_key(key_name, reference)
-    builder = (
+def _ca_builder(
+    *, subject: x509.Name, issuer_name: x509.Name, public_key, not_before: datetime, not_after: datetime,
+    path_length: int,
+) -> x509.CertificateBuilder:
+    """What every CA certificate carries, the portal's two tiers and make run's TLS CA alike: a random
+    serial, CA rights to `path_length`, certificate and CRL signing only, its key identifier."""
+    return (
         x509.CertificateBuilder()
         .subject_name(subject)
-        .issuer_name(issuer.certificate.subject if issuer else subject)
+        .issuer_name(issuer_name)
         .public_key(public_key)
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + lifetime)
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
         .add_extension(
             x509.KeyUsage(
@@ -118,6 +118,17 @@ def _ca_certificate(
             critical=True,
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+    )
+
+
+def _ca_certificate(
+    *, subject: x509.Name, key_name: str, reference: str, issuer: UnlockedCA | None, path_length: int,
+    now: datetime, lifetime: timedelta, extended_key_usage: list[x509.ObjectIdentifier] | None = None,
+) -> x509.Certificate:
+    public_key = keys.backend().public_key(key_name, reference)
+    builder = _ca_builder(
+        subject=subject, issuer_name=issuer.certificate.subject if issuer else subject, public_key=public_key,
+        not_before=now, not_after=now + lifetime, path_length=path_length,
     )
     if extended_key_usage:
         builder = builder.add_extension(x509.ExtendedKeyUsage(extended_key_usage), critical=False)
@@ -175,7 +186,7 @@ def create_ca(*, now: datetime | None = None) -> tuple[CertificateAuthority, boo
             encrypted_key_pem=issuing_key,
             created_at=now,
         )
-        audit.record(AuditEntry.Action.CA_CREATED, root=root.subject, issuing=issuing.subject)
+        audit.record(CertificateAction.CA_CREATED, root=root.subject, issuing=issuing.subject)
     return issuing, True
 
 
@@ -185,6 +196,35 @@ def unlock(kind: str = CertificateAuthority.Kind.ISSUING) -> UnlockedCA:
     if record is None:
         raise CANotInitialised("The certificate authority does not exist yet: run `manage.py init_ca`.")
     return UnlockedCA(record=record, certificate=record.certificate)
+
+
+def _end_entity(
+    issuer: UnlockedCA, *, subject: x509.Name, public_key, not_before: datetime, not_after: datetime,
+    usage: x509.ObjectIdentifier,
+) -> x509.CertificateBuilder:
+    """What every end-entity certificate the issuing CA signs carries: a random serial (159 bits), no CA
+    rights, signing only, one extended key usage, and both key identifiers."""
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer.certificate.subject)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+                encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .add_extension(issuer.key_identifier, critical=False)
+    )
 
 
 def held_for_issuance(pk: int) -> CertificateAuthority:
@@ -213,26 +253,10 @@ def certify_ocsp_responder(*, issuer: UnlockedCA, now: datetime, lifetime: timed
     public_key = backend.public_key(keys.OCSP_RESPONDER, reference)
     not_after = min(now + lifetime, issuer.certificate.not_valid_after_utc)
     certificate = issuer.sign_certificate(
-        x509.CertificateBuilder()
-        .subject_name(_name(f"{settings.CA_ORGANIZATION} OCSP Responder"))
-        .issuer_name(issuer.certificate.subject)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
-                encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]), critical=False)
-        .add_extension(x509.OCSPNoCheck(), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-        .add_extension(issuer.key_identifier, critical=False)
+        _end_entity(
+            issuer, subject=_name(f"{settings.CA_ORGANIZATION} OCSP Responder"), public_key=public_key,
+            not_before=now, not_after=not_after, usage=ExtendedKeyUsageOID.OCSP_SIGNING,
+        ).add_extension(x509.OCSPNoCheck(), critical=False)
     )
     return DelegatedKey.objects.create(
         role=DelegatedKey.Role.OCSP_RESPONDER,
@@ -278,25 +302,10 @@ def sign_client_certificate(
     notBefore is backdated by CLOCK_SKEW_ALLOWANCE; the portal's own records keep the issuance time.
     """
     builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(ca.certificate.subject)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())  # 159 random bits
-        .not_valid_before(not_before - CLOCK_SKEW_ALLOWANCE)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
-                encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
+        _end_entity(
+            ca, subject=subject, public_key=public_key, not_before=not_before - CLOCK_SKEW_ALLOWANCE,
+            not_after=not_after, usage=ExtendedKeyUsageOID.CLIENT_AUTH,
         )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-        .add_extension(ca.key_identifier, critical=False)
         .add_extension(_distribution_point(crl_url()), critical=False)
         .add_extension(
             x509.AuthorityInformationAccess([
@@ -325,26 +334,10 @@ def create_tls_ca(*, now: datetime) -> tuple[x509.Certificate, ec.EllipticCurveP
     key = ec.generate_private_key(ec.SECP384R1())
     public_key = key.public_key()
     subject = _name(f"{settings.CA_ORGANIZATION} Local TLS CA (make run)")
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + timedelta(days=3 * 365))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-    )
+    builder = _ca_builder(
+        subject=subject, issuer_name=subject, public_key=public_key, not_before=now,
+        not_after=now + timedelta(days=3 * 365), path_length=0,
+    ).add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
     return builder.sign(key, SIGNATURE_HASH()), key
 
 

@@ -20,7 +20,6 @@ to the certificate used at login: another certificate, or none, on a later reque
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import socket
 from collections.abc import Callable
@@ -39,7 +38,7 @@ from django.utils.translation import gettext as _
 from accounts import audit
 from accounts.models import AuditEntry
 
-from .models import Certificate
+from .models import Certificate, CertificateAction, certificate_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -56,10 +55,6 @@ class UntrustedProxyHeader(Exception):
 
 class MalformedProxyHeader(Exception):
     """The trusted proxy sent a client-certificate header that is not a certificate."""
-
-
-def fingerprint(der: bytes) -> str:
-    return hashlib.sha256(der).hexdigest()
 
 
 def _from_trusted_proxy(request: HttpRequest) -> bool:
@@ -113,11 +108,11 @@ def read_client_certificate(request: HttpRequest) -> bytes | None:
     return getpeercert(binary_form=True) or None
 
 
-def session_bound_to_this_certificate(request: HttpRequest) -> bool:
-    """The session was opened by a certificate login, and this request presents that same certificate of its user.
+def presents_bound_certificate(request: HttpRequest) -> bool:
+    """This request presents the certificate its session was bound to at login, and that certificate is valid now.
 
-    CertificateSessionMiddleware already ends a session whose certificate changed; a site asks
-    again so that it never depends on the middleware's order.
+    The one rule for a certificate-bound session: CertificateSessionMiddleware ends a session
+    for which it fails, and the admin sites ask it again (session_bound_to_this_certificate).
     """
     bound = request.session.get(SESSION_CERTIFICATE_KEY)
     certificate = getattr(request, "client_certificate", None)
@@ -125,8 +120,17 @@ def session_bound_to_this_certificate(request: HttpRequest) -> bool:
         bound is not None
         and certificate is not None
         and certificate.fingerprint_sha256 == bound
-        and certificate.owner_id == request.user.pk
+        and certificate.is_valid_at(timezone.now())
     )
+
+
+def session_bound_to_this_certificate(request: HttpRequest) -> bool:
+    """Opened by a certificate login, and this request presents that same, valid certificate of its user.
+
+    CertificateSessionMiddleware already ends a session whose certificate changed or is no
+    longer valid; a site asks again so that it never depends on the middleware's order.
+    """
+    return presents_bound_certificate(request) and request.client_certificate.owner_id == request.user.pk
 
 
 class ClientCertificateMiddleware:
@@ -147,7 +151,7 @@ class ClientCertificateMiddleware:
             der = read_client_certificate(request)
         except UntrustedProxyHeader:
             audit.record(
-                AuditEntry.Action.UNTRUSTED_PROXY_HEADER,
+                CertificateAction.UNTRUSTED_PROXY_HEADER,
                 remote_addr=request.META.get("REMOTE_ADDR") or None,
                 path=request.path[:200],
                 user_agent=request.META.get("HTTP_USER_AGENT", "")[:200],
@@ -170,7 +174,7 @@ class ClientCertificateMiddleware:
 def _certificate_with_owner(der: bytes) -> Certificate | None:
     # One statement on every request of every customer: the certificate's state, its owner, and the
     # owner's current certificate (the notices page's), read from the database each time.
-    return Certificate.objects.presented(fingerprint(der), now=timezone.now())
+    return Certificate.objects.presented(certificate_fingerprint(der), now=timezone.now())
 
 
 def _take_user_from_certificate(request: HttpRequest, certificate: Certificate) -> None:
@@ -212,11 +216,7 @@ class CertificateSessionMiddleware:
         if bound is None:
             return None
         certificate = request.client_certificate
-        if (
-            certificate is not None
-            and certificate.fingerprint_sha256 == bound
-            and certificate.is_valid_at(timezone.now())
-        ):
+        if presents_bound_certificate(request):
             _take_user_from_certificate(request, certificate)
             return None
         user = request.user if request.user.is_authenticated else None

@@ -16,14 +16,35 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts import audit
-from accounts.models import AuditEntry
 
 from . import ca
-from .models import Certificate, CertificateAuthority, RevocationList, RevocationReason
+from .models import Certificate, CertificateAction, CertificateAuthority, RevocationList, RevocationReason
 
 
 def _is_fresh(crl: RevocationList | None, now: datetime) -> bool:
     return crl is not None and crl.next_update - timedelta(hours=settings.CRL_REFRESH_MARGIN_HOURS) > now
+
+
+def _crl_builder(
+    signer: ca.UnlockedCA, *, number: int, now: datetime, next_update: datetime
+) -> x509.CertificateRevocationListBuilder:
+    """What both tiers' CRLs carry: the issuer, the update times, the CRL number and the key identifier."""
+    return (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(signer.certificate.subject)
+        .last_update(now)
+        .next_update(next_update)
+        .add_extension(x509.CRLNumber(number), critical=False)
+        .add_extension(signer.key_identifier, critical=False)
+    )
+
+
+def _revoked_entry(serial: int, revoked_at: datetime, reason: str) -> x509.RevokedCertificate:
+    """A CRL entry; the reason is left out when unspecified (RFC 5280 5.3.1)."""
+    entry = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(revoked_at)
+    if reason != RevocationReason.UNSPECIFIED:
+        entry = entry.add_extension(x509.CRLReason(RevocationReason(reason).x509_reason), critical=False)
+    return entry.build()
 
 
 def publish_crl(*, now: datetime | None = None, unless_fresh: bool = False) -> RevocationList:
@@ -43,24 +64,12 @@ def publish_crl(*, now: datetime | None = None, unless_fresh: bool = False) -> R
                 return latest
         number = record.last_crl_number + 1
         next_update = now + timedelta(hours=settings.CRL_VALIDITY_HOURS)
-        builder = (
-            x509.CertificateRevocationListBuilder()
-            .issuer_name(issuing.certificate.subject)
-            .last_update(now)
-            .next_update(next_update)
-            .add_extension(x509.CRLNumber(number), critical=False)
-            .add_extension(issuing.key_identifier, critical=False)
-        )
+        builder = _crl_builder(issuing, number=number, now=now, next_update=next_update)
         revoked = Certificate.objects.revoked().filter(not_after__gt=now).values_list(
             "serial_number", "revoked_at", "revocation_reason"
         )
         for serial, revoked_at, reason in revoked.iterator():
-            entry = x509.RevokedCertificateBuilder().serial_number(int(serial, 16)).revocation_date(revoked_at)
-            if reason != RevocationReason.UNSPECIFIED:
-                entry = entry.add_extension(
-                    x509.CRLReason(RevocationReason(reason).x509_reason), critical=False
-                )
-            builder = builder.add_revoked_certificate(entry.build())
+            builder = builder.add_revoked_certificate(_revoked_entry(int(serial, 16), revoked_at, reason))
         crl = issuing.sign_crl(builder)
         record.last_crl_number = number
         record.save(update_fields=["last_crl_number"])
@@ -96,29 +105,17 @@ def sign_root_crl(*, days: int, now: datetime | None = None) -> CertificateAutho
         issuing = CertificateAuthority.objects.select_for_update().get(kind=CertificateAuthority.Kind.ISSUING)
         number = record.last_crl_number + 1
         next_update = now + timedelta(days=days)
-        builder = (
-            x509.CertificateRevocationListBuilder()
-            .issuer_name(root.certificate.subject)
-            .last_update(now)
-            .next_update(next_update)
-            .add_extension(x509.CRLNumber(number), critical=False)
-            .add_extension(root.key_identifier, critical=False)
-        )
+        builder = _crl_builder(root, number=number, now=now, next_update=next_update)
         if issuing.revoked_at is not None:
-            entry = x509.RevokedCertificateBuilder().serial_number(issuing.certificate.serial_number).revocation_date(
-                issuing.revoked_at
+            builder = builder.add_revoked_certificate(
+                _revoked_entry(issuing.certificate.serial_number, issuing.revoked_at, issuing.revocation_reason)
             )
-            if issuing.revocation_reason != RevocationReason.UNSPECIFIED:
-                entry = entry.add_extension(
-                    x509.CRLReason(RevocationReason(issuing.revocation_reason).x509_reason), critical=False
-                )
-            builder = builder.add_revoked_certificate(entry.build())
         crl = root.sign_crl(builder)
         record.last_crl_number = number
         record.crl_der = crl.public_bytes(serialization.Encoding.DER)
         record.crl_next_update = next_update
         record.save(update_fields=["last_crl_number", "crl_der", "crl_next_update"])
-        audit.record(AuditEntry.Action.CRL_PUBLISHED, ca=record.subject, number=number,
+        audit.record(CertificateAction.CRL_PUBLISHED, ca=record.subject, number=number,
                      next_update=next_update.isoformat())
         return record
 

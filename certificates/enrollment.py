@@ -17,51 +17,33 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.hashers import make_password
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts import audit
 from accounts.decorators import form_posts_only
-from accounts.models import AuditEntry, User
-from accounts.throttle import (
-    Attempt,
-    Scope,
-    address_budget,
-    address_key,
-    obtain_id_budget,
-    take_attempt,
-    too_many_from_this_address,
-)
+from accounts.models import User
 
 from . import ca
+from .authentication import start_obtaining
 from .csr import CertificateRefused
 from .forms import ObtainIdentifyForm, OneTimeCodeForm
 from .json_body import UnreadableBody, read_json_object
-from .models import Certificate, OneTimeCode
-from .otp import CodeRefused, send_one_time_code, verify_one_time_code
-from .services import issue_certificate
+from .models import Certificate
+from .otp import CodeRefused, verify_one_time_code
+from .services import issue_certificate, renew_instead
 
 # The session key of an obtain in progress: {"user": pk, "code": pk, "verified_at": epoch seconds}.
 OBTAIN_SESSION_KEY = "certportal_obtain"
 # After the code is accepted, the page has this long to send its CSR.
 OBTAIN_VERIFIED_FOR = timedelta(minutes=30)
-# Every refusal of 電子証明書取得's first step reads the same, whether the ID exists, is locked or
-# suspended, or the password is wrong: without a certificate, nothing about an ID is told.
-OBTAIN_REFUSAL = gettext_lazy("The login ID or the password is not correct, or the ID is locked or suspended.")
 # The page 電子証明書更新前処理中 moves on by itself after this many seconds.
 PREPARE_SECONDS = 2
-
-
-def _remote_addr(request: HttpRequest) -> str | None:
-    return getattr(request, "client_address", None) or request.META.get("REMOTE_ADDR") or None
 
 
 def _customer(request: HttpRequest) -> User:
@@ -88,7 +70,7 @@ def _issue(request: HttpRequest, *, user: User, via: Certificate.Channel, done_u
         return JsonResponse({"error": _("The request from the page could not be read. Reload it and try again.")},
                             status=400)
     try:
-        issuance = issue_certificate(user=user, csr=csr, via=via, remote_addr=_remote_addr(request))
+        issuance = issue_certificate(user=user, csr=csr, via=via, remote_addr=request.client_address)
     except CertificateRefused as refusal:
         status = 409 if refusal.code in ("issuance_in_progress", "has_valid_certificate") else 400
         return JsonResponse({"error": str(refusal.message), "code": refusal.code}, status=status)
@@ -168,13 +150,6 @@ def renewal_done(request: HttpRequest, serial: str) -> HttpResponse:
 # --- obtaining (電子証明書取得) from the login screen ---------------------------------------
 
 
-def _too_many_attempts(request: HttpRequest, form, attempt: Attempt, message: str) -> HttpResponse:
-    form.add_error(None, message)
-    response = render(request, "certificates/enroll/obtain_identify.html", {"form": form}, status=429)
-    response["Retry-After"] = str(attempt.retry_after_seconds())
-    return response
-
-
 def _obtain_state(request: HttpRequest) -> dict | None:
     return request.session.get(OBTAIN_SESSION_KEY)
 
@@ -192,44 +167,6 @@ def _obtain_user(request: HttpRequest, *, verified: bool) -> User | None:
     return User.objects.filter(pk=state["user"], contract__isnull=False, state=User.State.ACTIVE).first()
 
 
-def _identify(request: HttpRequest, form, *, login_id: str, password: str, remote_addr: str | None):
-    """The ID whose password this is, or the page saying no (429 once a budget is spent).
-
-    Obtaining has no certificate by nature, so a wrong password here never counts toward the
-    ID's login lock (anyone could lock it): each costs one attempt of the client address's
-    budget and of the typed login ID's own budget, whether that ID exists or not. Every
-    refusal reads the same and costs one password hash, for known, unknown and locked IDs.
-    """
-    by_address = take_attempt(scope=Scope.OBTAIN_ADDRESS, key=address_key(remote_addr), budget=address_budget())
-    by_id = take_attempt(scope=Scope.OBTAIN_ID, key=login_id, budget=obtain_id_budget()) if by_address.allowed else None
-    user = User.objects.filter(login_id=login_id, contract__isnull=False).first()
-    if by_id is None or not by_id.allowed:
-        audit.record(AuditEntry.Action.LOGIN_FAILED, subject=user, remote_addr=remote_addr, via="obtain",
-                     reason="address_rate_limited" if not by_address.allowed else "id_rate_limited",
-                     login_id=None if user else login_id[:32])
-        if not by_address.allowed:
-            return _too_many_attempts(request, form, by_address, too_many_from_this_address())
-        return _too_many_attempts(request, form, by_id, _(
-            "Too many attempts for this login ID. Please wait %(minutes)s minutes and try again."
-        ) % {"minutes": settings.OBTAIN_ID_ATTEMPT_WINDOW_MINUTES})
-    if user is None or not user.has_usable_password():
-        make_password(password)  # the hash a known ID's check costs: the work done must not tell which IDs exist
-        reason = "unknown_id" if user is None else "wrong_password"
-    elif not user.check_password(password):
-        reason = "wrong_password"
-    elif user.state != User.State.ACTIVE:
-        reason = user.state
-    else:
-        # A right password uses up nothing: the budgets count failures.
-        by_address.give_back()
-        by_id.give_back()
-        return user
-    audit.record(AuditEntry.Action.LOGIN_FAILED, subject=user, remote_addr=remote_addr, reason=reason,
-                 via="obtain", login_id=None if user else login_id[:32])
-    form.add_error(None, OBTAIN_REFUSAL)
-    return render(request, "certificates/enroll/obtain_identify.html", {"form": form})
-
-
 @never_cache
 @sensitive_post_parameters("password")
 @require_http_methods(["GET", "POST"])
@@ -240,23 +177,19 @@ def obtain_start(request: HttpRequest) -> HttpResponse:
     form = ObtainIdentifyForm(request.POST if request.method == "POST" else None)
     if request.method == "GET" or not form.is_valid():
         return render(request, template, {"form": form})
-    remote_addr = _remote_addr(request)
-    login_id, password = form.cleaned_data["login_id"], form.cleaned_data["password"]
-    user = _identify(request, form, login_id=login_id, password=password, remote_addr=remote_addr)
-    if isinstance(user, HttpResponse):
-        return user
-    # Told before a code is sent; issuance refuses it too (certificates.services), under the ID's lock.
-    if user.certificates.in_use(timezone.now()).exists():
-        audit.record(AuditEntry.Action.ISSUANCE_REFUSED, subject=user, remote_addr=remote_addr,
-                     reason="has_valid_certificate", via=str(Certificate.Channel.OBTAIN))
-        return render(request, "certificates/enroll/obtain_renew_instead.html", {"login_id": user.login_id})
-    try:
-        code = send_one_time_code(user=user, purpose=OneTimeCode.Purpose.OBTAIN, remote_addr=remote_addr)
-    except CodeRefused as refusal:
-        form.add_error(None, str(refusal.message))
-        return render(request, template, {"form": form}, status=503 if refusal.code == "mail_failed" else 429)
+    started = start_obtaining(login_id=form.cleaned_data["login_id"], password=form.cleaned_data["password"],
+                              remote_addr=request.client_address)
+    if started.has_certificate_in_use:
+        return render(request, "certificates/enroll/obtain_renew_instead.html",
+                      {"refusal": renew_instead(started.user.login_id)})
+    if started.refusal:
+        form.add_error(None, started.refusal)
+        response = render(request, template, {"form": form}, status=started.status)
+        if started.retry_after is not None:
+            response["Retry-After"] = str(started.retry_after)
+        return response
     request.session.cycle_key()
-    request.session[OBTAIN_SESSION_KEY] = {"user": user.pk, "code": code.pk, "verified_at": None}
+    request.session[OBTAIN_SESSION_KEY] = {"user": started.user.pk, "code": started.code.pk, "verified_at": None}
     return redirect("obtain-code")
 
 
@@ -277,7 +210,7 @@ def obtain_code(request: HttpRequest) -> HttpResponse:
         return render(request, template, context)
     try:
         verify_one_time_code(code_id=state["code"], user=user, entered=form.cleaned_data["code"],
-                             remote_addr=_remote_addr(request))
+                             remote_addr=request.client_address)
     except CodeRefused as refusal:
         form.add_error("code", str(refusal.message))
         return render(request, template, context)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 from datetime import datetime
 
 from cryptography import x509
@@ -15,6 +16,28 @@ from django.utils.translation import gettext_lazy as _
 from accounts.japan_time import japan_time
 
 from .querysets import CertificateAuthorityQuerySet, CertificateQuerySet
+
+
+class CertificateAction(models.TextChoices):
+    """The certificates app's entries in the audit log (registered by CertificatesConfig.ready)."""
+
+    CA_CREATED = "ca_created", _("CA created")
+    CERTIFICATE_ISSUED = "certificate_issued", _("certificate issued")
+    ISSUANCE_REFUSED = "issuance_refused", _("issuance refused")
+    CERTIFICATE_FIRST_USED = "certificate_first_used", _("certificate first used")
+    CERTIFICATE_SUPERSEDED = "certificate_superseded", _("certificate superseded")
+    CERTIFICATE_REVOKED = "certificate_revoked", _("certificate revoked")
+    CRL_PUBLISHED = "crl_published", _("CRL published")
+    ONE_TIME_CODE_SENT = "one_time_code_sent", _("one-time code sent")
+    ONE_TIME_CODE_FAILED = "one_time_code_failed", _("one-time code failed")
+    ONE_TIME_CODE_ACCEPTED = "one_time_code_accepted", _("one-time code accepted")
+    UNTRUSTED_PROXY_HEADER = "untrusted_proxy_header", _("client-certificate header from an untrusted address")
+
+
+# The bank's own business: never about one contract, never shown in a contract's audit log.
+BANK_ONLY_ACTIONS = frozenset({
+    CertificateAction.CA_CREATED, CertificateAction.CRL_PUBLISHED, CertificateAction.UNTRUSTED_PROXY_HEADER,
+})
 
 
 class CertificateAuthority(models.Model):
@@ -132,6 +155,12 @@ class RevocationReason(models.TextChoices):
         """A certificate's reason when its issuing CA is revoked: cACompromise for the CA's key (RFC 5280 5.3.1)."""
         reason = cls(ca_reason)
         return cls.CA_COMPROMISE if reason in (cls.KEY_COMPROMISE, cls.CA_COMPROMISE) else reason
+
+
+def certificate_fingerprint(der: bytes) -> str:
+    """The SHA-256 of a certificate's DER, in hex: Certificate.fingerprint_sha256, by which a presented
+    certificate is found."""
+    return hashlib.sha256(der).hexdigest()
 
 
 class Certificate(models.Model):

@@ -27,8 +27,8 @@ from accounts import audit
 from accounts.models import AuditEntry, User
 from accounts.services import PasswordCheck, verify_password
 
+from .authentication import CertificateProblem, LoginCheck, certificate_validity_problem
 from .client_cert import SESSION_CERTIFICATE_KEY
-from .login import CertificateProblem, LoginCheck, certificate_validity_problem
 from .models import Certificate
 from .services import supersede_older_certificates
 
@@ -94,7 +94,7 @@ class OperatorLoginForm(AuthenticationForm):
             login_id=login_id, password=password,
             presented_der=getattr(request, "client_certificate_der", None),
             presented=getattr(request, "client_certificate", None),
-            remote_addr=getattr(request, "client_address", None),
+            remote_addr=request.client_address,
             now=timezone.now(),
         )
         if outcome.refusal:

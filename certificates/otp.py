@@ -15,19 +15,17 @@ import secrets
 import unicodedata
 from datetime import datetime, timedelta
 
-from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.db.models import F
-from django.template.loader import render_to_string
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 from django.utils.translation import gettext_lazy as _
 
 from accounts import audit
-from accounts.models import AuditEntry, User
+from accounts.emails import render_email
+from accounts.models import User
 
-from .models import OneTimeCode
+from .models import CertificateAction, OneTimeCode
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +62,7 @@ def send_one_time_code(
     except CodeNotDelivered:
         # The code row is committed but nobody can know it; it expires unused.
         audit.record(
-            AuditEntry.Action.ONE_TIME_CODE_FAILED, subject=user, remote_addr=remote_addr,
+            CertificateAction.ONE_TIME_CODE_FAILED, subject=user, remote_addr=remote_addr,
             reason="mail_failed", purpose=str(purpose),
         )
         raise CodeRefused(
@@ -78,7 +76,7 @@ def _create_and_mail(*, user: User, purpose: OneTimeCode.Purpose, remote_addr: s
         sent_last_hour = user.one_time_codes.filter(created_at__gt=now - timedelta(hours=1)).count()
         if sent_last_hour >= CODES_PER_HOUR:
             audit.record(
-                AuditEntry.Action.ONE_TIME_CODE_FAILED, subject=user, remote_addr=remote_addr,
+                CertificateAction.ONE_TIME_CODE_FAILED, subject=user, remote_addr=remote_addr,
                 reason="too_many_codes", purpose=str(purpose),
             )
             refused = CodeRefused(
@@ -95,7 +93,7 @@ def _create_and_mail(*, user: User, purpose: OneTimeCode.Purpose, remote_addr: s
                 created_at=now, expires_at=now + CODE_LIFETIME,
             )
             audit.record(
-                AuditEntry.Action.ONE_TIME_CODE_SENT, subject=user, remote_addr=remote_addr,
+                CertificateAction.ONE_TIME_CODE_SENT, subject=user, remote_addr=remote_addr,
                 purpose=str(purpose), code_id=record.pk,
             )
             transaction.on_commit(lambda: _mail_code(user=user, code=code, expires_at=record.expires_at))
@@ -106,18 +104,12 @@ def _create_and_mail(*, user: User, purpose: OneTimeCode.Purpose, remote_addr: s
 
 
 def _mail_code(*, user: User, code: str, expires_at: datetime) -> None:
-    with translation.override(user.language):
-        context = {
-            "user": user,
-            "code": code,
-            "minutes": int(CODE_LIFETIME.total_seconds() // 60),
-            "expires_at": timezone.localtime(expires_at),
-        }
-        subject = render_to_string("certificates/enroll/email/one_time_code_subject.txt", context).strip()
-        text = render_to_string("certificates/enroll/email/one_time_code_body.txt", context)
-        html = render_to_string("certificates/enroll/email/one_time_code_body.html", context)
-    message = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL, [user.email])
-    message.attach_alternative(html, "text/html")
+    message = render_email("one_time_code", {
+        "login_id": user.login_id,
+        "code": code,
+        "minutes": int(CODE_LIFETIME.total_seconds() // 60),
+        "expires_at": expires_at,
+    }, to=user.email, language=user.language)
     try:
         message.send()
     except Exception as error:  # SMTP refused, the provider's API down: any backend's failure
@@ -147,11 +139,11 @@ def verify_one_time_code(
         if refusal is None:
             record.used_at = now
             # Who proved the ID, and from where: the code stands in for the certificate when obtaining one.
-            audit.record(AuditEntry.Action.ONE_TIME_CODE_ACCEPTED, subject=user, remote_addr=remote_addr,
+            audit.record(CertificateAction.ONE_TIME_CODE_ACCEPTED, subject=user, remote_addr=remote_addr,
                          code_id=code_id, purpose=record.purpose)
         else:
             audit.record(
-                AuditEntry.Action.ONE_TIME_CODE_FAILED, subject=user, remote_addr=remote_addr,
+                CertificateAction.ONE_TIME_CODE_FAILED, subject=user, remote_addr=remote_addr,
                 reason=refusal.code, code_id=code_id, attempts=record.attempts if record else None,
             )
     if refusal is not None:

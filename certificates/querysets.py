@@ -10,21 +10,20 @@ from django.db import connections
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
+from accounts.japan_time import japan_day_start
 from accounts.statements import Columns, fetch_all, fetch_one
-
-from .japan_time import japan_day_start
 
 
 @dataclass(frozen=True)
-class CurrentAsRead:
+class NewestValidAsRead:
     """The owner's current certificate (or None) as the request's one statement read it at `at`."""
 
     at: datetime
     certificate: object | None
 
 
-# Set on the owner that presented() returns; certificates.expiry.current_certificate uses it.
-CURRENT_AS_READ = "current_certificate_as_read"
+# Set on the owner that presented() returns; certificates.expiry.newest_valid_certificate uses it.
+NEWEST_VALID_AS_READ = "newest_valid_certificate_as_read"
 
 
 @functools.cache
@@ -83,7 +82,7 @@ class CertificateQuerySet(QuerySet):
 
         One statement, what every request with a client certificate reads: its state (revoked,
         expired) comes from the database each time, nothing of it is kept between requests. The
-        owner carries the current certificate (CURRENT_AS_READ) for the notices page.
+        owner carries the current certificate (NEWEST_VALID_AS_READ) for the notices page.
         """
         sql, presented, owner, current = _presented_statement(self.model, self.db)
         at = connections[self.db].ops.adapt_datetimefield_value(now)
@@ -96,7 +95,7 @@ class CertificateQuerySet(QuerySet):
         newest = None
         if rest[0] is not None:
             newest = certificate if rest[0] == certificate.pk else current.instance(self.db, rest)
-        setattr(certificate.owner, CURRENT_AS_READ, CurrentAsRead(at=now, certificate=newest))
+        setattr(certificate.owner, NEWEST_VALID_AS_READ, NewestValidAsRead(at=now, certificate=newest))
         return certificate
 
     def not_revoked(self) -> CertificateQuerySet:
@@ -110,18 +109,38 @@ class CertificateQuerySet(QuerySet):
         now = now or timezone.now()
         return self.filter(revoked_at__isnull=True, not_before__lte=now, not_after__gt=now)  # one filter(): one clone
 
+    def in_state(self, state: str, now: datetime | None = None) -> CertificateQuerySet:
+        """In the Certificate.State `state` at `now`: Certificate.state_at in SQL."""
+        now = now or timezone.now()
+        if state == "valid":
+            return self.valid(now)
+        if state == "not_yet_valid":
+            return self.not_revoked().filter(not_before__gt=now)
+        if state == "expired":
+            return self.not_revoked().expired(now)
+        if state == "revoked":
+            return self.revoked()
+        raise ValueError(f"no certificate state {state!r}")
+
     def in_use(self, now: datetime | None = None) -> CertificateQuerySet:
-        """Valid at `now` and already used to log in: the ID renews it rather than obtaining another.
+        """The certificate an ID is using: valid at `now` and already used to log in. The ID renews it
+        rather than obtaining another.
 
         One issued but never used (a file lost half-way) is not in use; issuing a new one revokes it.
         """
         return self.valid(now).filter(first_used_at__isnull=False)
 
+    def newest_valid(self, now: datetime | None = None) -> CertificateQuerySet:
+        """Valid at `now`, the latest expiry first: `.first()` is an ID's newest valid certificate, a
+        renewal as soon as it is issued, used or not (the notices screen's guidance is about it)."""
+        return self.valid(now).order_by("-not_after", "-id")  # as Certificate.objects.presented reads it
+
     def expired(self, now: datetime | None = None) -> CertificateQuerySet:
         return self.filter(not_after__lte=now or timezone.now())
 
-    def current(self) -> CertificateQuerySet:
-        """Each ID's newest live certificate: not revoked, not superseded, nothing newer issued."""
+    def newest_issued(self) -> CertificateQuerySet:
+        """Each ID's newest certificate neither revoked nor superseded (expired ones included): nothing
+        newer issued to it."""
         newer = self.model.objects.filter(
             owner=OuterRef("owner"), not_before__gt=OuterRef("not_before"), revoked_at__isnull=True
         )
@@ -148,14 +167,6 @@ class CertificateQuerySet(QuerySet):
             owner_id=certificate.owner_id, not_before__gt=certificate.not_before, revoked_at__isnull=True,
             first_used_at__isnull=True,
         )
-
-    def expiring_within(self, days: int, now: datetime | None = None) -> CertificateQuerySet:
-        """Unexpired at `now` and expiring before `now` + `days`."""
-        now = now or timezone.now()
-        return self.filter(not_after__gt=now, not_after__lte=now + timedelta(days=days))
-
-    def for_login_id(self, login_id: str) -> CertificateQuerySet:
-        return self.filter(owner__login_id=login_id)
 
     def live_for_issuance(self, owner, public_key_sha256: str, now: datetime) -> list:
         """All an issuance checks, in one read: any certificate for this public key (anyone's), and

@@ -6,7 +6,6 @@ and the record of its issuance exist together or not at all.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -21,12 +20,12 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts import audit
 from accounts.japan_time import japan_time
-from accounts.models import AuditEntry, User
+from accounts.models import User
 
 from . import ca
 from .crl import publish_crl
 from .csr import CertificateRefused, CsrRejected, load_csr
-from .models import Certificate, CertificateAuthority, RevocationReason
+from .models import Certificate, CertificateAction, CertificateAuthority, RevocationReason, certificate_fingerprint
 
 
 class IssuanceRefused(CertificateRefused):
@@ -85,6 +84,15 @@ def validity_end(not_before: datetime) -> datetime:
     return not_before + relativedelta(months=settings.CERTIFICATE_VALIDITY_MONTHS) - timedelta(seconds=1)
 
 
+def renew_instead(login_id: str) -> str:
+    """Why 電子証明書取得 issues nothing to an ID whose certificate is in use: the identify page and
+    issuance tell it in the same words."""
+    return _(
+        "The ID %(login_id)s still has a valid electronic certificate, so no new one is issued here. Log in "
+        "with it and renew it from the important-notices screen."
+    ) % {"login_id": login_id}
+
+
 def issue_certificate(
     *,
     user: User,
@@ -112,7 +120,7 @@ def issue_certificate(
                       issued_by=issued_by, shorter_until=not_after)
     except CertificateRefused as refusal:
         audit.record(
-            AuditEntry.Action.ISSUANCE_REFUSED, subject=user, actor=actor, reason=refusal.code, via=str(via),
+            CertificateAction.ISSUANCE_REFUSED, subject=user, actor=actor, reason=refusal.code, via=str(via),
             remote_addr=remote_addr,
         )
         raise
@@ -136,10 +144,7 @@ def _issue(*, user, request, via, actor, now, remote_addr, issued_by=None, short
         if via == Certificate.Channel.OBTAIN and any(
             cert.owner_id == user.pk and cert.first_used_at is not None and cert.is_valid_at(now) for cert in related
         ):
-            raise IssuanceRefused("has_valid_certificate", _(
-                "This ID already has a valid electronic certificate in use. Log in with it and renew it from "
-                "the important-notices screen."
-            ))
+            raise IssuanceRefused("has_valid_certificate", renew_instead(user.login_id))
         existing = next((cert for cert in related if cert.public_key_sha256 == key_hash), None)
         if existing is not None:
             # A double submit gets its certificate back; a key whose certificate was revoked or has
@@ -175,14 +180,14 @@ def _issue(*, user, request, via, actor, now, remote_addr, issued_by=None, short
             serial_number=f"{cert.serial_number:X}",
             subject=cert.subject.rfc4514_string(),
             public_key_sha256=key_hash,
-            fingerprint_sha256=hashlib.sha256(der).hexdigest(),
+            fingerprint_sha256=certificate_fingerprint(der),
             not_before=now,
             not_after=not_after,
             der=der,
             issued_via=via,
         )
         audit.record(
-            AuditEntry.Action.CERTIFICATE_ISSUED, subject=user, actor=actor,
+            CertificateAction.CERTIFICATE_ISSUED, subject=user, actor=actor,
             certificate_serial=certificate.serial_number, via=str(via), remote_addr=remote_addr,
             issued_by=issued_by,
         )
@@ -208,7 +213,7 @@ def _revoke(certificate: Certificate, *, reason: RevocationReason, by: User | No
         fields.append("superseded_at")
     certificate.save(update_fields=fields)
     audit.record(
-        AuditEntry.Action.CERTIFICATE_REVOKED, subject=certificate.owner, actor=by,
+        CertificateAction.CERTIFICATE_REVOKED, subject=certificate.owner, actor=by,
         certificate_serial=certificate.serial_number, reason=str(reason),
     )
 
@@ -248,7 +253,7 @@ def supersede_older_certificates(*, newer: Certificate, now: datetime | None = N
         newer.first_used_at = now
         newer.save(update_fields=["first_used_at"])
         audit.record(
-            AuditEntry.Action.CERTIFICATE_FIRST_USED, subject=newer.owner, certificate_serial=newer.serial_number
+            CertificateAction.CERTIFICATE_FIRST_USED, subject=newer.owner, certificate_serial=newer.serial_number
         )
         older = list(
             newer.owner.certificates.select_for_update()
@@ -259,7 +264,7 @@ def supersede_older_certificates(*, newer: Certificate, now: datetime | None = N
         for certificate in older:
             _revoke(certificate, reason=RevocationReason.SUPERSEDED, by=None, now=now)
             audit.record(
-                AuditEntry.Action.CERTIFICATE_SUPERSEDED, subject=newer.owner,
+                CertificateAction.CERTIFICATE_SUPERSEDED, subject=newer.owner,
                 certificate_serial=certificate.serial_number, by_serial=newer.serial_number,
             )
         if older:
@@ -287,7 +292,7 @@ def revoke_issuing_ca(*, reason: RevocationReason | str, now: datetime | None = 
         issuing.revoked_at, issuing.revocation_reason = now, reason.value
         issuing.save(update_fields=["revoked_at", "revocation_reason"])
         audit.record(
-            AuditEntry.Action.CERTIFICATE_REVOKED, certificate_serial=f"{issuing.certificate.serial_number:X}",
+            CertificateAction.CERTIFICATE_REVOKED, certificate_serial=f"{issuing.certificate.serial_number:X}",
             ca=issuing.subject, reason=issuing.revocation_reason,
         )
         leaf_reason = RevocationReason.of_certificates_under_a_revoked_ca(reason)

@@ -34,11 +34,7 @@ def _needs_ca(view: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequ
 @_needs_ca
 def crl(request: HttpRequest) -> HttpResponse:
     """The issuing CA's CRL in DER, as the CRL distribution point of every certificate names."""
-    revocation_list = current_crl()
-    response = HttpResponse(bytes(revocation_list.der), content_type="application/pkix-crl")
-    response["Content-Disposition"] = 'attachment; filename="certportal.crl"'
-    response["Cache-Control"] = "public, max-age=300"
-    return response
+    return _crl_response(bytes(current_crl().der), filename="certportal.crl", max_age=300)
 
 
 @require_GET
@@ -49,9 +45,13 @@ def root_crl(request: HttpRequest) -> HttpResponse:
         revocation_list = current_root_crl()
     except RootCrlMissing as error:
         return HttpResponse(str(error), status=503, content_type="text/plain; charset=utf-8")
-    response = HttpResponse(revocation_list.public_bytes(Encoding.DER), content_type="application/pkix-crl")
-    response["Content-Disposition"] = 'attachment; filename="certportal-root.crl"'
-    response["Cache-Control"] = "public, max-age=3600"
+    return _crl_response(revocation_list.public_bytes(Encoding.DER), filename="certportal-root.crl", max_age=3600)
+
+
+def _crl_response(der: bytes, *, filename: str, max_age: int) -> HttpResponse:
+    response = HttpResponse(der, content_type="application/pkix-crl")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = f"public, max-age={max_age}"
     return response
 
 

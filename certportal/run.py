@@ -118,9 +118,8 @@ def prepare_operator_certificate(directory: Path | None = None, *, login_id: str
     from django.utils import timezone
 
     from accounts.models import User
-    from certificates.client_cert import fingerprint
     from certificates.csr import CertificateRefused
-    from certificates.models import Certificate
+    from certificates.models import Certificate, certificate_fingerprint
     from certificates.operator_access import issue_operator_pkcs12, write_private_file
 
     operator = User.objects.filter(login_id=login_id, contract__isnull=True, is_staff=True).first()
@@ -137,7 +136,8 @@ def prepare_operator_certificate(directory: Path | None = None, *, login_id: str
         except ValueError:
             existing = None
         if existing is not None and Certificate.objects.valid(now).filter(
-            owner=operator, fingerprint_sha256=fingerprint(existing.public_bytes(serialization.Encoding.DER)),
+            owner=operator,
+            fingerprint_sha256=certificate_fingerprint(existing.public_bytes(serialization.Encoding.DER)),
             not_after__gt=now + timedelta(days=7),
         ).exists():
             return path

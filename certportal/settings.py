@@ -191,8 +191,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # Outermost: times the whole of Django's work on a request (certportal.metrics).
-    "certportal.metrics.RequestLatencyMiddleware",
+    # Outermost: times the whole of Django's work on a request (notices.metrics).
+    "notices.metrics.RequestLatencyMiddleware",
     # Outermost, as they only add headers: Content-Security-Policy and Permissions-Policy on every
     # response, a refusal of the next middleware, static files and both admin sites included.
     "csp.middleware.CSPMiddleware",
@@ -217,7 +217,7 @@ MIDDLEWARE = [
     "certificates.client_cert.CertificateSessionMiddleware",
     "accounts.middleware.PasswordChangeRequiredMiddleware",
     # Both admin sites: a changelist action's selection that is not a list of IDs gets 400, not 500.
-    "certportal.admin_input.AdminSelectionMiddleware",
+    "accounts.admin_input.AdminSelectionMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -359,7 +359,7 @@ CLIENT_VERIFY_HEADER = "HTTP_X_SSL_CLIENT_VERIFY"
 if PROXY_SOCKET or TRUSTED_PROXY_ADDRESSES:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
-# --- metrics (certportal.metrics) -----------------------------------------------------
+# --- metrics (notices.metrics) -----------------------------------------------------
 
 # Optional bearer token Prometheus must send to /metrics, on top of nginx keeping it internal.
 METRICS_TOKEN = env_str("CERTPORTAL_METRICS_TOKEN", "")

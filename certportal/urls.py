@@ -1,14 +1,15 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from . import contract_admin, metrics
+from certificates import contract_admin
+from notices import metrics
 
 urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("pki/", include("certificates.pki_urls")),
     path("certificate/", include("certificates.enrollment_urls")),
     path("operator/", admin.site.urls),
-    # Prometheus, from the internal side only (certportal.metrics, deploy/nginx.conf).
+    # Prometheus, from the internal side only (notices.metrics, deploy/nginx.conf).
     path("metrics", metrics.metrics_view, name="metrics"),
     # E-mail providers' delivery-tracking webhooks (anymail), refused without ANYMAIL_WEBHOOK_SECRET.
     path("anymail/", include("notices.webhooks")),

@@ -11,6 +11,7 @@ from accounts.japan_time import japan_time
 from .emails import reminder_message
 from .models import Notice, Reminder, ReminderAttempt
 from .reminders import ResendRefused, resend_reminder
+from .tasks import enqueue
 
 
 @admin.register(Notice)
@@ -109,7 +110,7 @@ class ReminderAdmin(admin.ModelAdmin):
         resent = 0
         for reminder in queryset:
             try:
-                resend_reminder(reminder=reminder, by=request.user)
+                resend_reminder(reminder=reminder, by=request.user, enqueue=enqueue)
                 resent += 1
             except ResendRefused as refusal:
                 self.message_user(request, str(refusal), messages.WARNING)

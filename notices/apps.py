@@ -7,4 +7,9 @@ class NoticesConfig(AppConfig):
     verbose_name = _("Notices and reminders")
 
     def ready(self) -> None:
+        from accounts.models import register_audit_actions
+
         from . import webhooks  # noqa: F401 (connects the anymail tracking receiver)
+        from .models import NoticeAction
+
+        register_audit_actions(NoticeAction)

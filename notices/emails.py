@@ -1,40 +1,27 @@
-"""Rendering reminder e-mails: a subject, a plain-text and an HTML template per kind and language.
+"""The reminder e-mails' contents: an expiry reminder per certificate, a digest per contract administrator.
 
-The e-mails are written per language (templates/emails/<language>/<kind>-subject.txt,
--body.txt, -body.html) rather than translated string by string: a bank's customer
-notices are worded as a whole by the people who answer for them, and the Japanese screen
-labels the customer must look for (重要なお知らせ, 「電子証明書の更新はこちら」,
-「電子証明書取得」) appear verbatim in both languages' e-mails. Days left are counted
-here; times are written by accounts.japan_time, as on the screens.
+Rendered by accounts.emails (templates/emails/<language>/<kind>-subject.txt, -body.txt,
+-body.html); days left and times come from accounts.japan_time, as on the screens.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.template.loader import render_to_string
-from django.utils import timezone, translation
 
-from accounts.japan_time import japan_time
+from accounts.emails import email_language, render_email
+from accounts.japan_time import days_left, japan_time
 from certificates.models import Certificate
 
 from .models import Reminder
-
-LANGUAGES = ("ja", "en")
-
-
-def days_left(moment: datetime, today: date) -> int:
-    """Japan-time calendar days from `today` to the expiry date (0 on the day it expires)."""
-    return (timezone.localtime(moment).date() - today).days
 
 
 def reminder_message(reminder: Reminder, *, now: datetime, attempt_id: int | None = None) -> EmailMultiAlternatives:
     """The e-mail for `reminder` as of `now`, to the ID's address and in its language."""
     user = reminder.recipient
-    language = user.language if user.language in LANGUAGES else settings.LANGUAGE_CODE
-    today = timezone.localdate(now)
+    language = email_language(user.language)
     context = {
         "login_id": user.login_id,
         "portal_url": settings.PUBLIC_BASE_URL + "/",
@@ -47,7 +34,7 @@ def reminder_message(reminder: Reminder, *, now: datetime, attempt_id: int | Non
             rows.append({
                 "login_id": item["login_id"],
                 "expires": japan_time(not_after, language),
-                "days_left": days_left(not_after, today),
+                "days_left": days_left(not_after, now),
                 "expired": not_after <= now,
                 "renewed_unused": item.get("renewed_unused", False),
             })
@@ -57,24 +44,14 @@ def reminder_message(reminder: Reminder, *, now: datetime, attempt_id: int | Non
         not_after = reminder.certificate.not_after
         context.update(
             expires=japan_time(not_after, language),
-            days_left=days_left(not_after, today),
+            days_left=days_left(not_after, now),
             expired=not_after <= now,
             serial_number=reminder.certificate.serial_number,
             threshold_days=reminder.threshold_days,
             # Renewed, but the new certificate was never used: the customer imports it or renews again.
             renewed_unused=Certificate.objects.renewed_unused(reminder.certificate).exists(),
         )
-    with translation.override(language):
-        subject = render_to_string(f"emails/{language}/{template}-subject.txt", context)
-        text = render_to_string(f"emails/{language}/{template}-body.txt", context)
-        html = render_to_string(f"emails/{language}/{template}-body.html", context)
-    message = EmailMultiAlternatives(
-        subject=" ".join(subject.split()),  # one line, whatever the template's whitespace
-        body=text,
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        to=[user.email],
-    )
-    message.attach_alternative(html, "text/html")
+    message = render_email(template, context, to=user.email, language=language)
     # anymail passes these to the provider; they come back in tracking events.
     message.tags = [f"expiry-{reminder.threshold_days}" if reminder.threshold_days else "admin-digest"]
     # The attempt id lets a tracking event find its attempt before the provider's message id is known.

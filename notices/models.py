@@ -12,7 +12,13 @@ from django.utils import timezone
 from django.utils.translation import get_language, gettext
 from django.utils.translation import gettext_lazy as _
 
-from certificates.japan_time import japan_day_start
+from accounts.japan_time import japan_day_start
+
+
+class NoticeAction(models.TextChoices):
+    """The notices app's entries in the audit log (registered by NoticesConfig.ready)."""
+
+    REMINDER_RESENT = "reminder_resent", _("reminder resent")
 
 # The notices not yet ended, as the last read found them, in the shared cache (settings.CACHES).
 NOTICES_CACHE_KEY = "notices:not-ended"
@@ -112,9 +118,6 @@ class Notice(models.Model):
 
 
 class ReminderQuerySet(models.QuerySet):
-    def for_message_id(self, message_id: str) -> ReminderQuerySet:
-        return self.filter(message_id=message_id).exclude(message_id="")
-
     def recorded_on_japan_days(self, first: date, last: date) -> ReminderQuerySet:
         """Recorded by the daily job on a Japan-time calendar day from `first` to `last`, both included."""
         return self.filter(
@@ -274,10 +277,6 @@ class ReminderAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"attempt {self.number} of reminder {self.reminder_id}"
-
-    @property
-    def possibly_sent(self) -> bool:
-        return self.outcome in (self.Outcome.ACCEPTED, self.Outcome.UNCERTAIN, self.Outcome.SENDING)
 
 
 class PendingTrackingEvent(models.Model):

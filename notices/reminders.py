@@ -7,7 +7,8 @@ recorded, by this run or by a concurrent one, so two runs started together recor
 reminder once and each run reads back only the rows it inserted (stamped with its run id).
 The tasks are queued after the records commit; each task claims its reminder with a
 compare-and-set UPDATE (queued -> sending) before talking to the provider, so a redelivered
-task does not send again, except the one a dead worker was sending when it died.
+task does not send again, except the one a dead worker was sending when it died. The caller
+hands in how the tasks are queued (`enqueue`), so that this module never imports notices.tasks.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import enum
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -30,12 +31,12 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
 from accounts import audit
-from accounts.models import AuditEntry, User
-from certificates.japan_time import japan_day_start
+from accounts.japan_time import japan_day_start
+from accounts.models import User
 from certificates.models import Certificate
 
 from . import emails
-from .models import PendingTrackingEvent, Reminder, ReminderAttempt
+from .models import NoticeAction, PendingTrackingEvent, Reminder, ReminderAttempt
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,10 @@ READ_BATCH = 2000
 DUE_SLACK = timedelta(seconds=1)
 # Unmatched tracking events older than this belong to no e-mail of ours: the sweep drops them.
 PENDING_EVENTS_KEPT = timedelta(days=7)
+
+# How reminders' IDs reach the workers, handed in by the caller (notices.tasks.enqueue): this module
+# never imports the tasks module, which imports it.
+Enqueue = Callable[[list[int]], None]
 
 
 class TryLater(Exception):  # noqa: N818 (a signal to the task, not an error)
@@ -93,9 +98,10 @@ class JobResult:
 # --- selecting and recording ------------------------------------------------------------------
 
 
-def run_reminder_job(*, today: date | None = None, now: datetime | None = None) -> JobResult:
+def run_reminder_job(*, enqueue: Enqueue, today: date | None = None, now: datetime | None = None) -> JobResult:
     """Record every reminder due on `today` (a Japan-time date) and queue one task for each.
 
+    `enqueue` queues the reminders' IDs (notices.tasks.enqueue), called once the records are committed.
     `now` bounds the selection from below: a certificate already expired gets no reminder.
     Re-running, or running twice at once, records nothing twice.
     """
@@ -231,20 +237,11 @@ def _administrators_of(listed: dict[int, list[dict]]) -> list[tuple[int, int]]:
     return found
 
 
-def queue_after_commit(reminder_ids: Iterable[int]) -> None:
+def queue_after_commit(reminder_ids: Iterable[int], *, enqueue: Enqueue) -> None:
     """One task per reminder, queued once the records are committed (never for a rolled-back one)."""
     ids = list(reminder_ids)
     if ids:
         transaction.on_commit(lambda: enqueue(ids))
-
-
-def enqueue(reminder_ids: Iterable[int]) -> None:
-    from .tasks import send_reminder  # the tasks module imports this one
-
-    # One producer (one broker connection) for the whole batch, not one acquired per task.
-    with send_reminder.app.producer_or_acquire() as producer:
-        for reminder_id in reminder_ids:
-            send_reminder.apply_async((reminder_id,), producer=producer)
 
 
 # --- sending ------------------------------------------------------------------------------
@@ -504,7 +501,7 @@ class SweepResult:
     alerted: list[int] = field(default_factory=list)
 
 
-def sweep(*, now: datetime | None = None) -> SweepResult:
+def sweep(*, enqueue: Enqueue, now: datetime | None = None) -> SweepResult:
     """Every few minutes (beat; `manage.py sweep_reminders` is its twin): re-queue reminders whose
     task was lost, apply tracking events kept for later, and log at ERROR, once an hour each, the
     reminders still failing after REMINDER_ALERT_AFTER_MINUTES."""
@@ -512,7 +509,7 @@ def sweep(*, now: datetime | None = None) -> SweepResult:
     result = SweepResult()
     with transaction.atomic():
         result.requeued = _claim_stranded(now=now)
-        queue_after_commit(result.requeued)
+        queue_after_commit(result.requeued, enqueue=enqueue)
     result.events_applied = apply_pending_events(now=now)
     result.alerted = alert_failing(now=now)
     return result
@@ -541,7 +538,7 @@ def alert_failing(*, now: datetime) -> list[int]:
 # --- operators ----------------------------------------------------------------------------
 
 
-def resend_reminder(*, reminder: Reminder, by: User, now: datetime | None = None) -> Reminder:
+def resend_reminder(*, reminder: Reminder, by: User, enqueue: Enqueue, now: datetime | None = None) -> Reminder:
     """Queue a reminder again (after a bounce or a failure, once the address is corrected)."""
     now = now or timezone.now()
     with transaction.atomic():
@@ -570,10 +567,10 @@ def resend_reminder(*, reminder: Reminder, by: User, now: datetime | None = None
             "failing_since", "alerted_at",
         ])
         audit.record(
-            AuditEntry.Action.REMINDER_RESENT, subject=reminder.recipient, actor=by,
+            NoticeAction.REMINDER_RESENT, subject=reminder.recipient, actor=by,
             certificate_serial=reminder.certificate.serial_number if reminder.certificate else "",
             reminder=reminder.pk, kind=reminder.kind, threshold_days=reminder.threshold_days,
             previous_state=previous_state, previous_message_id=previous_message_id or None,
         )
-        queue_after_commit([reminder.pk])
+        queue_after_commit([reminder.pk], enqueue=enqueue)
     return reminder

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from celery import shared_task
 from django.conf import settings
 
@@ -16,7 +18,7 @@ SEND_EXPIRY_REMINDERS = "notices.tasks.send_expiry_reminders"
 def send_expiry_reminders() -> dict:
     """Beat runs this daily at REMINDER_TIME (Japan time); `manage.py send_expiry_reminders` is its twin."""
     with recording(SEND_EXPIRY_REMINDERS) as detail:
-        detail.update(reminders.run_reminder_job().summary())
+        detail.update(reminders.run_reminder_job(enqueue=enqueue).summary())
     return detail
 
 
@@ -36,9 +38,17 @@ def send_reminder(self, reminder_id: int) -> str:
         raise self.retry(countdown=countdown, exc=later) from later
 
 
+def enqueue(reminder_ids: Iterable[int]) -> None:
+    """One send_reminder task per ID, the reminder jobs' way of queueing (reminders.run_reminder_job's `enqueue`)."""
+    # One producer (one broker connection) for the whole batch, not one acquired per task.
+    with send_reminder.app.producer_or_acquire() as producer:
+        for reminder_id in reminder_ids:
+            send_reminder.apply_async((reminder_id,), producer=producer)
+
+
 @shared_task(name="notices.tasks.sweep_reminders")
 def sweep_reminders() -> dict:
     """Beat runs this every REMINDER_SWEEP_SECONDS; `manage.py sweep_reminders` is its twin."""
-    result = reminders.sweep()
+    result = reminders.sweep(enqueue=enqueue)
     return {"requeued": len(result.requeued), "events_applied": result.events_applied,
             "alerted": len(result.alerted)}

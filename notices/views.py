@@ -7,7 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from certificates.expiry import current_certificate, renewal_due_for
+from certificates.expiry import newest_valid_certificate, renewal_due_for
 
 from .models import published_notices
 
@@ -15,11 +15,11 @@ from .models import published_notices
 @login_required
 def important_notices(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
-    current = current_certificate(request.user, now=now)
+    newest = newest_valid_certificate(request.user, now=now)
     used = request.client_certificate
     return render(request, "notices/important.html", {
-        "renewal": renewal_due_for(current, now=now),
+        "renewal": renewal_due_for(newest, now=now),
         # Renewed but still logged in with the older one: the browser must be restarted to pick the new one.
-        "newer_certificate": current if current is not None and used is not None and current.pk != used.pk else None,
+        "newer_certificate": newest if newest is not None and used is not None and newest.pk != used.pk else None,
         "notices": published_notices(now),  # a list, from the shared cache when configured
     })

@@ -1,33 +1,50 @@
-"""Personas and CA fixtures shared by the suite.
+"""Personas and CA fixtures shared by the suite, and what every test gets (tests/README.md).
 
 Personas (after healthchecks' Alice/Bob/Charlie): `alice` administers contract A,
-`bob` is a user ID of contract A, `charlie` is an ID of contract B, `olivia` is a
-bank operator. Every persona's password is PASSWORD.
+`bob` is a user ID of contract A, `charlie` administers contract B, `dave` is a user ID
+of contract B, `olivia` is a bank operator. Every persona's password is PASSWORD.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from accounts.models import Contract, User
 from certificates.ca import create_ca
+from tests.support.clients import issue_for_operator, operator_signed_in
+from tests.support.net import reachable
+from tests.support.personas import PASSWORD, ROOT_PASSPHRASE
+from tests.support.pki import make_csr
 
-from .net import reachable
+pytest_plugins = ["tests.support.servers", "tests.support.browser"]  # real gunicorn, nginx and Chromium
 
-pytest_plugins = ["tests.servers", "tests.browser"]  # real gunicorn, nginx and Chromium
-
-PASSWORD = "Correct-horse-2026"
+E2E = Path(__file__).resolve().parent / "e2e"
 
 
-def uses_postgresql() -> bool:
-    return os.environ.get("DATABASE_URL", "").startswith("postgres")
+def pytest_collection_modifyitems(config, items) -> None:
+    """Every test under tests/e2e/ is marked `e2e`, so that `-m "not e2e"` leaves the browser and stack runs out."""
+    for item in items:
+        if E2E in item.path.parents:
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(request) -> None:
+    """The personas' passwords hash in microseconds: the hashers' deliberate cost is not under test.
+
+    Not for end-to-end tests, nor for tests marked `full_strength_hashing`: their servers run in
+    subprocesses with the production hashers, which must read the passwords set here.
+    """
+    if request.node.get_closest_marker("e2e") or request.node.get_closest_marker("full_strength_hashing"):
+        return
+    settings = request.getfixturevalue("settings")
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture(scope="session")
@@ -36,9 +53,6 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix) -
     from pytest_django.fixtures import _set_suffix_to_test_databases
 
     _set_suffix_to_test_databases(suffix=f"p{os.getpid()}")
-
-
-ROOT_PASSPHRASE = "a-test-root-passphrase-for-the-ceremony"
 
 
 @pytest.fixture
@@ -103,19 +117,29 @@ def charlie(contract_b) -> User:
 
 
 @pytest.fixture
+def dave(contract_b) -> User:
+    return User.objects.create_user("dave-user", "dave@beta.example", PASSWORD, contract=contract_b,
+                                    role=User.Role.USER)
+
+
+@pytest.fixture
 def olivia(db) -> User:
     return User.objects.create_superuser("olivia-operator", "olivia@bank.example", PASSWORD)
 
 
-def make_csr(key=None, *, common_name: str = "anything", hash_algorithm=None) -> tuple[bytes, object]:
-    """A PEM CSR and its private key; the subject is deliberately not the portal's choice."""
-    key = key or ec.generate_private_key(ec.SECP256R1())
-    csr = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
-        .sign(key, hash_algorithm or hashes.SHA256())
-    )
-    return csr.public_bytes(serialization.Encoding.PEM), key
+# Before every time the operators' tests travel to (late November to December 2026), and today.
+OPERATOR_CERTIFICATE_ISSUED = datetime(2026, 10, 27, 1, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def operator_client(ca, behind_proxy, olivia):
+    """Olivia logged in with her operator certificate and password (certificates/test_operator_login.py).
+
+    Her certificate is issued on OPERATOR_CERTIFICATE_ISSUED, so that it is valid today and at every
+    time these tests travel to.
+    """
+    certificate, _key = issue_for_operator(olivia, now=OPERATOR_CERTIFICATE_ISSUED)
+    return operator_signed_in(olivia, certificate)
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ from certificates import ca
 from certificates.models import Certificate, RevocationReason
 from certificates.services import issue_certificate, revoke_certificate
 from notices.reminders import Outcome, TryLater, deliver_reminder, run_reminder_job
-from notices.tasks import SEND_EXPIRY_REMINDERS
+from notices.tasks import SEND_EXPIRY_REMINDERS, enqueue
 
 
 class Command(BaseCommand):
@@ -86,7 +86,7 @@ class Command(BaseCommand):
             f"Import {path} into the browser (password: {password}), restart the browser, log in as {login_id}."
         )
         with recording(SEND_EXPIRY_REMINDERS) as detail:
-            result = run_reminder_job(now=timezone.now())
+            result = run_reminder_job(enqueue=enqueue, now=timezone.now())
             detail.update(result.summary())
         sent = 0
         for reminder_id in result.queued:

@@ -7,11 +7,11 @@ from datetime import date
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from accounts.japan_time import days_left
 from accounts.jobs import recording
-from notices.emails import days_left
 from notices.models import Reminder
 from notices.reminders import READ_BATCH, BrokerUnavailable, JobResult, run_reminder_job
-from notices.tasks import SEND_EXPIRY_REMINDERS
+from notices.tasks import SEND_EXPIRY_REMINDERS, enqueue
 
 
 class Command(BaseCommand):
@@ -30,7 +30,7 @@ class Command(BaseCommand):
             today = self._parse_date(date, today=today)
         try:
             with recording(SEND_EXPIRY_REMINDERS) as detail:
-                result = run_reminder_job(today=today, now=now)
+                result = run_reminder_job(enqueue=enqueue, today=today, now=now)
                 detail.update(result.summary())
         except BrokerUnavailable as unavailable:
             # Recorded and committed, not queued: say what, and fail in one line (no traceback).

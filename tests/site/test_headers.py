@@ -1,0 +1,112 @@
+"""Headers of every page type: a strict Content-Security-Policy, a Permissions-Policy, no-store where private.
+
+Chromium's side (no violation on any screen) is tests/e2e/test_accessibility.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.test import Client
+from django.urls import reverse
+
+from tests.support.clients import CertificateClient, issue_for, operator_signed_in
+from tests.support.personas import PASSWORD
+from tests.support.pki import make_csr
+from tests.support.servers import Browser
+
+pytestmark = pytest.mark.usefixtures("ca", "behind_proxy")
+
+
+def policy(response) -> dict[str, list[str]]:
+    header = response.headers["Content-Security-Policy"]
+    return {name: values for name, *values in (part.split() for part in header.split(";") if part.strip())}
+
+
+def assert_strict(response, where: str) -> None:
+    directives = policy(response)
+    assert directives["default-src"] == ["'none'"], where
+    assert directives["script-src"] == ["'self'"], where
+    assert directives["style-src"] == ["'self'"], where
+    assert directives["frame-ancestors"] == ["'none'"], where
+    assert "unsafe" not in response.headers["Content-Security-Policy"], where
+    permissions = response.headers["Permissions-Policy"]
+    for feature in ("camera", "microphone", "geolocation", "payment", "usb"):
+        assert f"{feature}=()" in permissions, (where, permissions)
+
+
+@pytest.fixture
+def administrator_browser(alice):
+    certificate, _key = issue_for(alice)
+    client = CertificateClient(certificate)
+    assert client.post(reverse("login"), {"login_id": alice.login_id, "password": PASSWORD}).status_code == 302
+    return client
+
+
+def test_every_kind_of_page_sends_the_strict_policy_and_the_permissions_policy(administrator_browser, olivia):
+    anonymous = CertificateClient()
+    operator = operator_signed_in(olivia)
+    answers = {
+        "login": anonymous.get(reverse("login")),
+        "obtain": anonymous.get(reverse("obtain-start")),
+        "not found": anonymous.get("/no-such-page/"),
+        "CA certificate": anonymous.get("/pki/ca.pem"),
+        "notices": administrator_browser.get(reverse("important-notices")),
+        "renewal": administrator_browser.get(reverse("renewal-start")),
+        "contract site": administrator_browser.get("/manage/"),
+        "operators' login": Client().get("/operator/login/"),
+        "operators' site": operator.get("/operator/"),
+    }
+    for where, response in answers.items():
+        assert response.status_code in (200, 404), (where, response.status_code)
+        assert_strict(response, where)
+
+
+def test_answers_to_a_logged_in_session_and_the_enrollment_api_are_never_stored(administrator_browser, olivia):
+    issued = administrator_browser.post(reverse("renewal-issue"), data=json.dumps({"csr": make_csr()[0].decode()}),
+                                        content_type="application/json", HTTP_ACCEPT="application/json")
+    operator = operator_signed_in(olivia)
+    for where, response in {
+        "notices": administrator_browser.get(reverse("important-notices")),
+        "password change": administrator_browser.get(reverse("password-change")),
+        "issuing API": issued,
+        "issued screen": administrator_browser.get(issued.json()["next"]),
+        "contract site": administrator_browser.get("/manage/"),
+        "operators' site": operator.get("/operator/"),
+    }.items():
+        assert response.status_code in (200, 201), (where, response.status_code)
+        assert "no-store" in response.headers.get("Cache-Control", ""), where
+
+
+def test_public_answers_without_a_session_keep_their_own_caching():
+    assert CertificateClient().get("/pki/crl").headers["Cache-Control"] == "public, max-age=300"
+
+
+def test_nginx_hides_its_version_and_its_error_page_keeps_to_a_policy_of_its_own():
+    site = (Path(settings.BASE_DIR) / "deploy" / "nginx.conf").read_text()
+    assert re.search(r"^server_tokens off;", site, re.M)
+    page = (Path(settings.BASE_DIR) / "deploy" / "errors" / "certificate-error.html").read_text()
+    styles = re.findall(r"<style>(.*?)</style>", page, re.S)
+    allowed = re.search(r"style-src ([^;]*);", site.split("location = /certificate-error.html", 1)[1]).group(1)
+    for style in styles:
+        digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+        assert f"'sha256-{digest}'" in allowed.split()
+    assert "<script" not in page and "style=" not in page
+
+
+def test_nginx_names_no_version_in_its_header_or_on_its_own_error_pages(nginx_portal):
+    browser = Browser(nginx_portal)
+    login = browser.get("/")
+    assert login.status == 200
+    assert login.headers["Server"] == "nginx"
+    assert "script-src 'self'" in login.headers["Content-Security-Policy"]  # Django's, through nginx
+    too_big = browser.request("POST", "/", headers={"Content-Type": "text/plain", "Content-Length": "100000"})
+    assert too_big.status == 413
+    assert too_big.headers["Server"] == "nginx"
+    assert "<center>nginx</center>" in too_big.text
