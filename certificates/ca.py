@@ -94,12 +94,12 @@ def _name(common_name: str) -> x509.Name:
     ])
 
 
-def _ca_builder(
+def _builder(
     *, subject: x509.Name, issuer_name: x509.Name, public_key, not_before: datetime, not_after: datetime,
-    path_length: int,
+    is_ca: bool, path_length: int | None = None,
 ) -> x509.CertificateBuilder:
-    """What every CA certificate carries, the portal's two tiers and make run's TLS CA alike: a random
-    serial, CA rights to `path_length`, certificate and CRL signing only, its key identifier."""
+    """What every certificate the portal makes carries: a random serial (159 bits), its dates, CA rights
+    or none, key usage (certificate and CRL signing for a CA, signing only otherwise), its key identifier."""
     return (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -108,17 +108,26 @@ def _ca_builder(
         .serial_number(x509.random_serial_number())
         .not_valid_before(not_before)
         .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
+        .add_extension(x509.BasicConstraints(ca=is_ca, path_length=path_length), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=False, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+                digital_signature=not is_ca, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=is_ca, crl_sign=is_ca,
                 encipher_only=False, decipher_only=False,
             ),
             critical=True,
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
     )
+
+
+def _ca_builder(
+    *, subject: x509.Name, issuer_name: x509.Name, public_key, not_before: datetime, not_after: datetime,
+    path_length: int,
+) -> x509.CertificateBuilder:
+    """Every CA certificate, the portal's two tiers and make run's TLS CA alike: CA rights to `path_length`."""
+    return _builder(subject=subject, issuer_name=issuer_name, public_key=public_key, not_before=not_before,
+                    not_after=not_after, is_ca=True, path_length=path_length)
 
 
 def _ca_certificate(
@@ -202,27 +211,12 @@ def _end_entity(
     issuer: UnlockedCA, *, subject: x509.Name, public_key, not_before: datetime, not_after: datetime,
     usage: x509.ObjectIdentifier,
 ) -> x509.CertificateBuilder:
-    """What every end-entity certificate the issuing CA signs carries: a random serial (159 bits), no CA
-    rights, signing only, one extended key usage, and both key identifiers."""
+    """Every end-entity certificate the issuing CA signs: no CA rights, one extended key usage, and the
+    issuer's key identifier."""
     return (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer.certificate.subject)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
-                encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )
+        _builder(subject=subject, issuer_name=issuer.certificate.subject, public_key=public_key,
+                 not_before=not_before, not_after=not_after, is_ca=False)
         .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(issuer.key_identifier, critical=False)
     )
 
