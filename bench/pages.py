@@ -57,6 +57,10 @@ def wsgi_get(handler, path: str, extra: dict[str, str]):
     return body
 
 
+def cookie_header(client) -> str:
+    return "; ".join(f"{name}={morsel.value}" for name, morsel in client.cookies.items() if morsel.value)
+
+
 def cpu_ms(call) -> float:
     """The median over ROUNDS of the mean CPU milliseconds per call."""
     for _ in range(20):
@@ -140,8 +144,13 @@ def measure() -> dict:
     if answer.status_code != 200:
         raise RuntimeError("bench plain login failed")
     handler = WSGIHandler()
-    notices_env = {**proxied, "HTTP_COOKIE": f"sessionid={bound.cookies['sessionid'].value}"}
-    peer_env = {"HTTP_COOKIE": f"sessionid={plain.cookies['sessionid'].value}"}
+    # Every cookie a browser holds by now: the session's, and the CSRF cookie its first page set (without
+    # it each request would make and set a new one, which no browser asks for twice).
+    for client, page in ((bound, "/notices/"), (plain, "/bench/peer-notices")):
+        if client.get(page, secure=True).status_code != 200:
+            raise RuntimeError(f"bench GET {page} failed")
+    notices_env = {**proxied, "HTTP_COOKIE": cookie_header(bound)}
+    peer_env = {"HTTP_COOKIE": cookie_header(plain)}
 
     def notices():
         return wsgi_get(handler, "/notices/", notices_env)

@@ -51,9 +51,6 @@ def production_env(base: dict[str, str], workdir: str, *, proxy_socket: bool = T
         "CERTPORTAL_LOG_LEVEL": "WARNING",
         "CERTPORTAL_VAR_DIR": workdir,
         "CELERY_BROKER_URL": base.get("CELERY_BROKER_URL") or "filesystem://",
-        # The shared cache of the bank's notices (deploy/README.md): this run's Redis, keys under its database's name.
-        **({"CERTPORTAL_CACHE_URL": base["CELERY_BROKER_URL"]}
-           if base.get("CELERY_BROKER_URL", "").startswith("redis") else {}),
     }
 
 

@@ -37,6 +37,7 @@ from django.utils.translation import gettext as _
 
 from accounts import audit
 from accounts.models import AuditEntry
+from accounts.sessions import SESSION_AS_READ, SessionAsRead
 
 from .models import Certificate, CertificateAction, certificate_fingerprint
 
@@ -167,14 +168,19 @@ class ClientCertificateMiddleware:
         request.client_certificate_der = der
         # Looked up now rather than lazily so that `request.client_certificate is None` is a
         # plain test; it is one query on a unique index, and only when a certificate came.
-        request.client_certificate = _certificate_with_owner(der) if der is not None else None
+        request.client_certificate = None
+        if der is not None:
+            request.client_certificate, as_read = _certificate_with_owner(
+                der, request.COOKIES.get(settings.SESSION_COOKIE_NAME))
+            if as_read is not None:
+                setattr(request, SESSION_AS_READ, as_read)  # for accounts.sessions.SessionMiddleware
         return self.get_response(request)
 
 
-def _certificate_with_owner(der: bytes) -> Certificate | None:
-    # One statement on every request of every customer: the certificate's state, its owner, and the
-    # owner's current certificate (the notices page's), read from the database each time.
-    return Certificate.objects.presented(certificate_fingerprint(der), now=timezone.now())
+def _certificate_with_owner(der: bytes, session_key: str | None) -> tuple[Certificate | None, SessionAsRead | None]:
+    # One statement on every request of every customer: the certificate's state, its owner, the
+    # owner's current certificate (the notices page's) and the session's row, read from the database each time.
+    return Certificate.objects.presented(certificate_fingerprint(der), now=timezone.now(), session_key=session_key)
 
 
 def _take_user_from_certificate(request: HttpRequest, certificate: Certificate) -> None:

@@ -11,6 +11,7 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from accounts.japan_time import japan_day_start
+from accounts.sessions import SessionAsRead, session_statement
 from accounts.statements import Columns, fetch_all, fetch_one
 
 
@@ -27,25 +28,28 @@ NEWEST_VALID_AS_READ = "newest_valid_certificate_as_read"
 
 
 @functools.cache
-def _presented_statement(model, db: str) -> tuple[str, Columns, Columns, Columns]:
+def _presented_statement(model, db: str) -> tuple[str, Columns, Columns, Columns, Columns]:
     """Built once per process and database (accounts/statements.py)."""
     connection = connections[db]
     owner_model = model._meta.get_field("owner").related_model
     quote = connection.ops.quote_name
     table, owner_table = quote(model._meta.db_table), quote(owner_model._meta.db_table)
     presented, owner, current = Columns(model, "c", db), Columns(owner_model, "u", db), Columns(model, "k", db)
+    session_join, session = session_statement(db, "s")
     # Only the models' own table and column names are written in; every value is a parameter. The
-    # LEFT JOIN is the owner's current certificate: the valid one that expires last (certificates.expiry).
+    # first LEFT JOIN is the owner's current certificate: the valid one that expires last
+    # (certificates.expiry); the second, the request's session row (accounts.sessions).
     sql = (
-        f"SELECT {presented.sql}, {owner.sql}, {current.sql} FROM {table} c "  # noqa: S608
+        f"SELECT {presented.sql}, {owner.sql}, {current.sql}, {session.sql} FROM {table} c "  # noqa: S608
         f"INNER JOIN {owner_table} u ON u.{quote(owner_model._meta.pk.column)} = c.{quote('owner_id')} "
         f"LEFT OUTER JOIN {table} k ON k.{quote('id')} = (SELECT x.{quote('id')} FROM {table} x "
         f"WHERE x.{quote('owner_id')} = c.{quote('owner_id')} AND x.{quote('revoked_at')} IS NULL "
         f"AND x.{quote('not_before')} <= %s AND x.{quote('not_after')} > %s "
         f"ORDER BY x.{quote('not_after')} DESC, x.{quote('id')} DESC LIMIT 1) "
+        f"{session_join} "
         f"WHERE c.{quote('fingerprint_sha256')} = %s"
     )
-    return sql, presented, owner, current
+    return sql, presented, owner, current, session
 
 
 class CertificateAuthorityQuerySet(QuerySet):
@@ -77,26 +81,32 @@ def _live_for_issuance_statement(model, db: str) -> tuple[str, Columns]:
 
 
 class CertificateQuerySet(QuerySet):
-    def presented(self, fingerprint_sha256: str, now: datetime):
-        """The certificate with this fingerprint, its owner, and the owner's current certificate at `now`.
+    def presented(self, fingerprint_sha256: str, now: datetime, session_key: str | None = None):
+        """The certificate with this fingerprint, its owner, the owner's current certificate at `now`
+        and, given the request's session key, that session's row: (certificate or None, SessionAsRead or None).
 
         One statement, what every request with a client certificate reads: its state (revoked,
         expired) comes from the database each time, nothing of it is kept between requests. The
         owner carries the current certificate (NEWEST_VALID_AS_READ) for the notices page.
         """
-        sql, presented, owner, current = _presented_statement(self.model, self.db)
+        sql, presented, owner, current, session = _presented_statement(self.model, self.db)
         at = connections[self.db].ops.adapt_datetimefield_value(now)
-        values = fetch_one(self.db, sql, [at, at, fingerprint_sha256])
+        values = fetch_one(self.db, sql, [at, at, session_key, at, fingerprint_sha256])
         if values is None:
-            return None
+            return None, None
         certificate = presented.instance(self.db, values[:presented.width])
-        certificate.owner = owner.instance(self.db, values[presented.width:presented.width + owner.width])
-        rest = values[presented.width + owner.width:]
+        end = presented.width + owner.width
+        certificate.owner = owner.instance(self.db, values[presented.width:end])
         newest = None
-        if rest[0] is not None:
-            newest = certificate if rest[0] == certificate.pk else current.instance(self.db, rest)
+        if values[end] is not None:
+            newest = certificate if values[end] == certificate.pk else current.instance(
+                self.db, values[end:end + current.width])
         setattr(certificate.owner, NEWEST_VALID_AS_READ, NewestValidAsRead(at=now, certificate=newest))
-        return certificate
+        as_read = None
+        if session_key is not None:
+            row = session.instance(self.db, values[end + current.width:]) if values[-1] is not None else None
+            as_read = SessionAsRead(session_key, row and row.session_data, row and row.expire_date)
+        return certificate, as_read
 
     def not_revoked(self) -> CertificateQuerySet:
         return self.filter(revoked_at__isnull=True)

@@ -204,7 +204,8 @@ MIDDLEWARE = [
     # /static/ (the enrollment page's script, the admin's files) from STATIC_ROOT, filled by
     # collectstatic: gunicorn serves it on `make run` and behind nginx alike.
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Django's, taking the session row the certificate's statement already read (accounts/sessions.py).
+    "accounts.sessions.SessionMiddleware",
     "accounts.idle.IdleTimeoutMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -286,6 +287,8 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 
 # --- security -------------------------------------------------------------------------
 
+# Django's database sessions, whose row comes with the request's first statement (accounts/sessions.py).
+SESSION_ENGINE = "accounts.sessions"
 SESSION_COOKIE_SECURE = env_bool("CERTPORTAL_SECURE_COOKIES", True)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SESSION_COOKIE_HTTPONLY = True
@@ -584,22 +587,6 @@ if EMAIL_BACKEND.startswith("anymail.") and sum(_timeouts) >= REMINDER_SENDING_L
         f"CERTPORTAL_REMINDER_SENDING_LEASE_SECONDS ({REMINDER_SENDING_LEASE_SECONDS}) must be longer than "
         f"ANYMAIL_REQUESTS_TIMEOUT ({_requests_timeout})"
     )
-
-# --- cache ----------------------------------------------------------------------------
-
-# What every process and node shares: only the bank's notices are kept there (a save anywhere clears
-# them, notices/models.py). Nothing about certificates or sessions is cached. Without a shared cache
-# nothing is kept: each process's own memory could not be cleared by another's save.
-CACHE_URL = env_str("CERTPORTAL_CACHE_URL", "")
-if CACHE_URL and urlsplit(CACHE_URL).scheme not in ("redis", "rediss"):
-    raise ImproperlyConfigured(f"CERTPORTAL_CACHE_URL must be redis:// or rediss://, not {CACHE_URL!r}")
-CACHES = {
-    "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL,
-        # Deployments (and bench runs) sharing one Redis server keep apart by their database's name.
-        "KEY_PREFIX": f"certportal:{DATABASES['default']['NAME']}",
-    } if CACHE_URL else {"BACKEND": "django.core.cache.backends.dummy.DummyCache"},
-}
 
 # --- Celery ---------------------------------------------------------------------------
 

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import date, datetime, timedelta
 
 from django.conf import settings
-from django.core.cache import cache
-from django.db import models, transaction
+from django.db import connections, models, router
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import get_language, gettext
 from django.utils.translation import gettext_lazy as _
 
 from accounts.japan_time import japan_day_start
+from accounts.statements import Columns, fetch_all
 
 
 class NoticeAction(models.TextChoices):
@@ -20,59 +21,36 @@ class NoticeAction(models.TextChoices):
 
     REMINDER_RESENT = "reminder_resent", _("reminder resent")
 
-# The notices not yet ended, as the last read found them, in the shared cache (settings.CACHES).
-NOTICES_CACHE_KEY = "notices:not-ended"
-# A bound on a read that raced a save (it read before the save's commit, stored after its clearing).
-NOTICES_CACHE_SECONDS = 60
-
 
 class NoticeQuerySet(models.QuerySet):
     def published(self, now: datetime | None = None) -> NoticeQuerySet:
         now = now or timezone.now()
         return self.filter(Q(published_until__isnull=True) | Q(published_until__gt=now), published_from__lte=now)
 
-    def not_ended(self, now: datetime) -> NoticeQuerySet:
-        """Published now or later: what the cache keeps, so that a notice starting later appears on time."""
-        return self.filter(Q(published_until__isnull=True) | Q(published_until__gt=now))
-
-    # Changes made through a queryset (the admin's "delete selected", say) clear the cache too.
-    def update(self, **kwargs) -> int:
-        changed = super().update(**kwargs)
-        forget_published_notices()
-        return changed
-
-    def delete(self) -> tuple[int, dict[str, int]]:
-        deleted = super().delete()
-        forget_published_notices()
-        return deleted
-
-    def bulk_create(self, objs, *args, **kwargs) -> list:
-        created = super().bulk_create(objs, *args, **kwargs)
-        forget_published_notices()
-        return created
-
-    def bulk_update(self, objs, fields, *args, **kwargs) -> int:
-        changed = super().bulk_update(objs, fields, *args, **kwargs)
-        forget_published_notices()
-        return changed
-
-
-def forget_published_notices() -> None:
-    """Clear the cached notices now and again at commit, so that no process keeps what a save replaced."""
-    cache.delete(NOTICES_CACHE_KEY)
-    transaction.on_commit(lambda: cache.delete(NOTICES_CACHE_KEY))
-
 
 def published_notices(now: datetime) -> list[Notice]:
-    """The notices published at `now`, newest first: from the shared cache when one is configured."""
-    not_ended = cache.get(NOTICES_CACHE_KEY)
-    if not_ended is None:
-        not_ended = list(Notice.objects.not_ended(now))
-        cache.set(NOTICES_CACHE_KEY, not_ended, NOTICES_CACHE_SECONDS)
-    return [
-        notice for notice in not_ended
-        if notice.published_from <= now and (notice.published_until is None or notice.published_until > now)
-    ]
+    """The notices published at `now`, newest first: Notice.objects.published(now), with a statement built
+    once per process (accounts/statements.py), as it is read on every view of the notices screen.
+
+    Read from the database each time, so that a save, an edit or a deletion shows at once on every node.
+    """
+    db = router.db_for_read(Notice)
+    sql, columns = _published_statement(Notice, db)
+    at = connections[db].ops.adapt_datetimefield_value(now)
+    return [columns.instance(db, row) for row in fetch_all(db, sql, [at, at])]
+
+
+@functools.cache
+def _published_statement(model, db: str) -> tuple[str, Columns]:
+    quote = connections[db].ops.quote_name
+    columns = Columns(model, "n", db)
+    return (
+        f"SELECT {columns.sql} FROM {quote(model._meta.db_table)} n "  # noqa: S608 (names from the model)
+        f"WHERE n.{quote('published_from')} <= %s "
+        f"AND (n.{quote('published_until')} IS NULL OR n.{quote('published_until')} > %s) "
+        f"ORDER BY n.{quote('published_from')} DESC, n.{quote('id')} DESC",
+        columns,
+    )
 
 
 class Notice(models.Model):
@@ -98,15 +76,6 @@ class Notice(models.Model):
 
     def __str__(self) -> str:
         return self.title
-
-    def save(self, *args, **kwargs) -> None:
-        super().save(*args, **kwargs)
-        forget_published_notices()
-
-    def delete(self, *args, **kwargs):
-        deleted = super().delete(*args, **kwargs)
-        forget_published_notices()
-        return deleted
 
     @property
     def title(self) -> str:

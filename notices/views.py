@@ -21,5 +21,5 @@ def important_notices(request: HttpRequest) -> HttpResponse:
         "renewal": renewal_due_for(newest, now=now),
         # Renewed but still logged in with the older one: the browser must be restarted to pick the new one.
         "newer_certificate": newest if newest is not None and used is not None and newest.pk != used.pk else None,
-        "notices": published_notices(now),  # a list, from the shared cache when configured
+        "notices": published_notices(now),
     })

@@ -41,11 +41,11 @@ def test_a_suspended_id_is_not_taken_from_the_certificate(bob):
     assert response.status_code == 302
 
 
-def test_the_important_notices_page_reads_the_database_three_times(bob, django_assert_num_queries):
+def test_the_important_notices_page_reads_the_database_twice(bob, django_assert_num_queries):
     client = signed_in(bob)
     client.get(reverse("important-notices"))  # the session is refreshed once a minute at most
-    # The session; the certificate with its owner and the ID's current certificate; the published notices.
-    with django_assert_num_queries(3):
+    # The certificate with its owner, the ID's current certificate and the session; the published notices.
+    with django_assert_num_queries(2):
         assert client.get(reverse("important-notices")).status_code == 200
 
 
@@ -72,3 +72,38 @@ def test_the_notices_page_shows_a_renewal_issued_after_the_certificate_in_use(bo
     assert b"newer-certificate" not in client.get(reverse("important-notices")).content
     issue_certificate(user=bob, csr=csr_factory()[0], via=Certificate.Channel.RENEWAL)
     assert b"newer-certificate" in client.get(reverse("important-notices")).content
+
+
+def session_reads(client) -> tuple[int, int]:
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(reverse("important-notices"))
+    return response.status_code, sum(q["sql"].lstrip().startswith("SELECT") and 'FROM "django_session"' in q["sql"]
+                                      for q in queries.captured_queries)
+
+
+def test_the_session_comes_with_the_certificates_statement(bob):
+    client = signed_in(bob)
+    status, reads = session_reads(client)
+    assert status == 200
+    assert reads == 0  # no statement of its own: the session was joined to the certificate's
+
+
+def test_an_expired_session_row_is_not_taken_from_the_statement(bob):
+    from django.contrib.sessions.models import Session
+    from django.utils import timezone
+
+    client = signed_in(bob)
+    Session.objects.filter(pk=client.session.session_key).update(expire_date=timezone.now())
+    response = client.get(reverse("important-notices"))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+
+
+def test_a_session_ended_elsewhere_is_gone_at_the_next_request(bob):
+    """Logged out in another tab (or its row deleted by an operator): the next request is anonymous."""
+    from django.contrib.sessions.models import Session
+
+    client = signed_in(bob)
+    assert client.get(reverse("important-notices")).status_code == 200
+    Session.objects.filter(pk=client.session.session_key).delete()
+    assert client.get(reverse("important-notices")).status_code == 302
