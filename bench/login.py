@@ -5,7 +5,9 @@ as deploy/certportal.service runs them, PostgreSQL). Each login is what a custom
 does at the start of the day: a new TLS connection presenting the ID's own client
 certificate, GET of the login screen (its CSRF cookie), POST of the ID and password, and the
 redirect to 重要なお知らせ. Every client logs in as IDs of its own, so no two logins wait
-for the same ID's row lock.
+for the same ID's row lock. The IDs have logged in with their certificates before, as at a
+bank's 09:00 peak: the first login with a new certificate (which supersedes the older ones,
+once a year for each ID) is not what the peak is made of.
 
 Measured in the same run: the same logins with the hash the portal used before
 (Django's PBKDF2-SHA256 at 1,000,000 iterations), the baseline of the ratio.
@@ -42,7 +44,7 @@ def setup(workdir: str, prefix: str) -> None:
 
     from accounts.models import Contract, User
     from certificates.models import Certificate
-    from certificates.services import issue_certificate
+    from certificates.services import issue_certificate, supersede_older_certificates
     from tests.support.pki import make_csr
 
     contract, _ = Contract.objects.get_or_create(number="9100001", defaults={"name": "Bench Login K.K."})
@@ -57,6 +59,7 @@ def setup(workdir: str, prefix: str) -> None:
     for user in users:
         pem, key = make_csr()
         certificate = issue_certificate(user=user, csr=pem, via=Certificate.Channel.OPERATOR).certificate
+        supersede_older_certificates(newer=certificate)  # its first login, before the morning measured
         Path(folder, f"{user.login_id}.pem").write_text(certificate.pem)
         Path(folder, f"{user.login_id}.key").write_bytes(key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
