@@ -4,8 +4,9 @@ A fresh database of this run's own (bench/databases.py; on the server of BENCH_D
 else postgres://postgres@127.0.0.1:5432/postgres) is filled with generate_series INSERTs:
 600,000 IDs of 50,000 contracts, each with its current certificate; 390,000 older
 certificates superseded inside the 30-day window; 10,000 IDs renewed but not yet using
-their new certificate (the old one is live and inside the window, but not current).
-20,000 current certificates are due (1 to 30 days left). Measured in the same run:
+their new certificate (the old one is live, inside the window, and still the one relied on).
+30,000 certificates are due (1 to 30 days left): 20,000 current ones, used to log in, and the
+renewed IDs' old ones (a renewal never used leaves its reminders coming). Measured in the same run:
 
 - selecting and recording the due reminders (the daily job, digests off) against a raw
   indexed SELECT of the same 20,000 rows, and the job's query count;
@@ -27,11 +28,12 @@ from tests.support.net import reachable
 
 from .databases import create_database, drop_database, postgres_server_url
 
-DUE = 20_000
+DUE_CURRENT = 20_000  # current certificates inside the window
 IDS = 600_000
 CONTRACTS = 50_000
 SUPERSEDED = 390_000
-RENEWED = 10_000
+RENEWED = 10_000  # their old certificate inside the window, the renewal never used
+DUE = DUE_CURRENT + RENEWED  # what certificates.querysets.relied_on() leaves due
 REDIS = ("127.0.0.1", 6379)
 
 
@@ -113,19 +115,22 @@ def load(today, now) -> None:
                 "fingerprint_sha256": f"'{prefix}' || lpad(to_hex(g), 63, '0')",
             }
 
-        # Each ID's current certificate. IDs 1..DUE (spread over the contracts) are due: 1..30 days
-        # left; the renewed IDs' new certificates and everyone else's expire 31..364 days out.
+        # Each ID's current certificate, used to log in. IDs 1..DUE_CURRENT (spread over the contracts)
+        # are due: 1..30 days left; the renewed IDs' new certificates (never used) and everyone else's
+        # expire 31..364 days out.
         _insert(cursor, Certificate, {
             **common, **unique("C"),
             "owner_id": f"{first_user} + g - 1",
-            "not_after": f"{day0} + (CASE WHEN g <= {DUE} THEN 1 + g % 30 ELSE 31 + g % 334 END) * interval '1 day'"
-                         " + interval '23 hours 59 minutes'",
+            "not_after": f"{day0} + (CASE WHEN g <= {DUE_CURRENT} THEN 1 + g % 30 ELSE 31 + g % 334 END)"
+                         " * interval '1 day' + interval '23 hours 59 minutes'",
             "not_before": f"{day0} - interval '300 days' + (g % 1000) * interval '1 second'",
+            "first_used_at": f"CASE WHEN g > {DUE_CURRENT} AND g <= {DUE} THEN NULL "
+                             f"ELSE {day0} - interval '299 days' END",
         }, f"FROM generate_series(1, {IDS}) g")
         # Older certificates superseded by the current ones, expiring inside the window.
         _insert(cursor, Certificate, {
             **common, **unique("S"),
-            "owner_id": f"{first_user} + {DUE + RENEWED} + (g - 1) % {IDS - DUE - RENEWED}",
+            "owner_id": f"{first_user} + {DUE} + (g - 1) % {IDS - DUE}",
             "not_after": f"{day0} + (1 + g % 30) * interval '1 day' + interval '12 hours'",
             "not_before": f"{day0} - interval '340 days'",
             "superseded_at": f"{day0} - interval '20 days'", "revoked_at": f"{day0} - interval '20 days'",
@@ -134,7 +139,7 @@ def load(today, now) -> None:
         # Renewed IDs: the old certificate is live and inside the window, the new one not yet used.
         _insert(cursor, Certificate, {
             **common, **unique("R"),
-            "owner_id": f"{first_user} + {DUE} + g - 1",
+            "owner_id": f"{first_user} + {DUE_CURRENT} + g - 1",
             "not_after": f"{day0} + (1 + g % 30) * interval '1 day' + interval '6 hours'",
             "not_before": f"{day0} - interval '350 days'",
         }, f"FROM generate_series(1, {RENEWED}) g")
@@ -148,7 +153,8 @@ FROM certificates_certificate c JOIN accounts_user u ON u.id = c.owner_id
 WHERE c.revoked_at IS NULL AND c.superseded_at IS NULL AND c.not_after > %s AND c.not_after < %s
   AND u.state <> 'suspended'
   AND NOT EXISTS (SELECT 1 FROM certificates_certificate n
-                  WHERE n.owner_id = c.owner_id AND n.not_before > c.not_before AND n.revoked_at IS NULL)
+                  WHERE n.owner_id = c.owner_id AND n.not_before > c.not_before AND n.revoked_at IS NULL
+                    AND n.first_used_at IS NOT NULL)
 """
 
 
