@@ -80,15 +80,14 @@ class UserManager(BaseUserManager):
 @functools.cache
 def _locked_with_contract_statement(model, db: str) -> tuple[str, Columns, Columns]:
     connection = connections[db]
-    quote = connection.ops.quote_name
     contract_model = model._meta.get_field("contract").related_model
     users, contracts = Columns(model, "u", db), Columns(contract_model, "k", db)
     lock = (" FOR UPDATE OF u" if connection.features.has_select_for_update_of
             else " FOR UPDATE" if connection.features.has_select_for_update else "")
     return (
-        f"SELECT {users.sql}, {contracts.sql} FROM {quote(model._meta.db_table)} u "  # noqa: S608
-        f"LEFT OUTER JOIN {quote(contract_model._meta.db_table)} k ON k.{quote(contract_model._meta.pk.column)} "
-        f"= u.{quote('contract_id')} WHERE u.{quote(model._meta.pk.column)} = %s{lock}",
+        f"SELECT {users.sql}, {contracts.sql} FROM {users.table} "  # noqa: S608
+        f"LEFT OUTER JOIN {contracts.table} ON {contracts[contract_model._meta.pk.column]} "
+        f"= {users['contract_id']} WHERE {users[model._meta.pk.column]} = %s{lock}",
         users, contracts,
     )
 

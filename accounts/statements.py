@@ -14,13 +14,17 @@ from django.db.models import Model
 
 
 class Columns:
-    """A model's columns in a hand-written SELECT under `alias`, and its row turned back into an instance."""
+    """A model's table under `alias` in a hand-written statement: its columns to SELECT (`sql`), the
+    table to name in FROM or JOIN (`table`), one column by name (`columns["not_after"]`), and a row
+    of `sql` turned back into an instance."""
 
     def __init__(self, model: type[Model], alias: str, db: str) -> None:
         connection = connections[db]
         fields = model._meta.concrete_fields
-        self.model, self.width = model, len(fields)
-        self.sql = ", ".join(f"{alias}.{connection.ops.quote_name(field.column)}" for field in fields)
+        self.model, self.width, self.alias = model, len(fields), alias
+        self._quote = connection.ops.quote_name
+        self.table = f"{self._quote(model._meta.db_table)} {alias}"
+        self.sql = ", ".join(self[field.column] for field in fields)
         self.names = [field.attname for field in fields]
         self.converters = []
         for index, field in enumerate(fields):
@@ -28,6 +32,9 @@ class Columns:
             converters = connection.ops.get_db_converters(column) + field.get_db_converters(connection)
             if converters:
                 self.converters.append((index, converters, column))
+
+    def __getitem__(self, column: str) -> str:
+        return f"{self.alias}.{self._quote(column)}"
 
     def instance(self, db: str, values: list) -> Model:
         connection = connections[db]

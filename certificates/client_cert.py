@@ -14,8 +14,10 @@ Two ways a certificate reaches Django, and only these two:
 ClientCertificateMiddleware (first in MIDDLEWARE) sets `request.client_certificate_der`
 (bytes or None), `request.client_certificate` (the portal's Certificate with that
 fingerprint, or None) and `request.client_address` (the customer's address, not the
-proxy's). CertificateSessionMiddleware keeps a session (a customer's or an operator's) bound
-to the certificate used at login: another certificate, or none, on a later request ends it.
+proxy's); the statement that reads the certificate also reads the session's row, for
+accounts.sessions. CertificateSessionMiddleware keeps a session (a customer's or an
+operator's) bound to the certificate used at login: another certificate, or none, on a
+later request ends it.
 """
 
 from __future__ import annotations

@@ -30,26 +30,24 @@ NEWEST_VALID_AS_READ = "newest_valid_certificate_as_read"
 @functools.cache
 def _presented_statement(model, db: str) -> tuple[str, Columns, Columns, Columns, Columns]:
     """Built once per process and database (accounts/statements.py)."""
-    connection = connections[db]
     owner_model = model._meta.get_field("owner").related_model
-    quote = connection.ops.quote_name
-    table, owner_table = quote(model._meta.db_table), quote(owner_model._meta.db_table)
-    presented, owner, current = Columns(model, "c", db), Columns(owner_model, "u", db), Columns(model, "k", db)
+    c, u = Columns(model, "c", db), Columns(owner_model, "u", db)
+    k, x = Columns(model, "k", db), Columns(model, "x", db)  # the current certificate; the subquery finding it
     session_join, session = session_statement(db, "s")
     # Only the models' own table and column names are written in; every value is a parameter. The
     # first LEFT JOIN is the owner's current certificate: the valid one that expires last
     # (certificates.expiry); the second, the request's session row (accounts.sessions).
     sql = (
-        f"SELECT {presented.sql}, {owner.sql}, {current.sql}, {session.sql} FROM {table} c "  # noqa: S608
-        f"INNER JOIN {owner_table} u ON u.{quote(owner_model._meta.pk.column)} = c.{quote('owner_id')} "
-        f"LEFT OUTER JOIN {table} k ON k.{quote('id')} = (SELECT x.{quote('id')} FROM {table} x "
-        f"WHERE x.{quote('owner_id')} = c.{quote('owner_id')} AND x.{quote('revoked_at')} IS NULL "
-        f"AND x.{quote('not_before')} <= %s AND x.{quote('not_after')} > %s "
-        f"ORDER BY x.{quote('not_after')} DESC, x.{quote('id')} DESC LIMIT 1) "
+        f"SELECT {c.sql}, {u.sql}, {k.sql}, {session.sql} FROM {c.table} "  # noqa: S608
+        f"INNER JOIN {u.table} ON {u[owner_model._meta.pk.column]} = {c['owner_id']} "
+        f"LEFT OUTER JOIN {k.table} ON {k['id']} = (SELECT {x['id']} FROM {x.table} "
+        f"WHERE {x['owner_id']} = {c['owner_id']} AND {x['revoked_at']} IS NULL "
+        f"AND {x['not_before']} <= %s AND {x['not_after']} > %s "
+        f"ORDER BY {x['not_after']} DESC, {x['id']} DESC LIMIT 1) "
         f"{session_join} "
-        f"WHERE c.{quote('fingerprint_sha256')} = %s"
+        f"WHERE {c['fingerprint_sha256']} = %s"
     )
-    return sql, presented, owner, current, session
+    return sql, c, u, k, session
 
 
 class CertificateAuthorityQuerySet(QuerySet):
@@ -63,20 +61,17 @@ class CertificateAuthorityQuerySet(QuerySet):
 
 @functools.cache
 def _authority_statement(model, db: str) -> tuple[str, Columns]:
-    connection = connections[db]
-    columns = Columns(model, "a", db)
-    table, kind = connection.ops.quote_name(model._meta.db_table), connection.ops.quote_name("kind")
-    return f"SELECT {columns.sql} FROM {table} a WHERE a.{kind} = %s", columns  # noqa: S608 (names from the model)
+    a = Columns(model, "a", db)
+    return f"SELECT {a.sql} FROM {a.table} WHERE {a['kind']} = %s", a  # noqa: S608 (names from the model)
 
 
 @functools.cache
 def _live_for_issuance_statement(model, db: str) -> tuple[str, Columns]:
-    quote = connections[db].ops.quote_name
-    columns = Columns(model, "c", db)
+    c = Columns(model, "c", db)
     return (
-        f"SELECT {columns.sql} FROM {quote(model._meta.db_table)} c WHERE c.{quote('public_key_sha256')} = %s "  # noqa: S608
-        f"OR (c.{quote('owner_id')} = %s AND c.{quote('revoked_at')} IS NULL AND c.{quote('not_after')} > %s)",
-        columns,
+        f"SELECT {c.sql} FROM {c.table} WHERE {c['public_key_sha256']} = %s "  # noqa: S608 (names from the model)
+        f"OR ({c['owner_id']} = %s AND {c['revoked_at']} IS NULL AND {c['not_after']} > %s)",
+        c,
     )
 
 
@@ -104,8 +99,8 @@ class CertificateQuerySet(QuerySet):
         setattr(certificate.owner, NEWEST_VALID_AS_READ, NewestValidAsRead(at=now, certificate=newest))
         as_read = None
         if session_key is not None:
-            row = session.instance(self.db, values[end + current.width:]) if values[-1] is not None else None
-            as_read = SessionAsRead(session_key, row and row.session_data, row and row.expire_date)
+            row = values[end + current.width:]
+            as_read = SessionAsRead(session_key, None if row[0] is None else session.instance(self.db, row))
         return certificate, as_read
 
     def not_revoked(self) -> CertificateQuerySet:

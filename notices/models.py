@@ -42,14 +42,12 @@ def published_notices(now: datetime) -> list[Notice]:
 
 @functools.cache
 def _published_statement(model, db: str) -> tuple[str, Columns]:
-    quote = connections[db].ops.quote_name
-    columns = Columns(model, "n", db)
+    n = Columns(model, "n", db)
     return (
-        f"SELECT {columns.sql} FROM {quote(model._meta.db_table)} n "  # noqa: S608 (names from the model)
-        f"WHERE n.{quote('published_from')} <= %s "
-        f"AND (n.{quote('published_until')} IS NULL OR n.{quote('published_until')} > %s) "
-        f"ORDER BY n.{quote('published_from')} DESC, n.{quote('id')} DESC",
-        columns,
+        f"SELECT {n.sql} FROM {n.table} WHERE {n['published_from']} <= %s "  # noqa: S608 (names from the model)
+        f"AND ({n['published_until']} IS NULL OR {n['published_until']} > %s) "
+        f"ORDER BY {n['published_from']} DESC, {n['id']} DESC",
+        n,
     )
 
 
