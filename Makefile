@@ -17,11 +17,11 @@ lock:
 	python3 -m venv /tmp/certportal-lock && /tmp/certportal-lock/bin/pip install --quiet -e '.[dev]' \
 	  && /tmp/certportal-lock/bin/pip freeze --exclude-editable > requirements.lock
 
-# Japanese catalogues: one per app, plus locale/ for templates/; translations live in locale/ja.tsv.
+# Japanese catalogues: one per app, plus locale/ for screens/ and templates/; translations live in locale/ja.tsv.
 messages: venv
 	for app in accounts certificates notices; do (cd $$app && ../$(PY) ../manage.py makemessages -l ja --no-wrap -v0); done
 	$(MANAGE) makemessages -l ja --no-wrap -v0 --ignore=.venv --ignore=node_modules --ignore=var \
-	  --ignore='accounts/?*' --ignore='certificates/?*' --ignore='notices/?*'  # the apps' own files, not templates/<app>/
+	  --ignore='accounts/?*' --ignore='certificates/?*' --ignore='notices/?*'  # the apps' own files, not screens/<app>/
 	for po in */locale/ja/LC_MESSAGES/django.po locale/ja/LC_MESSAGES/django.po; do \
 	  $(PY) tools/fill_po.py $$po locale/ja.tsv; done
 	$(MANAGE) compilemessages --ignore=.venv -v0

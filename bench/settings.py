@@ -13,5 +13,9 @@ LOGGING = {"version": 1, "disable_existing_loggers": False, "root": {"level": "W
 if os.environ.get("BENCH_PASSWORD_HASHER") == "pbkdf2":
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
 
-# bench/templates: the fair peer's template (bench/views.py).
-TEMPLATES = [{**TEMPLATES[0], "DIRS": [*TEMPLATES[0]["DIRS"], BASE_DIR / "bench" / "templates"]}]  # noqa: F405
+# bench/templates: the fair peer's template, in Django's template language (bench/views.py).
+TEMPLATES = [  # noqa: F405
+    {**engine, "DIRS": [*engine["DIRS"], BASE_DIR / "bench" / "templates"]}  # noqa: F405
+    if engine["BACKEND"].endswith("DjangoTemplates") else engine
+    for engine in TEMPLATES  # noqa: F405
+]

@@ -226,6 +226,13 @@ ROOT_URLCONF = "certportal.urls"
 WSGI_APPLICATION = "certportal.wsgi.application"
 
 TEMPLATES = [
+    # The customers' screens (screens/, certportal/jinja2.py); the admin sites and e-mails below.
+    {
+        "BACKEND": "django.template.backends.jinja2.Jinja2",
+        "DIRS": [BASE_DIR / "screens"],
+        "APP_DIRS": True,  # and each app's jinja2/
+        "OPTIONS": {"environment": "certportal.jinja2.environment"},
+    },
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
         "DIRS": [BASE_DIR / "templates"],

@@ -29,7 +29,7 @@ from certificates.client_cert import SESSION_CERTIFICATE_KEY
 from certificates.models import Certificate, CertificateAction, CertificateAuthority, DelegatedKey, RevocationReason
 from certificates.services import IssuanceRefused, issue_certificate, revoke_certificate, revoke_issuing_ca
 from certificates.tasks import renew_ocsp_responder
-from tests.support.clients import CertificateClient, code_from_mail, issue_for, issue_for_operator
+from tests.support.clients import CertificateClient, code_from_mail, form_errors, issue_for, issue_for_operator
 from tests.support.personas import PASSWORD
 from tests.support.pki import ask, make_csr, ocsp_request
 from tests.support.servers import Browser, write_client_files
@@ -198,7 +198,7 @@ def test_login_with_one_of_its_certificates_is_refused_with_the_reason_and_audit
     )
 
     assert response.status_code == 200
-    text = " ".join(str(error) for error in response.context["form"].non_field_errors())
+    text = form_errors(response)
     assert "認証局を銀行が失効させた" in text
     assert AuditEntry.objects.filter(
         action=AuditEntry.Action.LOGIN_FAILED, detail__reason="certificate_issuer_revoked"

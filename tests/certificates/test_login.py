@@ -21,7 +21,7 @@ from accounts.services import suspend_id
 from certificates.client_cert import SESSION_CERTIFICATE_KEY
 from certificates.models import CertificateAction
 from certificates.services import revoke_certificate
-from tests.support.clients import PROXY_ADDRESS, CertificateClient, issue_for, post_login
+from tests.support.clients import PROXY_ADDRESS, CertificateClient, form_errors, issue_for, post_login
 from tests.support.hashing import CountingHasher
 from tests.support.personas import PASSWORD
 from tests.support.pki import self_signed_certificate
@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.embedded, pytest.mark.usefixtures("ca", "behind_proxy"
 
 
 def errors(response) -> str:
-    return " ".join(str(error) for error in response.context["form"].non_field_errors())
+    return form_errors(response)
 
 
 def self_signed_headers() -> dict[str, str]:

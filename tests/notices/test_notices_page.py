@@ -142,6 +142,22 @@ class TestBankNotices:
         assert "An ended notice" not in html and "A future notice" not in html
         assert "システムメンテナンスのお知らせ" not in html
 
+    def test_a_notice_is_shown_as_text_never_as_markup(self, certificate):
+        now = ISSUED + timedelta(days=1)
+        Notice.objects.create(
+            title_ja="<script>alert(1)</script>", title_en="x", body_ja="<b>太字</b>\n二行目", body_en="x",
+            published_from=now - timedelta(days=1),
+        )
+        html = notices_page(certificate, at=now)
+        assert "<script>alert(1)</script>" not in html and "<b>太字</b>" not in html
+        assert "<h3>&lt;script&gt;alert(1)&lt;/script&gt;</h3>" in html
+        assert "<p>&lt;b&gt;太字&lt;/b&gt;<br>二行目</p>" in html
+
+    def test_the_expiry_is_in_bold_and_the_days_are_counted(self, certificate):
+        html = notices_page(certificate, at=certificate.not_after - timedelta(days=3), language="en")
+        assert re.search(r"Expires on: <strong>\d+ \w+ \d{4}, \d\d:\d\d \(Japan time\)</strong>", html)
+        assert "Days left: 3" in html
+
     def test_without_notices_it_says_so(self, certificate):
         html = notices_page(certificate, at=ISSUED + timedelta(days=1), language="en")
         assert "There are no notices at the moment." in html

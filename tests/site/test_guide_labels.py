@@ -27,7 +27,8 @@ def guide_labels() -> list[str]:
 def japanese_ui_text() -> str:
     catalog = translation.trans_real.translation("ja")._catalog  # every app's and templates/' Japanese
     shown = [str(catalog[key]) for key in catalog.keys()]  # noqa: SIM118 (a TranslationCatalog is not iterable)
-    templates = [path.read_text(encoding="utf-8") for path in BASE_DIR.glob("templates/**/*.html")]
+    templates = [path.read_text(encoding="utf-8") for pattern in ("templates/**/*.html", "screens/**/*.html")
+                 for path in BASE_DIR.glob(pattern)]
     return "\n".join(shown + templates)
 
 

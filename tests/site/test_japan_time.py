@@ -54,12 +54,12 @@ def test_no_template_writes_a_date_or_time_its_own_way():
     """Every template (screens, e-mails, admin pages) goes through the japan_time filters."""
     base = Path(settings.BASE_DIR)
     templates = [*base.glob("templates/**/*.html"), *base.glob("templates/**/*.txt"),
-                 *base.glob("*/templates/**/*.html")]
+                 *base.glob("*/templates/**/*.html"), *base.glob("screens/**/*.html"), *base.glob("*/jinja2/**/*.html")]
     assert len(templates) > 20
     own_ways = {
         str(path.relative_to(base)): found
         for path in templates
-        if (found := re.findall(r"\|\s*(?:date|time)\s*:|\{%\s*now\b", path.read_text()))
+        if (found := re.findall(r"\|\s*(?:date|time)\s*:|\{%\s*now\b|\.(?:strftime|isoformat)\(", path.read_text()))
     }
     assert own_ways == {}
 

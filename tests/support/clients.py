@@ -8,6 +8,7 @@ CERTPORTAL_TRUSTED_PROXIES. Tests that go through a real TLS handshake live else
 
 from __future__ import annotations
 
+import html
 import re
 from urllib.parse import quote
 
@@ -112,3 +113,15 @@ def post_login(client: Client, user, password: str = PASSWORD, **extra):
 def code_from_mail(message) -> str:
     """The six-digit one-time code in an e-mail the portal sent."""
     return re.search(r"\b(\d{6})\b", message.body).group(1)
+
+
+def form_errors(response, field: str | None = None) -> str:
+    """The error messages a form page shows, read from its HTML as the customer sees them: a field's
+    (Django's `<ul class="errorlist" id="id_<field>_error">`) or, without `field`, the form's own."""
+    page = response.content.decode()
+    if field is not None:
+        lists = re.findall(rf'<ul class="errorlist"[^>]*id="id_{field}_error"[^>]*>(.*?)</ul>', page, re.S)
+    else:
+        lists = [found for attributes, found in re.findall(r'<ul class="errorlist([^>]*)>(.*?)</ul>', page, re.S)
+                 if " id=" not in attributes and "_error" not in attributes]
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", text)).strip() for text in lists)

@@ -1,0 +1,67 @@
+"""The Jinja2 environment of the customers' pages: the screens of the customer guide (screens/, and an app's jinja2/).
+
+Jinja2 compiles a template to Python once per process, so the screen after every login
+(重要なお知らせ) costs a few string joins instead of Django's node-by-node rendering, which was
+the largest part of its CPU time (README, Benchmarks). Both admin sites and the e-mails stay
+on Django's template language, as the admin requires it.
+
+What a page may use, besides its context and Django's `request`, `csrf_input` and `csrf_token`:
+- `_("…")` and `ngettext`: Django's translation of the active language. A literal `_("…")` is
+  what `make messages` extracts, as it does from Django's templates. Placeholders are filled
+  with `|interpolate(name=value)`, which escapes the values but not the translation, as
+  `{% blocktranslate %}` does.
+- `url(name, *args)`, `static(path)`, `messages()`, `language_code()`, `languages()`.
+- the filters `japan_time`, `japan_date` (accounts/japan_time.py) and `linebreaks`.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from django.contrib.messages import get_messages
+from django.template.defaultfilters import linebreaks_filter
+from django.templatetags.static import static
+from django.urls import reverse
+from django.utils import translation
+from jinja2 import Environment
+from markupsafe import Markup, escape
+
+from accounts.templatetags.japan_time import japan_date, japan_time
+
+
+def environment(**options: Any) -> Environment:
+    options.pop("autoescape", None)  # Django's backend asks for it too; here it is not negotiable
+    env = Environment(autoescape=True, extensions=["jinja2.ext.i18n"], **options)
+    # Not "newstyle": `_("…")` stays a call `make messages` can read; interpolate fills it in.
+    env.install_gettext_callables(translation.gettext, translation.ngettext, newstyle=False)
+    env.globals["_"] = translation.gettext  # called directly, not through the extension's alias
+    env.globals.update(
+        url=url, static=static, messages=get_messages, language_code=translation.get_language, languages=languages,
+    )
+    env.filters.update(japan_time=japan_time, japan_date=japan_date, linebreaks=linebreaks, interpolate=interpolate)
+    return env
+
+
+def linebreaks(text: str) -> str:
+    """Django's `linebreaks` filter: the text escaped, its lines as <p> and <br>, marked safe."""
+    return linebreaks_filter(text, autoescape=True)
+
+
+def url(name: str, *args: Any) -> str:
+    return reverse(name, args=args or None)
+
+
+def interpolate(message: str, **values: Any) -> Markup:
+    """A translated message with %(name)s placeholders, filled with escaped values (its own markup kept)."""
+    # The translation's own markup is trusted, as {% blocktranslate %} trusts it; never the values.
+    return Markup(message) % {name: escape(value) for name, value in values.items()}  # noqa: S704
+
+
+@functools.cache
+def languages() -> tuple[tuple[str, str], ...]:
+    """(code, name in that language) of each UI language, for the language switch: settings.LANGUAGES, read once."""
+    from django.conf import settings
+
+    return tuple((code, translation.get_language_info(code)["name_local"]) for code, _name in settings.LANGUAGES)
+
