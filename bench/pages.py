@@ -3,7 +3,8 @@
 Each request goes through Django's own WSGI handler, as gunicorn calls it, so that
 everything a real request pays is counted, the database health check at the start of the
 request included (Django's test client skips it). No network, TLS or load generator:
-CPU time of this process (time.process_time) per request, the median over rounds.
+CPU time of this process (time.process_time) per request, the median over rounds in which the
+page and its baselines take turns; each ratio is the median of the rounds' ratios.
 
 - 重要なお知らせ, bound to its client certificate as nginx passes it, against
   - the fair peer: a stock Django page with a database session, the same reads done the
@@ -22,6 +23,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from urllib.parse import quote
 
 from .databases import create_database, drop_database, postgres_server_url
@@ -61,17 +63,28 @@ def cookie_header(client) -> str:
     return "; ".join(f"{name}={morsel.value}" for name, morsel in client.cookies.items() if morsel.value)
 
 
-def cpu_ms(call) -> float:
-    """The median over ROUNDS of the mean CPU milliseconds per call."""
-    for _ in range(20):
-        call()
+def cpu_ms(calls: dict[str, Callable[[], object]]) -> tuple[dict[str, float], list[dict[str, float]]]:
+    """CPU milliseconds per call of each of `calls`: the median over ROUNDS of a round's mean, with each round's
+    means. The calls take turns within every round, so that a ratio compares them under the same load of
+    this shared machine, not the page in a quiet minute and its floor in a busy one."""
+    for call in calls.values():
+        for _ in range(20):
+            call()
     rounds = []
     for _ in range(ROUNDS):
-        started = time.process_time()
-        for _ in range(CALLS):
-            call()
-        rounds.append((time.process_time() - started) / CALLS * 1000)
-    return statistics.median(rounds)
+        round_ms = {}
+        for name, call in calls.items():
+            started = time.process_time()
+            for _ in range(CALLS):
+                call()
+            round_ms[name] = (time.process_time() - started) / CALLS * 1000
+        rounds.append(round_ms)
+    return {name: statistics.median(r[name] for r in rounds) for name in calls}, rounds
+
+
+def ratio(rounds: list[dict[str, float]], page: str, baseline: str) -> float:
+    """The median over rounds of page / baseline, each round's pair measured side by side."""
+    return statistics.median(r[page] / r[baseline] for r in rounds)
 
 
 def statements_of(call) -> list[tuple[str, object]]:
@@ -175,12 +188,12 @@ def measure() -> dict:
         return f"<!doctype html><title>重要なお知らせ</title><h1>重要なお知らせ</h1><ul>{facts}</ul>"
 
     floor()
-    figures = {
-        "notices": cpu_ms(notices), "peer": cpu_ms(peer), "floor": cpu_ms(floor),
+    medians, rounds = cpu_ms({"notices": notices, "peer": peer, "floor": floor})
+    return {
+        **medians, "vs_peer": ratio(rounds, "notices", "peer"), "vs_floor": ratio(rounds, "notices", "floor"),
         "notices_statements": len(sent), "peer_statements": len(peer_sent),
         "health_check": any(sql.strip().upper() == "SELECT 1" for sql, _ in sent),
     }
-    return figures
 
 
 def main() -> list[dict]:
@@ -211,16 +224,16 @@ def main() -> list[dict]:
         connections.close_all()
         drop_database(server, database_url)
     print("  " + json.dumps(got))
-    notices, peer, floor = got["notices"], got["peer"], got["floor"]
+    notices, peer, floor, vs_peer, vs_floor = (got[key] for key in ("notices", "peer", "floor", "vs_peer", "vs_floor"))
     health = (" incl. the health check's SELECT 1" if got["health_check"]
               else "; the health check sent none: nothing to read on the idle connection")
     return [
         {"figure": f"important notices vs its fair peer (in-process CPU per request; statements{health})",
          "measured": f"{notices:.2f} ms ({got['notices_statements']}) vs {peer:.2f} ms ({got['peer_statements']})",
-         "ratio": notices / peer, "target": f"<= {TARGETS['peer']:.1f}x", "ok": notices / peer <= TARGETS["peer"]},
+         "ratio": vs_peer, "target": f"<= {TARGETS['peer']:.1f}x", "ok": vs_peer <= TARGETS["peer"]},
         {"figure": "important notices vs its raw floor (same statements through psycopg, minimal HTML)",
          "measured": f"{notices:.2f} ms vs {floor:.2f} ms",
-         "ratio": notices / floor, "target": f"<= {TARGETS['floor']:.1f}x", "ok": notices / floor <= TARGETS["floor"]},
+         "ratio": vs_floor, "target": f"<= {TARGETS['floor']:.1f}x", "ok": vs_floor <= TARGETS["floor"]},
     ]
 
 

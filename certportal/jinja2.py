@@ -19,10 +19,11 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from django.conf import settings
 from django.contrib.messages import get_messages
 from django.template.defaultfilters import linebreaks_filter
 from django.templatetags.static import static
-from django.urls import reverse
+from django.urls import get_script_prefix, get_urlconf, reverse
 from django.utils import translation
 from jinja2 import Environment
 from markupsafe import Markup, escape
@@ -49,7 +50,16 @@ def linebreaks(text: str) -> str:
 
 
 def url(name: str, *args: Any) -> str:
-    return reverse(name, args=args or None)
+    """reverse(); a named URL without arguments is looked up once per URLconf and script prefix, as
+    every screen's chrome asks for the same few (the language switch, the logout)."""
+    if args:
+        return reverse(name, args=args)
+    return _reversed(get_urlconf() or settings.ROOT_URLCONF, get_script_prefix(), name)
+
+
+@functools.lru_cache(maxsize=256)
+def _reversed(urlconf: str, script_prefix: str, name: str) -> str:
+    return reverse(name, urlconf=urlconf)
 
 
 def interpolate(message: str, **values: Any) -> Markup:
@@ -61,7 +71,5 @@ def interpolate(message: str, **values: Any) -> Markup:
 @functools.cache
 def languages() -> tuple[tuple[str, str], ...]:
     """(code, name in that language) of each UI language, for the language switch: settings.LANGUAGES, read once."""
-    from django.conf import settings
-
     return tuple((code, translation.get_language_info(code)["name_local"]) for code, _name in settings.LANGUAGES)
 
