@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.template import engines
 from django.urls import clear_script_prefix, reverse, set_script_prefix
 from django.utils import translation
 
 from certportal.jinja2 import interpolate, url
+from tests.support.clients import CertificateClient, issue_for, signed_in
 
 
 def test_url_is_django_reverse_under_any_script_prefix():
@@ -40,3 +43,32 @@ def test_a_screen_string_is_translated_into_the_active_language(language, expect
 
 def test_a_screen_escapes_what_it_is_given():
     assert engines["jinja2"].from_string("{{ value }}").render({"value": "<b>&</b>"}) == "&lt;b&gt;&amp;&lt;/b&gt;"
+
+
+def csrf_tokens(page) -> list[str]:
+    return re.findall(r'<input type="hidden" name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode())
+
+
+def test_every_form_of_the_login_screen_carries_the_pages_one_token_which_django_accepts(ca, behind_proxy, alice):
+    client = CertificateClient(enforce_csrf_checks=True)
+    page = client.get(reverse("login"))
+    tokens = csrf_tokens(page)
+    assert len(tokens) == page.content.decode().count("<form") == 2  # the language switch and the login
+    assert len(set(tokens)) == 1
+    switched = client.post(reverse("set_language"), {"language": "en", "next": "/", "csrfmiddlewaretoken": tokens[0]})
+    assert switched.status_code == 302
+    refused = client.post(reverse("set_language"), {"language": "en", "next": "/", "csrfmiddlewaretoken": "x" * 64})
+    assert refused.status_code == 403
+
+
+def test_the_logout_form_of_a_logged_in_screen_carries_a_token_django_accepts(ca, behind_proxy, alice):
+    certificate, _key = issue_for(alice)
+    client = signed_in(alice, certificate)
+    client.handler.enforce_csrf_checks = True  # as a browser's POST is checked
+    page = client.get(reverse("important-notices"))
+    tokens = csrf_tokens(page)
+    assert len(tokens) == page.content.decode().count("<form") == 2 and len(set(tokens)) == 1
+    came_from = page.wsgi_request.build_absolute_uri()  # over HTTPS Django also wants the page's own Referer
+    logout = client.post(reverse("logout"), {"csrfmiddlewaretoken": tokens[-1]}, HTTP_REFERER=came_from)
+    assert logout.status_code == 302
+    assert client.get(reverse("important-notices")).status_code == 302  # logged out: back to the login
