@@ -1,11 +1,18 @@
-"""Send an ID that holds a temporary password to the password change page until it has chosen its own."""
+"""Send an ID that holds a temporary password to the password change page until it has chosen its own; the
+headers that keep private answers out of caches, and the site's Content-Security-Policy."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from urllib.parse import urlencode
 
+from csp.constants import HEADER, HEADER_REPORT_ONLY
+from csp.middleware import CheckableLazyObject, CSPMiddleware, PolicyParts
+from csp.utils import build_policy
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import Resolver404, resolve, reverse
 from django.utils.cache import add_never_cache_headers
@@ -56,3 +63,47 @@ class NoStoreForSessionsMiddleware:
         if (user is not None and user.is_authenticated) or (session is not None and not session.is_empty()):
             add_never_cache_headers(response)
         return response
+
+
+# django-csp's two headers: the header, the response attribute exempting from it, the setting that configures it.
+_POLICY_HEADERS = (
+    (HEADER, "_csp_exempt", "CONTENT_SECURITY_POLICY", False),
+    (HEADER_REPORT_ONLY, "_csp_exempt_ro", "CONTENT_SECURITY_POLICY_REPORT_ONLY", True),
+)
+
+
+class ContentSecurityPolicyMiddleware(CSPMiddleware):
+    """django-csp's, giving each response the site's own policy as django-csp built it once per process.
+
+    django-csp builds the header from the settings anew for every response, the costliest middleware
+    on 重要なお知らせ (README, Benchmarks). A response needs another policy only through django-csp
+    itself (a nonce asked for, a decorator's policy, DEBUG's error pages): django-csp still builds those.
+    """
+
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        if settings.DEBUG or getattr(request, "_csp_nonce", None) is not None or any(
+            self.get_policy_parts(request=request, response=response, report_only=report_only) != PolicyParts()
+            for report_only in (False, True)
+        ):
+            return super().process_response(request, response)
+        for header, exempt, setting, report_only in _POLICY_HEADERS:
+            policy = _site_policy(report_only)
+            excluded = (getattr(settings, setting, None) or {}).get("EXCLUDE_URL_PREFIXES") or ()
+            if policy and header not in response and not getattr(response, exempt, False) \
+                    and not request.path_info.startswith(tuple(excluded)):
+                response[header] = policy
+        # As django-csp does once its header is written: a nonce asked for later is an error, not a silent gap.
+        request.csp_nonce = CheckableLazyObject(self._csp_nonce_post_response)
+        return response
+
+
+@functools.cache
+def _site_policy(report_only: bool) -> str:
+    """django-csp's header from the settings alone, as it builds it for a response that changes nothing."""
+    return build_policy(report_only=report_only)
+
+
+@receiver(setting_changed)
+def _forget_site_policy(*, setting: str, **kwargs: object) -> None:
+    if setting.startswith("CONTENT_SECURITY_POLICY"):
+        _site_policy.cache_clear()

@@ -195,7 +195,7 @@ MIDDLEWARE = [
     "notices.metrics.RequestLatencyMiddleware",
     # Outermost, as they only add headers: Content-Security-Policy and Permissions-Policy on every
     # response, a refusal of the next middleware, static files and both admin sites included.
-    "csp.middleware.CSPMiddleware",
+    "accounts.middleware.ContentSecurityPolicyMiddleware",  # django-csp's, the site's policy built once
     "django_permissions_policy.PermissionsPolicyMiddleware",
     # First: reads the client certificate (gunicorn's TLS or the trusted proxy's header) and
     # refuses, audited, a certificate header from any other address before anything answers.

@@ -12,10 +12,16 @@ import re
 from pathlib import Path
 
 import pytest
+from csp.constants import NONCE, SELF
+from csp.decorators import csp_exempt, csp_update
+from csp.exceptions import CSPNonceError
+from csp.utils import build_policy
 from django.conf import settings
-from django.test import Client
+from django.http import HttpResponse
+from django.test import Client, RequestFactory
 from django.urls import reverse
 
+from accounts.middleware import ContentSecurityPolicyMiddleware
 from tests.support.clients import CertificateClient, issue_for, operator_signed_in
 from tests.support.personas import PASSWORD
 from tests.support.pki import make_csr
@@ -110,3 +116,46 @@ def test_nginx_names_no_version_in_its_header_or_on_its_own_error_pages(nginx_po
     assert too_big.status == 413
     assert too_big.headers["Server"] == "nginx"
     assert "<center>nginx</center>" in too_big.text
+
+
+class TestThePolicyBuiltOnce:
+    """accounts.middleware.ContentSecurityPolicyMiddleware: django-csp's header, built once and the same."""
+
+    @staticmethod
+    def answer(view, path: str = "/notices/"):
+        request = RequestFactory().get(path)
+        middleware = ContentSecurityPolicyMiddleware(view)
+        return middleware(request), request
+
+    def test_a_page_gets_the_policy_django_csp_builds_from_the_settings(self):
+        response, _request = self.answer(lambda request: HttpResponse("page"))
+        assert response.headers["Content-Security-Policy"] == build_policy()
+        assert "Content-Security-Policy-Report-Only" not in response.headers  # none configured
+
+    def test_a_changed_setting_is_seen_at_once(self, settings):
+        self.answer(lambda request: HttpResponse("page"))
+        settings.CONTENT_SECURITY_POLICY = {"DIRECTIVES": {"default-src": ["'self'"]}}
+        response, _request = self.answer(lambda request: HttpResponse("page"))
+        assert response.headers["Content-Security-Policy"] == "default-src 'self'"
+
+    def test_a_views_own_policy_and_exemption_are_django_csps(self):
+        updated, _request = self.answer(csp_update({"img-src": ["data:"]})(lambda request: HttpResponse("page")))
+        assert "img-src 'self' data:" in updated.headers["Content-Security-Policy"]
+        exempt, _request = self.answer(csp_exempt()(lambda request: HttpResponse("page")))
+        assert "Content-Security-Policy" not in exempt.headers
+
+    def test_a_nonce_asked_for_after_the_header_is_written_is_an_error(self):
+        _response, request = self.answer(lambda request: HttpResponse("page"))
+        with pytest.raises(CSPNonceError):
+            str(request.csp_nonce)
+
+    def test_a_nonce_asked_for_by_the_view_reaches_the_header(self, settings):
+        settings.CONTENT_SECURITY_POLICY = {"DIRECTIVES": {"default-src": ["'none'"], "script-src": [SELF, NONCE]}}
+        seen = {}
+
+        def view(request):
+            seen["nonce"] = str(request.csp_nonce)
+            return HttpResponse("page")
+
+        response, _request = self.answer(view)
+        assert f"script-src 'self' 'nonce-{seen['nonce']}'" in response.headers["Content-Security-Policy"]
