@@ -21,6 +21,8 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.messages import get_messages
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.template.defaultfilters import linebreaks_filter
 from django.templatetags.static import static
 from django.urls import get_script_prefix, get_urlconf, reverse
@@ -38,7 +40,7 @@ def environment(**options: Any) -> Environment:
     env.install_gettext_callables(translation.gettext, translation.ngettext, newstyle=False)
     env.globals["_"] = translation.gettext  # called directly, not through the extension's alias
     env.globals.update(
-        url=url, static=static, messages=get_messages, language_code=translation.get_language, languages=languages,
+        url=url, static=static_url, messages=get_messages, language_code=translation.get_language, languages=languages,
     )
     env.filters.update(japan_time=japan_time, japan_date=japan_date, linebreaks=linebreaks, interpolate=interpolate)
     return env
@@ -55,6 +57,19 @@ def url(name: str, *args: Any) -> str:
     if args:
         return reverse(name, args=args)
     return _reversed(get_urlconf() or settings.ROOT_URLCONF, get_script_prefix(), name)
+
+
+@functools.lru_cache(maxsize=256)
+def static_url(path: str) -> str:
+    """Django's {% static %}, once per file and process: a static file's address changes only with the
+    settings (STATIC_URL, STORAGES), and collectstatic's new files come with a restart."""
+    return static(path)
+
+
+@receiver(setting_changed)
+def _forget_static_urls(*, setting: str, **kwargs: object) -> None:
+    if setting in {"STATIC_URL", "STORAGES", "INSTALLED_APPS"}:
+        static_url.cache_clear()
 
 
 @functools.lru_cache(maxsize=256)

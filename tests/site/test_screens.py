@@ -6,10 +6,11 @@ import re
 
 import pytest
 from django.template import engines
+from django.templatetags.static import static
 from django.urls import clear_script_prefix, reverse, set_script_prefix
 from django.utils import translation
 
-from certportal.jinja2 import interpolate, url
+from certportal.jinja2 import interpolate, static_url, url
 from tests.support.clients import CertificateClient, issue_for, signed_in
 
 
@@ -72,3 +73,9 @@ def test_the_logout_form_of_a_logged_in_screen_carries_a_token_django_accepts(ca
     logout = client.post(reverse("logout"), {"csrfmiddlewaretoken": tokens[-1]}, HTTP_REFERER=came_from)
     assert logout.status_code == 302
     assert client.get(reverse("important-notices")).status_code == 302  # logged out: back to the login
+
+
+def test_static_is_djangos_and_follows_a_changed_static_url(settings):
+    assert static_url("certportal/portal.css") == static("certportal/portal.css")
+    settings.STATIC_URL = "https://cdn.bank.example/static/"
+    assert static_url("certportal/portal.css") == "https://cdn.bank.example/static/certportal/portal.css"
