@@ -15,6 +15,7 @@ page and its baselines take turns; each ratio is the median of the rounds' ratio
 
 from __future__ import annotations
 
+import contextlib
 import html
 import io
 import json
@@ -23,7 +24,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from urllib.parse import quote
 
 from .databases import create_database, drop_database, postgres_server_url
@@ -118,8 +119,9 @@ def statements_of(call) -> list[tuple[str, object]]:
     return counted.statements
 
 
-def measure() -> dict:
-    """Inside Django (bench.settings, debug off): the IDs, their sessions, and the three figures."""
+def page_calls() -> tuple[dict[str, Callable[[], object]], list, list]:
+    """Inside Django (bench.settings, debug off): the IDs, their sessions, and the three calls measured
+    (the page, its fair peer, its raw floor), with the statements the page and the peer send."""
     from cryptography.hazmat.primitives import serialization
     from django.core.handlers.wsgi import WSGIHandler
     from django.db import connection
@@ -188,12 +190,44 @@ def measure() -> dict:
         return f"<!doctype html><title>重要なお知らせ</title><h1>重要なお知らせ</h1><ul>{facts}</ul>"
 
     floor()
-    medians, rounds = cpu_ms({"notices": notices, "peer": peer, "floor": floor})
+    return {"notices": notices, "peer": peer, "floor": floor}, sent, peer_sent
+
+
+def measure() -> dict:
+    """The three calls' CPU per request, the ratios, and the statements counted."""
+    calls, sent, peer_sent = page_calls()
+    medians, rounds = cpu_ms(calls)
     return {
         **medians, "vs_peer": ratio(rounds, "notices", "peer"), "vs_floor": ratio(rounds, "notices", "floor"),
         "notices_statements": len(sent), "peer_statements": len(peer_sent),
         "health_check": any(sql.strip().upper() == "SELECT 1" for sql, _ in sent),
     }
+
+
+@contextlib.contextmanager
+def portal_database(server: str, name: str) -> Iterator[None]:
+    """Django set up as the production worker is (bench.settings), on a migrated database of this run's own
+    with the CA created; the database is dropped afterwards."""
+    from . import stack as production
+
+    workdir = tempfile.mkdtemp(prefix=f"certportal-bench-{name}-")
+    database_url = create_database(server, name)
+    os.environ.update(production.production_env(
+        {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.settings", "DATABASE_URL": database_url}, workdir,
+        proxy_socket=False))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connections
+
+    try:
+        call_command("migrate", verbosity=0)
+        production.init_ca()
+        yield
+    finally:
+        connections.close_all()
+        drop_database(server, database_url)
 
 
 def main() -> list[dict]:
@@ -202,27 +236,8 @@ def main() -> list[dict]:
         print("pages bench skipped: no PostgreSQL")
         return [{"figure": "important notices, CPU per request", "measured": "skipped: no PostgreSQL",
                  "ratio": None, "target": "", "ok": None}]
-    from . import stack as production
-
-    workdir = tempfile.mkdtemp(prefix="certportal-bench-pages-")
-    database_url = create_database(server, "pages")
-    os.environ.update(production.production_env(
-        {**os.environ, "DJANGO_SETTINGS_MODULE": "bench.settings", "DATABASE_URL": database_url}, workdir,
-        proxy_socket=False))
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    try:
-        call_command("migrate", verbosity=0)
-        production.init_ca()
+    with portal_database(server, "pages"):
         got = measure()
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        drop_database(server, database_url)
     print("  " + json.dumps(got))
     notices, peer, floor, vs_peer, vs_floor = (got[key] for key in ("notices", "peer", "floor", "vs_peer", "vs_floor"))
     health = (" incl. the health check's SELECT 1" if got["health_check"]
