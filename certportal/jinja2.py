@@ -10,7 +10,7 @@ What a page may use, besides its context and Django's `request`, `csrf_input` an
   what `make messages` extracts, as it does from Django's templates. Placeholders are filled
   with `|interpolate(name=value)`, which escapes the values but not the translation, as
   `{% blocktranslate %}` does.
-- `url(name, *args)`, `static(path)`, `messages()`, `language_code()`, `languages()`.
+- `url(name, *args)`, `static(path)`, `messages(request)`, `language_code()`, `languages()`.
 - the filters `japan_time`, `japan_date` (accounts/japan_time.py) and `linebreaks`.
 """
 
@@ -67,9 +67,11 @@ def static_url(path: str) -> str:
 
 
 @receiver(setting_changed)
-def _forget_static_urls(*, setting: str, **kwargs: object) -> None:
+def _forget_what_settings_decided(*, setting: str, **kwargs: object) -> None:
     if setting in {"STATIC_URL", "STORAGES", "INSTALLED_APPS"}:
         static_url.cache_clear()
+    if setting == "LANGUAGES":
+        languages.cache_clear()
 
 
 @functools.lru_cache(maxsize=256)

@@ -10,7 +10,7 @@ from django.templatetags.static import static
 from django.urls import clear_script_prefix, reverse, set_script_prefix
 from django.utils import translation
 
-from certportal.jinja2 import interpolate, static_url, url
+from certportal.jinja2 import interpolate, languages, static_url, url
 from tests.support.clients import CertificateClient, issue_for, signed_in
 
 
@@ -79,3 +79,9 @@ def test_static_is_djangos_and_follows_a_changed_static_url(settings):
     assert static_url("certportal/portal.css") == static("certportal/portal.css")
     settings.STATIC_URL = "https://cdn.bank.example/static/"
     assert static_url("certportal/portal.css") == "https://cdn.bank.example/static/certportal/portal.css"
+
+
+def test_the_language_switch_offers_the_configured_languages_in_their_own_names(settings):
+    assert languages() == (("ja", "日本語"), ("en", "English"))
+    settings.LANGUAGES = [("ja", "Japanese")]
+    assert languages() == (("ja", "日本語"),)
