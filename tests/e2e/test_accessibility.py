@@ -128,7 +128,9 @@ def portal(transactional_db, ca, tmp_path):
                           env=server_environment(tmp_path / "gunicorn-var", **environment),
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
-    server, port, tls_files = start_gunicorn(tmp_path, tls=True, environment=environment)
+    # Two sync workers, as `make run` has: Chromium may open a connection ahead of time and leave it idle,
+    # which holds a sync worker until it closes; the other one serves the page meanwhile.
+    server, port, tls_files = start_gunicorn(tmp_path, tls=True, environment=environment, workers=2)
     portal = Portal(host="127.0.0.1", port=port, ca_chain=tls_files.server_ca, servers=[server])
     portal.mail = tmp_path / "gunicorn-var" / "mail"
     try:

@@ -168,7 +168,7 @@ def unix_socket_path(name: str) -> Path:
 
 def start_gunicorn(
     tmp_path: Path, *, tls: bool, name: str = "gunicorn", environment: dict[str, str] | None = None,
-    unix_socket: Path | None = None,
+    unix_socket: Path | None = None, workers: int = 1,
 ) -> tuple[Server, int, tuple[Path, Path, Path]]:
     """gunicorn on 127.0.0.1, on a socket this process already listens on (no port race).
 
@@ -190,7 +190,7 @@ def start_gunicorn(
         unix_listener.listen(128)
         listeners.append(unix_listener)
     command = gunicorn_command(
-        bind=[f"fd://{each.fileno()}" for each in listeners], workers=1, access_log=False,
+        bind=[f"fd://{each.fileno()}" for each in listeners], workers=workers, access_log=False,
         **({"chain": chain, "cert": cert, "key": key} if tls else {}),
     )
     env = server_environment(tmp_path / f"{name}-var", **(environment or {}))
