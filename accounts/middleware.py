@@ -65,6 +65,8 @@ class NoStoreForSessionsMiddleware:
         return response
 
 
+# What django-csp's get_policy_parts gives for a response that changes nothing of the site's policy.
+_SITE_POLICY_ONLY = PolicyParts()
 # django-csp's two headers: the header, the response attribute exempting from it, the setting that configures it.
 _POLICY_HEADERS = (
     (HEADER, "_csp_exempt", "CONTENT_SECURITY_POLICY", False),
@@ -82,7 +84,7 @@ class ContentSecurityPolicyMiddleware(CSPMiddleware):
 
     def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
         if settings.DEBUG or getattr(request, "_csp_nonce", None) is not None or any(
-            self.get_policy_parts(request=request, response=response, report_only=report_only) != PolicyParts()
+            self.get_policy_parts(request=request, response=response, report_only=report_only) != _SITE_POLICY_ONLY
             for report_only in (False, True)
         ):
             return super().process_response(request, response)

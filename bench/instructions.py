@@ -50,10 +50,10 @@ def counted(out_dir: str) -> dict[str, float]:
     per_call = {}
     for path in Path(out_dir).glob("callgrind.out.*"):
         text = path.read_text(errors="replace")
-        trigger = re.search(r"^desc: Trigger: Client Request: (\w+)|^desc: Trigger: dump (\w+)", text, re.MULTILINE)
+        trigger = re.search(r"^desc: Trigger: dump (\w+)", text, re.MULTILINE)
         summary = re.search(r"^summary: (\d+)", text, re.MULTILINE)
         if trigger and summary:
-            per_call[trigger.group(1) or trigger.group(2)] = int(summary.group(1)) / CALLS
+            per_call[trigger.group(1)] = int(summary.group(1)) / CALLS
     return per_call
 
 

@@ -30,10 +30,6 @@ pytestmark = [pytest.mark.embedded, pytest.mark.usefixtures("ca", "behind_proxy"
 
 
 
-def errors(response) -> str:
-    return form_errors(response)
-
-
 def self_signed_headers() -> dict[str, str]:
     cert, _key = self_signed_certificate("alice-admin")
     return {
@@ -89,7 +85,7 @@ class TestLoginSucceeds:
         assert old.revocation_reason == "superseded"
         response = post_login(CertificateClient(old), alice)
         assert response.status_code == 200
-        assert "no longer valid" in errors(response) or "有効ではありません" in errors(response)
+        assert "no longer valid" in form_errors(response) or "有効ではありません" in form_errors(response)
 
     def test_a_successful_login_clears_the_count_of_failed_passwords(self, alice):
         certificate, _key = issue_for(alice)
@@ -108,7 +104,7 @@ class TestLoginRefuses:
         client = CertificateClient(None, HTTP_ACCEPT_LANGUAGE="en")
         response = post_login(client, alice)
         assert response.status_code == 200
-        assert "No electronic certificate was presented" in errors(response)
+        assert "No electronic certificate was presented" in form_errors(response)
         assert "_auth_user_id" not in client.session
         assert [entry.detail["reason"] for entry in failures(alice)] == ["certificate_missing"]
         alice.refresh_from_db()
@@ -118,7 +114,7 @@ class TestLoginRefuses:
         issue_for(alice)
         client = Client(**self_signed_headers(), HTTP_ACCEPT_LANGUAGE="en")
         response = post_login(client, alice)
-        assert "not issued by this service" in errors(response)
+        assert "not issued by this service" in form_errors(response)
         assert "_auth_user_id" not in client.session
         assert [entry.detail["reason"] for entry in failures(alice)] == ["certificate_foreign"]
 
@@ -127,20 +123,20 @@ class TestLoginRefuses:
         bobs, _key = issue_for(bob)
         client = CertificateClient(bobs, HTTP_ACCEPT_LANGUAGE="en")
         response = post_login(client, alice)
-        assert "is not the one of the electronic certificate presented" in errors(response)
+        assert "is not the one of the electronic certificate presented" in form_errors(response)
         assert "_auth_user_id" not in client.session
         assert failures(alice)[0].certificate_serial == bobs.serial_number
 
     def test_it_refuses_the_certificate_of_an_id_of_another_contract(self, alice, charlie):
         charlies, _key = issue_for(charlie)
         response = post_login(CertificateClient(charlies, HTTP_ACCEPT_LANGUAGE="en"), alice)
-        assert "is not the one of the electronic certificate presented" in errors(response)
+        assert "is not the one of the electronic certificate presented" in form_errors(response)
 
     def test_it_refuses_a_wrong_password_and_counts_it(self, alice):
         certificate, _key = issue_for(alice)
         client = CertificateClient(certificate, HTTP_ACCEPT_LANGUAGE="en")
         response = post_login(client, alice, "not-the-password")
-        assert "The login ID or password is incorrect." in errors(response)
+        assert "The login ID or password is incorrect." in form_errors(response)
         assert "_auth_user_id" not in client.session
         alice.refresh_from_db()
         assert alice.failed_password_attempts == 1
@@ -150,7 +146,7 @@ class TestLoginRefuses:
         issue_for(alice)
         response = post_login(CertificateClient(None, HTTP_ACCEPT_LANGUAGE="en"), alice, "not-the-password")
         # The certificate is reported, whatever the password: no password oracle without the certificate.
-        assert "No electronic certificate was presented" in errors(response)
+        assert "No electronic certificate was presented" in form_errors(response)
         alice.refresh_from_db()
         assert alice.failed_password_attempts == 0
 
@@ -160,10 +156,10 @@ class TestLoginRefuses:
         attacker = CertificateClient(None, HTTP_ACCEPT_LANGUAGE="en", HTTP_X_REAL_IP="203.0.113.66")
         for password in ("guess-1", "guess-2", "guess-3", PASSWORD):
             response = post_login(attacker, alice, password)
-            assert response.status_code == 200 and "No electronic certificate was presented" in errors(response)
+            assert response.status_code == 200 and "No electronic certificate was presented" in form_errors(response)
         refused = post_login(attacker, alice, "guess-4")
         assert refused.status_code == 429
-        assert "Too many attempts from this network address. Please wait 15 minutes" in errors(refused)
+        assert "Too many attempts from this network address. Please wait 15 minutes" in form_errors(refused)
         assert 0 < int(refused["Retry-After"]) <= 15 * 60
         alice.refresh_from_db()
         assert (alice.state, alice.failed_password_attempts) == (User.State.ACTIVE, 0)
@@ -178,14 +174,14 @@ class TestLoginRefuses:
         certificate, _key = issue_for(alice)
         client = CertificateClient(certificate, HTTP_ACCEPT_LANGUAGE="en")
         for _ in range(settings.LOCKOUT_THRESHOLD - 1):
-            assert "incorrect" in errors(post_login(client, alice, "not-the-password"))
+            assert "incorrect" in form_errors(post_login(client, alice, "not-the-password"))
         response = post_login(client, alice, "not-the-password")
-        assert "locked" in errors(response)
+        assert "locked" in form_errors(response)
         alice.refresh_from_db()
         assert alice.state == User.State.LOCKED
         # Even the right password and certificate are refused now.
         response = post_login(client, alice)
-        assert "locked" in errors(response)
+        assert "locked" in form_errors(response)
         assert "_auth_user_id" not in client.session
 
     def test_it_refuses_a_suspended_id(self, alice):
@@ -193,21 +189,21 @@ class TestLoginRefuses:
         suspend_id(user=alice, by=None)
         client = CertificateClient(certificate, HTTP_ACCEPT_LANGUAGE="en")
         response = post_login(client, alice)
-        assert "suspended" in errors(response)
+        assert "suspended" in form_errors(response)
         assert "_auth_user_id" not in client.session
 
     def test_an_unknown_login_id_with_a_valid_certificate_is_told_they_do_not_match(self, alice):
         certificate, _key = issue_for(alice)
         client = CertificateClient(certificate, HTTP_ACCEPT_LANGUAGE="en")
         response = client.post(reverse("login"), {"login_id": "nobody-here", "password": PASSWORD})
-        assert "is not the one of the electronic certificate presented" in errors(response)
+        assert "is not the one of the electronic certificate presented" in form_errors(response)
         entry = AuditEntry.objects.get(action=AuditEntry.Action.LOGIN_FAILED)
         assert entry.detail == {"reason": "certificate_of_another_id", "login_id": "nobody-here"}
 
     def test_it_refuses_a_bank_operator_on_the_customers_login(self, alice, olivia):
         certificate, _key = issue_for(alice)
         response = post_login(CertificateClient(certificate, HTTP_ACCEPT_LANGUAGE="en"), olivia)
-        assert "is not the one of the electronic certificate presented" in errors(response)
+        assert "is not the one of the electronic certificate presented" in form_errors(response)
         olivia.refresh_from_db()
         assert olivia.failed_password_attempts == 0
 
@@ -215,19 +211,19 @@ class TestLoginRefuses:
         certificate, _key = issue_for(alice)
         revoke_certificate(certificate=certificate, reason="key_compromise", by=None)
         response = post_login(CertificateClient(certificate, HTTP_ACCEPT_LANGUAGE="en"), alice)
-        assert "no longer valid" in errors(response)
+        assert "no longer valid" in form_errors(response)
 
     def test_it_refuses_an_expired_certificate(self, alice):
         certificate, _key = issue_for(alice, now=datetime.now(UTC) - timedelta(days=400))
         response = post_login(CertificateClient(certificate, HTTP_ACCEPT_LANGUAGE="en"), alice)
-        assert "has expired" in errors(response)
-        assert "電子証明書取得" in errors(response)
+        assert "has expired" in form_errors(response)
+        assert "電子証明書取得" in form_errors(response)
 
     def test_a_failed_verification_at_the_proxy_counts_as_no_certificate(self, alice):
         certificate, _key = issue_for(alice)
         client = CertificateClient(certificate, HTTP_X_SSL_CLIENT_VERIFY="FAILED:certificate revoked",
                                    HTTP_ACCEPT_LANGUAGE="en")
-        assert "No electronic certificate was presented" in errors(post_login(client, alice))
+        assert "No electronic certificate was presented" in form_errors(post_login(client, alice))
 
 
 class TestNothingIsLearntWithoutTheCertificate:
@@ -254,7 +250,7 @@ class TestNothingIsLearntWithoutTheCertificate:
             for password in (PASSWORD, "not-the-password"):
                 CountingHasher.hashed = 0
                 response = Client(**headers).post(reverse("login"), {"login_id": login_id, "password": password})
-                replies[login_id, password] = (response.status_code, errors(response), CountingHasher.hashed)
+                replies[login_id, password] = (response.status_code, form_errors(response), CountingHasher.hashed)
         assert len(set(replies.values())) == 1, replies
         status, _text, hashed = next(iter(replies.values()))
         assert (status, hashed) == (200, 0)
@@ -266,13 +262,13 @@ class TestMessagesInBothLanguages:
     def test_the_refusal_is_in_japanese_by_default(self, alice):
         issue_for(alice)
         response = post_login(CertificateClient(None), alice)
-        assert "電子証明書が提示されませんでした" in errors(response)
+        assert "電子証明書が提示されませんでした" in form_errors(response)
 
     def test_the_refusal_is_in_english_when_chosen(self, alice):
         issue_for(alice)
         client = CertificateClient(None)
         client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
-        assert "No electronic certificate was presented" in errors(post_login(client, alice))
+        assert "No electronic certificate was presented" in form_errors(post_login(client, alice))
 
 
 class TestLoginScreen:

@@ -181,6 +181,15 @@ def enroll_in_page(walk: Walk, page, labels: dict, *, button: str, screen: str) 
     walk.check(page, f"{screen}: issued")
 
 
+def log_in_to_the_notices(page, origin: str, labels: dict, login_id: str) -> None:
+    """The login screen with the browser's certificate and PASSWORD, through to 重要なお知らせ."""
+    page.goto(origin + "/")
+    page.get_by_label(labels["login_id"], exact=True).fill(login_id)
+    page.get_by_label(labels["password"], exact=True).fill(PASSWORD)
+    page.get_by_role("button", name=labels["log_in"], exact=True).click()
+    page.wait_for_url("**/notices/")
+
+
 def walk_as_customer(walk: Walk, chromium, portal: Portal, tmp_path: Path, language: str):
     labels = LABELS[language]
     origin = f"https://{portal.host}:{portal.port}"
@@ -234,11 +243,7 @@ def walk_as_customer(walk: Walk, chromium, portal: Portal, tmp_path: Path, langu
     client_files = write_client_files(tmp_path / f"ada-{language}", certificate, key)
     context = context_for(chromium, origin, language, client_files)
     page = walk.page(context)
-    page.goto(origin + "/")
-    page.get_by_label(labels["login_id"], exact=True).fill(administrator.login_id)
-    page.get_by_label(labels["password"], exact=True).fill(PASSWORD)
-    page.get_by_role("button", name=labels["log_in"], exact=True).click()
-    page.wait_for_url("**/notices/")
+    log_in_to_the_notices(page, origin, labels, administrator.login_id)
     assert page.locator(".renewal-guidance").is_visible()
     walk.check(page, f"{language} important notices with renewal guidance")
     page.locator(".renewal-guidance").get_by_role("link").click()
@@ -265,11 +270,7 @@ def walk_the_plain_notices(walk: Walk, chromium, portal: Portal, tmp_path: Path,
     certificate, key = issue_for(user)
     context = context_for(chromium, origin, language, write_client_files(tmp_path / user.login_id, certificate, key))
     page = walk.page(context)
-    page.goto(origin + "/")
-    page.get_by_label(labels["login_id"], exact=True).fill(user.login_id)
-    page.get_by_label(labels["password"], exact=True).fill(PASSWORD)
-    page.get_by_role("button", name=labels["log_in"], exact=True).click()
-    page.wait_for_url("**/notices/")
+    log_in_to_the_notices(page, origin, labels, user.login_id)
     assert page.locator(".renewal-guidance").count() == 0 and page.locator("article.notice").count() == 1
     walk.check(page, f"{language} important notices")
     context.close()
@@ -281,11 +282,7 @@ def walk_the_contract_site(walk: Walk, chromium, portal: Portal, language: str, 
     origin = f"https://{portal.host}:{portal.port}"
     context = context_for(chromium, origin, language, client_files)
     page = walk.page(context)
-    page.goto(origin + "/")
-    page.get_by_label(labels["login_id"], exact=True).fill(administrator.login_id)
-    page.get_by_label(labels["password"], exact=True).fill(PASSWORD)
-    page.get_by_role("button", name=labels["log_in"], exact=True).click()
-    page.wait_for_url("**/notices/")
+    log_in_to_the_notices(page, origin, labels, administrator.login_id)
     user_id = f"{origin}/manage/accounts/userid/{newcomer.pk}"
     obtained = Certificate.objects.get(owner=newcomer)
     for path, screen in (
