@@ -4,6 +4,7 @@ headers that keep private answers out of caches, and the site's Content-Security
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 from urllib.parse import urlencode
 
@@ -16,6 +17,7 @@ from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import Resolver404, resolve, reverse
 from django.utils.cache import add_never_cache_headers
+from django.utils.http import http_date
 
 # What an ID with a temporary password may still reach: the change page itself, logging out
 # (the portal's and both admin sites', all named "logout"), switching language.
@@ -61,8 +63,26 @@ class NoStoreForSessionsMiddleware:
         user = getattr(request, "user", None)
         session = getattr(request, "session", None)
         if (user is not None and user.is_authenticated) or (session is not None and not session.is_empty()):
-            add_never_cache_headers(response)
+            if response.has_header("Cache-Control") or response.has_header("Expires"):
+                add_never_cache_headers(response)  # Django merges them with what the view set
+            else:  # the same two headers, without parsing an empty Cache-Control twice on every page
+                response.headers["Cache-Control"] = _never_cache_control()
+                response.headers["Expires"] = _http_date_of(int(time.time()))
         return response
+
+
+@functools.lru_cache(maxsize=1)
+def _http_date_of(second: int) -> str:
+    """Expires: now, as Django writes it, formatted once a second rather than on every page."""
+    return http_date(second)
+
+
+@functools.cache
+def _never_cache_control() -> str:
+    """The Cache-Control that Django's add_never_cache_headers gives a response that had none."""
+    response = HttpResponse()
+    add_never_cache_headers(response)
+    return response.headers["Cache-Control"]
 
 
 # What django-csp's get_policy_parts gives for a response that changes nothing of the site's policy.

@@ -22,6 +22,7 @@ later request ends it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 from collections.abc import Callable
@@ -97,9 +98,7 @@ def read_client_certificate(request: HttpRequest) -> bytes | None:
             return None  # NONE (no certificate) or FAILED:reason; nginx let it through as optional
         escaped = request.META.get(settings.CLIENT_CERT_HEADER, "")
         try:
-            return x509.load_pem_x509_certificate(unquote(escaped).encode()).public_bytes(
-                serialization.Encoding.DER
-            )
+            return _der_of_proxied_certificate(escaped)
         except ValueError:
             raise MalformedProxyHeader(escaped[:80]) from None
     if _carries_certificate_headers(request):
@@ -109,6 +108,13 @@ def read_client_certificate(request: HttpRequest) -> bytes | None:
     if getpeercert is None:
         return None
     return getpeercert(binary_form=True) or None
+
+
+@functools.lru_cache(maxsize=1024)
+def _der_of_proxied_certificate(escaped: str) -> bytes:
+    """The DER of the URL-escaped PEM certificate the proxy passed on: a customer's certificate is parsed once
+    per process, not on each of their pages. Its state is still read from the database on every request."""
+    return x509.load_pem_x509_certificate(unquote(escaped).encode()).public_bytes(serialization.Encoding.DER)
 
 
 def presents_bound_certificate(request: HttpRequest) -> bool:

@@ -231,7 +231,10 @@ TEMPLATES = [
         "BACKEND": "django.template.backends.jinja2.Jinja2",
         "DIRS": [BASE_DIR / "screens"],
         "APP_DIRS": True,  # and each app's jinja2/
-        "OPTIONS": {"environment": "certportal.jinja2.environment"},
+        "OPTIONS": {
+            "environment": "certportal.jinja2.environment",
+            "context_processors": ["certportal.jinja2.page_language"],
+        },
     },
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",

@@ -14,7 +14,7 @@ urlpatterns = [
     # E-mail providers' delivery-tracking webhooks (anymail), refused without ANYMAIL_WEBHOOK_SECRET.
     path("anymail/", include("notices.webhooks")),
     path("manage/", contract_admin.site.urls),
+    path("notices/", include("notices.urls")),  # the screen after every login, before the catch-all prefixes
     path("", include("accounts.urls")),
-    path("notices/", include("notices.urls")),
     path("", include("certificates.urls")),
 ]

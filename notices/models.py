@@ -77,11 +77,17 @@ class Notice(models.Model):
 
     @property
     def title(self) -> str:
-        return self.title_en if get_language() == "en" else self.title_ja
+        return self.title_in(get_language())
 
     @property
     def body(self) -> str:
-        return self.body_en if get_language() == "en" else self.body_ja
+        return self.body_in(get_language())
+
+    def title_in(self, language: str | None) -> str:
+        return self.title_en if language == "en" else self.title_ja
+
+    def body_in(self, language: str | None) -> str:
+        return self.body_en if language == "en" else self.body_ja
 
 
 class ReminderQuerySet(models.QuerySet):

@@ -372,6 +372,20 @@ class TestProxyHeaders:
         assert entry.remote_addr == "192.0.2.10"
         assert not AuditEntry.objects.filter(action=AuditEntry.Action.LOGIN_SUCCEEDED).exists()
 
+    def test_an_unreadable_certificate_from_the_proxy_is_refused_every_time_and_a_good_one_still_read(self, alice):
+        certificate, _key = issue_for(alice)
+        pem = certificate.x509.public_bytes(serialization.Encoding.PEM).decode()
+        broken = pem.replace(pem.splitlines()[5], "A" * 64)  # a corrupted line of the certificate's body
+        for _ in range(2):  # a certificate is parsed once per process; a failure is never remembered as a success
+            answer = CertificateClient(certificate, HTTP_X_SSL_CLIENT_CERT=quote(broken, safe="")).get(reverse("login"))
+            assert answer.status_code == 400
+            assert answer.content == b"Unreadable client certificate."
+        client = CertificateClient(certificate)
+        assert post_login(client, alice).status_code == 302
+        assert client.get(reverse("important-notices")).status_code == 200
+        revoke_certificate(certificate=certificate, reason="key_compromise", by=None)  # read on every request
+        assert client.get(reverse("important-notices")).status_code == 302
+
     def test_no_address_is_trusted_unless_configured(self, alice, settings):
         settings.TRUSTED_PROXY_ADDRESSES = []
         certificate, _key = issue_for(alice)

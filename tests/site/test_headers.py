@@ -20,8 +20,10 @@ from django.conf import settings
 from django.http import HttpResponse
 from django.test import Client, RequestFactory
 from django.urls import reverse
+from django.utils.cache import add_never_cache_headers, patch_cache_control
+from django.utils.http import parse_http_date
 
-from accounts.middleware import ContentSecurityPolicyMiddleware
+from accounts.middleware import ContentSecurityPolicyMiddleware, NoStoreForSessionsMiddleware
 from tests.support.clients import CertificateClient, issue_for, operator_signed_in
 from tests.support.personas import PASSWORD
 from tests.support.pki import make_csr
@@ -159,3 +161,30 @@ class TestThePolicyBuiltOnce:
 
         response, _request = self.answer(view)
         assert f"script-src 'self' 'nonce-{seen['nonce']}'" in response.headers["Content-Security-Policy"]
+
+
+class TestNoStoreForSessions:
+    """accounts.middleware.NoStoreForSessionsMiddleware: Django's never-cache headers on a session's answers."""
+
+    @staticmethod
+    def answer(view):
+        request = RequestFactory().get("/notices/")
+        request.user = type("LoggedIn", (), {"is_authenticated": True})()
+        return NoStoreForSessionsMiddleware(view)(request)
+
+    def test_a_page_gets_the_headers_django_gives_it(self):
+        expected = HttpResponse("page")
+        add_never_cache_headers(expected)
+        response = self.answer(lambda request: HttpResponse("page"))
+        assert response.headers["Cache-Control"] == expected.headers["Cache-Control"]
+        assert abs(parse_http_date(response.headers["Expires"]) - parse_http_date(expected.headers["Expires"])) <= 1
+
+    def test_a_views_own_caching_is_merged_as_django_merges_it(self):
+        def cached_view(request):
+            response = HttpResponse("page")
+            patch_cache_control(response, max_age=300, public=True)
+            return response
+
+        directives = {d.strip() for d in self.answer(cached_view).headers["Cache-Control"].split(",")}
+        assert {"no-store", "no-cache", "must-revalidate", "private", "max-age=0"} <= directives
+        assert "public" not in directives and "max-age=300" not in directives

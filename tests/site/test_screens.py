@@ -3,14 +3,30 @@
 from __future__ import annotations
 
 import re
+import subprocess
+from collections import Counter
+from pathlib import Path
 
 import pytest
+from django.conf import settings
+from django.middleware.csrf import CSRF_ALLOWED_CHARS, CSRF_SECRET_LENGTH, _unmask_cipher_token
 from django.template import engines
+from django.template.defaultfilters import linebreaks_filter
 from django.templatetags.static import static
 from django.urls import clear_script_prefix, reverse, set_script_prefix
 from django.utils import translation
+from django.utils.safestring import mark_safe
+from markupsafe import Markup
 
-from certportal.jinja2 import interpolate, languages, static_url, url
+from certportal.jinja2 import (
+    _random_csrf_characters,
+    interpolate,
+    languages,
+    linebreaks,
+    page_language,
+    static_url,
+    url,
+)
 from tests.support.clients import CertificateClient, issue_for, signed_in
 
 
@@ -85,3 +101,82 @@ def test_the_language_switch_offers_the_configured_languages_in_their_own_names(
     assert languages() == (("ja", "日本語"), ("en", "English"))
     settings.LANGUAGES = [("ja", "Japanese")]
     assert languages() == (("ja", "日本語"),)
+
+
+@pytest.mark.parametrize("text", [
+    "one line", "two\nlines", "windows\r\nline\r\n\r\nbreaks", "old mac\rline", "a\n\n\n\nfar apart", "\n\nleading",
+    "trailing\n\n", "", "<script>alert('x')</script> & \"quoted\"",
+    "日曜日 2:00〜4:00 は停止します。\nご迷惑をおかけします。",
+])
+def test_linebreaks_writes_what_djangos_filter_writes(text):
+    assert str(linebreaks(text)) == linebreaks_filter(text, autoescape=True)
+    marked = Markup("<b>kept</b>\nbold")  # markup already: Django does not escape it either
+    assert str(linebreaks(marked)) == linebreaks_filter(mark_safe(str(marked)), autoescape=True)
+
+
+def screen_messages() -> set[str]:
+    """Every literal _("…") of the customers' screens."""
+    found = set()
+    for template in [*Path(settings.BASE_DIR, "screens").rglob("*.html"),
+                     *Path(settings.BASE_DIR, "accounts", "jinja2").rglob("*.html")]:
+        found.update(re.findall(r'_\("((?:[^"\\]|\\.)*)"\)', template.read_text()))
+    return found
+
+
+@pytest.mark.parametrize("language", ["ja", "en"])
+def test_a_pages_translations_are_djangos_in_the_pages_language(rf, language):
+    messages = screen_messages()
+    assert len(messages) > 50
+    other = "en" if language == "ja" else "ja"
+    with translation.override(other):  # the other language first, so that a mix-up would show
+        page_language(rf.get("/"))["_"]("Log out")
+    with translation.override(language):
+        context = page_language(rf.get("/"))
+        assert context["current_language"] == language
+        translate = context["_"]
+        for message in sorted(messages):
+            assert translate(message) == translation.gettext(message), message
+    assert translate("Corporate internet banking") == ("法人インターネットバンキング" if language == "ja" else
+                                                       "Corporate internet banking")
+
+
+def test_a_page_with_translation_deactivated_shows_the_messages_untranslated(rf):
+    with translation.override(None):
+        assert page_language(rf.get("/"))["_"]("Corporate internet banking") == "Corporate internet banking"
+
+
+def test_a_new_catalogue_is_read_after_the_locale_paths_change(rf, settings, tmp_path):
+    with translation.override("ja"):
+        assert page_language(rf.get("/"))["_"]("Log out") != "さようなら"
+    catalogue = tmp_path / "ja" / "LC_MESSAGES"
+    catalogue.mkdir(parents=True)
+    (catalogue / "django.po").write_text('msgid ""\nmsgstr "Content-Type: text/plain; charset=UTF-8\\n"\n\n'
+                                         'msgid "Log out"\nmsgstr "さようなら"\n', encoding="utf-8")
+    subprocess.run(["msgfmt", "-o", catalogue / "django.mo", catalogue / "django.po"], check=True)
+    settings.LOCALE_PATHS = [tmp_path, *settings.LOCALE_PATHS]
+    with translation.override("ja"):
+        assert page_language(rf.get("/"))["_"]("Log out") == "さようなら"
+
+
+def test_a_second_page_masks_the_same_secret_anew_renews_the_cookie_and_django_accepts_it(ca, behind_proxy):
+    client = CertificateClient(enforce_csrf_checks=True)
+    first = client.get(reverse("login"))  # no cookie yet: Django's own token and a new cookie
+    secret = first.cookies[settings.CSRF_COOKIE_NAME].value
+    second = client.get(reverse("login"))  # the cookie sent: the page masks its secret
+    token = csrf_tokens(second)[0]
+    assert token != csrf_tokens(first)[0] and len(token) == 64 and token.isalnum() and token.isascii()
+    assert _unmask_cipher_token(token) == secret
+    assert second.cookies[settings.CSRF_COOKIE_NAME].value == secret  # sent again: its expiry renewed
+    switched = client.post(reverse("set_language"), {"language": "en", "next": "/", "csrfmiddlewaretoken": token})
+    assert switched.status_code == 302
+
+
+def test_the_masks_characters_are_drawn_evenly_from_djangos_alphabet():
+    drawn = "".join(_random_csrf_characters(CSRF_SECRET_LENGTH) for _ in range(3000))
+    assert set(drawn) <= set(CSRF_ALLOWED_CHARS)
+    counts = Counter(drawn)
+    expected = len(drawn) / len(CSRF_ALLOWED_CHARS)  # 1548 each
+    chi_square = sum((counts[c] - expected) ** 2 / expected for c in CSRF_ALLOWED_CHARS)
+    # 61 degrees of freedom: above 110 happens by chance about once in 10,000 runs. A plain byte % 62
+    # would favour the first 8 characters by a quarter and score in the hundreds.
+    assert chi_square < 110, chi_square
