@@ -1,7 +1,7 @@
 """Expiry reminders and administrators' digests: which are due, recording them, sending each once.
 
 The daily job records every reminder it owes before sending any. Recording is one
-INSERT ... SELECT ... ON CONFLICT DO NOTHING per threshold: the database picks the due
+INSERT ... SELECT ... ON CONFLICT DO NOTHING for all thresholds: the database picks the due
 certificates and the unique constraint on (certificate, threshold) drops those already
 recorded, by this run or by a concurrent one, so two runs started together record each
 reminder once and each run reads back only the rows it inserted (stamped with its run id).
@@ -24,8 +24,8 @@ from datetime import date, datetime, timedelta
 import requests
 from anymail.exceptions import AnymailInvalidAddress, AnymailRecipientsRefused, AnymailRequestsAPIError
 from django.conf import settings
-from django.db import connection, models, transaction
-from django.db.models import Case, Exists, F, OuterRef, Q, Value, When
+from django.db import connection, transaction
+from django.db.models import Exists, F, OuterRef, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
@@ -145,59 +145,57 @@ def _claim_stranded(*, now: datetime, excluding_run: uuid.UUID | None = None) ->
 
 
 def _record_expiry_reminders(*, run: uuid.UUID, today: date, now: datetime) -> int:
-    """One INSERT ... SELECT per threshold, smallest first; returns how many were recorded skipped."""
+    """Every threshold's reminders in one INSERT ... SELECT; returns how many were recorded skipped.
+
+    The certificates due within the widest threshold are selected once, as telling which certificate
+    each ID relies on is most of the work and the same for every threshold. Each is paired with
+    every threshold whose window holds it. Inside a smaller threshold's window, the larger threshold's
+    reminder is recorded skipped: the smaller one says it all.
+    """
     thresholds = sorted(settings.REMINDER_THRESHOLDS_DAYS)
-    skipped = 0
-    for index, threshold in enumerate(thresholds):
-        state: models.Expression = Value(Reminder.State.QUEUED)
-        if index > 0:
-            # Inside a smaller threshold already: that reminder says it all; this one is skipped.
-            inside_smaller = japan_day_start(today + timedelta(days=thresholds[index - 1] + 1))
-            state = Case(
-                When(not_after__lt=inside_smaller, then=Value(Reminder.State.SKIPPED)),
-                default=Value(Reminder.State.QUEUED),
-                output_field=models.CharField(),
-            )
-        already = Reminder.objects.filter(
-            kind=Reminder.Kind.EXPIRY, certificate=OuterRef("pk"), threshold_days=threshold
-        )
-        due = (
-            Certificate.objects.due_for_reminder(threshold, today, now)
-            .exclude(owner__state=User.State.SUSPENDED)  # it cannot renew; its administrator is told
-            .exclude(Exists(already))
-            .order_by()
-        )
-        columns = {
-            "kind": Value(Reminder.Kind.EXPIRY),
-            "recipient_id": F("owner_id"),
-            "certificate_id": F("pk"),
-            "threshold_days": Value(threshold, output_field=models.PositiveSmallIntegerField()),
-            "items": Value([], output_field=models.JSONField()),
-            "state": state,
-            "run": Value(run, output_field=models.UUIDField()),
-            "created_at": Value(now, output_field=models.DateTimeField()),
-            "queued_at": Value(now, output_field=models.DateTimeField()),
-            "next_attempt_at": Value(now, output_field=models.DateTimeField()),
-            "attempts": Value(0, output_field=models.PositiveSmallIntegerField()),
-            "sent_to": Value(""),
-            "message_id": Value(""),
-            "last_error": Value(""),
-        }
-        _insert_ignoring_conflicts(due.values_list(*columns.values()), list(columns))
-        if index > 0:
-            skipped += Reminder.objects.filter(run=run, threshold_days=threshold, state=Reminder.State.SKIPPED).count()
-    return skipped
+    due = (
+        Certificate.objects.due_for_reminder(thresholds[-1], today, now)
+        .exclude(owner__state=User.State.SUSPENDED)  # it cannot renew; its administrator is told
+        .order_by()
+        .values(due_id=F("pk"), due_owner=F("owner_id"), due_expiry=F("not_after"))
+    )
+    due_sql, due_params = due.query.sql_with_params()
+    windows, window_params = [], []
+    skip_before = now  # the smallest threshold skips none: every due certificate expires after now
+    for days in thresholds:
+        window_end = japan_day_start(today + timedelta(days=days + 1))
+        windows.append("SELECT %s AS days, %s AS window_end, %s AS skip_before")
+        window_params += [days, *(connection.ops.adapt_datetimefield_value(at) for at in (window_end, skip_before))]
+        skip_before = window_end
 
+    def stored(name: str, value: object) -> object:
+        return Reminder._meta.get_field(name).get_db_prep_save(value, connection)
 
-def _insert_ignoring_conflicts(select: models.QuerySet, columns: list[str]) -> int:
-    """INSERT INTO reminder (columns) <select> ON CONFLICT DO NOTHING (PostgreSQL and SQLite >= 3.24)."""
-    sql, params = select.query.sql_with_params()
-    quoted = ", ".join(connection.ops.quote_name(column) for column in columns)
-    table = connection.ops.quote_name(Reminder._meta.db_table)
+    constants = {
+        "kind": Reminder.Kind.EXPIRY, "items": [], "run": run, "created_at": now, "queued_at": now,
+        "next_attempt_at": now, "attempts": 0, "sent_to": "", "message_id": "", "last_error": "",
+    }
+    columns = ["recipient_id", "certificate_id", "threshold_days", "state", *constants]
+    quote = connection.ops.quote_name
+    reminders = quote(Reminder._meta.db_table)
+    # Those recorded already, by an earlier run or a concurrent one, are dropped by the unique constraint
+    # (certificate, threshold): a probe of its index per row, whatever the table's statistics say.
+    # (The join's condition is in WHERE, which SQLite needs before ON CONFLICT.)
+    sql = (
+        f"INSERT INTO {reminders} ({', '.join(map(quote, columns))}) "  # noqa: S608 (names from the model)
+        f"SELECT due.due_owner, due.due_id, threshold.days, "
+        f"CASE WHEN due.due_expiry < threshold.skip_before THEN %s ELSE %s END, {', '.join(['%s'] * len(constants))} "
+        f"FROM ({due_sql}) due, ({' UNION ALL '.join(windows)}) threshold "
+        f"WHERE due.due_expiry < threshold.window_end "
+        f"ON CONFLICT DO NOTHING"
+    )
+    params = [
+        Reminder.State.SKIPPED, Reminder.State.QUEUED, *(stored(name, value) for name, value in constants.items()),
+        *due_params, *window_params,
+    ]
     with connection.cursor() as cursor:
-        # Only identifiers from the model and the ORM's own SQL are interpolated; values are parameters.
-        cursor.execute(f"INSERT INTO {table} ({quoted}) {sql} ON CONFLICT DO NOTHING", params)  # noqa: S608
-        return cursor.rowcount
+        cursor.execute(sql, params)
+    return Reminder.objects.filter(run=run, kind=Reminder.Kind.EXPIRY, state=Reminder.State.SKIPPED).count()
 
 
 def _record_digests(*, run: uuid.UUID, today: date, now: datetime) -> None:

@@ -129,6 +129,25 @@ def test_a_certificate_already_inside_10_days_gets_only_the_10_day_email(ca, bob
     assert len([m for m in mail.outbox if m.to == ["bob@alpha.example"]]) == 1
 
 
+@pytest.mark.embedded
+def test_each_threshold_of_three_is_recorded_once_and_only_the_nearest_is_sent(
+        ca, alice, bob, charlie, settings, django_capture_on_commit_callbacks):
+    settings.REMINDER_THRESHOLDS_DAYS = (30, 10, 3)
+    two, five, twenty = (expiring(user, days_left=days) for user, days in ((alice, 2), (bob, 5), (charlie, 20)))
+    first = run_job(capture=django_capture_on_commit_callbacks, execute=False)
+    assert reminders_of(two) == {3: Reminder.State.QUEUED, 10: Reminder.State.SKIPPED, 30: Reminder.State.SKIPPED}
+    assert reminders_of(five) == {10: Reminder.State.QUEUED, 30: Reminder.State.SKIPPED}
+    assert reminders_of(twenty) == {30: Reminder.State.QUEUED}
+    assert first.skipped == 3
+    # Three days on, the 20-day one is at 17 (nothing new) and the 5-day one at 2: its 3-day reminder now.
+    later = run_job(today=TODAY + timedelta(days=3), capture=django_capture_on_commit_callbacks, execute=False)
+    assert reminders_of(five) == {3: Reminder.State.QUEUED, 10: Reminder.State.QUEUED, 30: Reminder.State.SKIPPED}
+    assert reminders_of(twenty) == {30: Reminder.State.QUEUED}
+    assert later.skipped == 0
+    newly_queued = Reminder.objects.filter(pk__in=later.queued, kind=Reminder.Kind.EXPIRY)
+    assert list(newly_queued) == [five.reminders.get(threshold_days=3)]
+
+
 def test_the_10_day_reminder_follows_the_30_day_one(ca, bob, eager_tasks, django_capture_on_commit_callbacks):
     certificate = expiring(bob, days_left=30)
     run_job(capture=django_capture_on_commit_callbacks)
