@@ -149,22 +149,26 @@ def csrf_form_field(request: HttpRequest) -> Markup:
         token = get_token(request)
     else:
         request.META["CSRF_COOKIE_NEEDS_UPDATE"] = True
-        mask = _random_csrf_characters(CSRF_SECRET_LENGTH)
-        chars, base = CSRF_ALLOWED_CHARS, len(CSRF_ALLOWED_CHARS)
-        shifted = (chars[(chars.index(s) + chars.index(m)) % base] for s, m in zip(secret, mask, strict=True))
-        token = mask + "".join(shifted)
+        mask = _random_csrf_positions(CSRF_SECRET_LENGTH)
+        base = len(CSRF_ALLOWED_CHARS)
+        shifted = [(_CSRF_POSITION[char] + shift) % base for char, shift in zip(secret, mask, strict=True)]
+        token = "".join([CSRF_ALLOWED_CHARS[position] for position in mask + shifted])
     return Markup('<input type="hidden" name="csrfmiddlewaretoken" value="%s">') % token
 
 
-def _random_csrf_characters(length: int) -> str:
-    """`length` characters drawn uniformly from Django's CSRF alphabet (62), from as few reads as possible:
-    a random byte under 248 (4 × 62) picks a character, a higher one is dropped so that none is favoured."""
-    chars, base = CSRF_ALLOWED_CHARS, len(CSRF_ALLOWED_CHARS)
+_CSRF_POSITION = {char: position for position, char in enumerate(CSRF_ALLOWED_CHARS)}
+
+
+def _random_csrf_positions(length: int) -> list[int]:
+    """`length` positions in Django's CSRF alphabet (62 characters), each as likely, from as few reads of the
+    system's randomness as possible: a random byte under 248 (4 × 62) gives one; a higher one is dropped, so
+    that no character is favoured."""
+    base = len(CSRF_ALLOWED_CHARS)
     limit = 256 // base * base
-    drawn: list[str] = []
+    drawn: list[int] = []
     while len(drawn) < length:
-        drawn.extend(chars[byte % base] for byte in secrets.token_bytes(length + 8) if byte < limit)
-    return "".join(drawn[:length])
+        drawn += [byte % base for byte in secrets.token_bytes(length + 8) if byte < limit]
+    return drawn[:length]
 
 
 _NEWLINE = re.compile(r"\r\n|\r")  # as django.utils.text.normalize_newlines

@@ -19,7 +19,7 @@ from django.utils.safestring import mark_safe
 from markupsafe import Markup
 
 from certportal.jinja2 import (
-    _random_csrf_characters,
+    _random_csrf_positions,
     interpolate,
     languages,
     linebreaks,
@@ -172,7 +172,7 @@ def test_a_second_page_masks_the_same_secret_anew_renews_the_cookie_and_django_a
 
 
 def test_the_masks_characters_are_drawn_evenly_from_djangos_alphabet():
-    drawn = "".join(_random_csrf_characters(CSRF_SECRET_LENGTH) for _ in range(3000))
+    drawn = "".join(CSRF_ALLOWED_CHARS[p] for _ in range(3000) for p in _random_csrf_positions(CSRF_SECRET_LENGTH))
     assert set(drawn) <= set(CSRF_ALLOWED_CHARS)
     counts = Counter(drawn)
     expected = len(drawn) / len(CSRF_ALLOWED_CHARS)  # 1548 each
