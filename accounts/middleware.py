@@ -12,11 +12,14 @@ from csp.constants import HEADER, HEADER_REPORT_ONLY
 from csp.middleware import CheckableLazyObject, CSPMiddleware, PolicyParts
 from csp.utils import build_policy
 from django.conf import settings
+from django.conf.urls.i18n import is_language_prefix_patterns_used
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.middleware import locale
 from django.urls import Resolver404, resolve, reverse
-from django.utils.cache import add_never_cache_headers
+from django.utils import translation
+from django.utils.cache import add_never_cache_headers, patch_vary_headers
 from django.utils.http import http_date
 
 # What an ID with a temporary password may still reach: the change page itself, logging out
@@ -129,3 +132,32 @@ def _site_policy(report_only: bool) -> str:
 def _forget_site_policy(*, setting: str, **kwargs: object) -> None:
     if setting.startswith("CONTENT_SECURITY_POLICY"):
         _site_policy.cache_clear()
+
+
+class LocaleMiddleware(locale.LocaleMiddleware):
+    """Django's, without its two lookups of a language code in the path when no URL starts with one.
+
+    The portal's URLs have no language prefix (no i18n_patterns). Django still looks for a language
+    in the path's first segment ("notices") twice per request, and fails each time with an exception.
+    Its answer is then unused: the language comes from the cookie, Accept-Language or the default, and
+    the response gets the same Vary and Content-Language as from Django's. With language-prefixed
+    URLs, every request goes to Django's own middleware.
+    """
+
+    def process_request(self, request: HttpRequest) -> None:
+        if _language_prefixed_urls(request):
+            return super().process_request(request)
+        translation.activate(translation.get_language_from_request(request))
+        request.LANGUAGE_CODE = translation.get_language()
+        return None
+
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        if _language_prefixed_urls(request):
+            return super().process_response(request, response)
+        patch_vary_headers(response, ("Accept-Language",))
+        response.headers.setdefault("Content-Language", translation.get_language())
+        return response
+
+
+def _language_prefixed_urls(request: HttpRequest) -> bool:
+    return is_language_prefix_patterns_used(getattr(request, "urlconf", settings.ROOT_URLCONF))[0]

@@ -207,7 +207,7 @@ MIDDLEWARE = [
     # Django's, taking the session row the certificate's statement already read (accounts/sessions.py).
     "accounts.sessions.SessionMiddleware",
     "accounts.idle.IdleTimeoutMiddleware",
-    "django.middleware.locale.LocaleMiddleware",
+    "accounts.middleware.LocaleMiddleware",  # Django's, without looking for a language in the path
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",

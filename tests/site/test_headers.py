@@ -18,12 +18,14 @@ from csp.exceptions import CSPNonceError
 from csp.utils import build_policy
 from django.conf import settings
 from django.http import HttpResponse
+from django.middleware.locale import LocaleMiddleware as DjangoLocaleMiddleware
 from django.test import Client, RequestFactory
 from django.urls import reverse
+from django.utils import translation
 from django.utils.cache import add_never_cache_headers, patch_cache_control
 from django.utils.http import parse_http_date
 
-from accounts.middleware import ContentSecurityPolicyMiddleware, NoStoreForSessionsMiddleware
+from accounts.middleware import ContentSecurityPolicyMiddleware, LocaleMiddleware, NoStoreForSessionsMiddleware
 from tests.support.clients import CertificateClient, issue_for, operator_signed_in
 from tests.support.personas import PASSWORD
 from tests.support.pki import make_csr
@@ -188,3 +190,37 @@ class TestNoStoreForSessions:
         directives = {d.strip() for d in self.answer(cached_view).headers["Cache-Control"].split(",")}
         assert {"no-store", "no-cache", "must-revalidate", "private", "max-age=0"} <= directives
         assert "public" not in directives and "max-age=300" not in directives
+
+
+class TestTheLanguageChosenAsDjangoChoosesIt:
+    """accounts.middleware.LocaleMiddleware: Django's choice of language and its headers, without path lookups."""
+
+    @staticmethod
+    def choose(middleware_class, path: str, urlconf: str | None, **headers):
+        request = RequestFactory().get(path, **headers)
+        if urlconf:
+            request.urlconf = urlconf
+        chosen = {}
+
+        def view(request):
+            chosen["active"], chosen["request"] = translation.get_language(), request.LANGUAGE_CODE
+            return HttpResponse("page")
+
+        with translation.override("ja"):
+            response = middleware_class(view)(request)
+        return chosen, response.headers.get("Vary"), response.headers.get("Content-Language")
+
+    @pytest.mark.parametrize("headers", [
+        {}, {"HTTP_ACCEPT_LANGUAGE": "en-US,en;q=0.9"}, {"HTTP_ACCEPT_LANGUAGE": "fr,ja;q=0.5"},
+        {"HTTP_COOKIE": "django_language=en"}, {"HTTP_COOKIE": "django_language=xx", "HTTP_ACCEPT_LANGUAGE": "en"},
+    ])
+    @pytest.mark.parametrize("path", ["/notices/", "/en/notices/", "/"])
+    def test_the_portals_urls_get_djangos_language_and_headers(self, headers, path):
+        ours = self.choose(LocaleMiddleware, path, None, **headers)
+        assert ours == self.choose(DjangoLocaleMiddleware, path, None, **headers)
+        assert ours[0]["active"] in {"ja", "en"}
+
+    def test_language_prefixed_urls_are_left_to_djangos_middleware(self):
+        ours = self.choose(LocaleMiddleware, "/en/page/", "tests.support.prefixed_urls")
+        assert ours == self.choose(DjangoLocaleMiddleware, "/en/page/", "tests.support.prefixed_urls")
+        assert ours[0]["active"] == "en"  # from the path, which only Django's middleware reads
