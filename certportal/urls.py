@@ -5,6 +5,9 @@ from certificates import contract_admin
 from notices import metrics
 
 urlpatterns = [
+    # First: the screen after every login. Django's resolver raises (and catches) an exception for
+    # each include whose prefix the path does not start with, so the busiest page is tried first.
+    path("notices/", include("notices.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("pki/", include("certificates.pki_urls")),
     path("certificate/", include("certificates.enrollment_urls")),
@@ -14,7 +17,6 @@ urlpatterns = [
     # E-mail providers' delivery-tracking webhooks (anymail), refused without ANYMAIL_WEBHOOK_SECRET.
     path("anymail/", include("notices.webhooks")),
     path("manage/", contract_admin.site.urls),
-    path("notices/", include("notices.urls")),  # the screen after every login, before the catch-all prefixes
     path("", include("accounts.urls")),
     path("", include("certificates.urls")),
 ]
