@@ -23,7 +23,8 @@ import functools
 import html
 import re
 import secrets
-from collections.abc import Callable
+from collections import ChainMap
+from collections.abc import Callable, MutableMapping
 from datetime import date, datetime
 from typing import Any
 
@@ -46,7 +47,7 @@ from accounts import japan_time as formats
 
 def environment(**options: Any) -> Environment:
     options.pop("autoescape", None)  # Django's backend asks for it too; here it is not negotiable
-    env = Environment(autoescape=True, extensions=["jinja2.ext.i18n"], **options)
+    env = ScreensEnvironment(autoescape=True, extensions=["jinja2.ext.i18n"], **options)
     # Not "newstyle": `_("…")` stays a call `make messages` can read; interpolate fills it in.
     env.install_gettext_callables(translation.gettext, translation.ngettext, newstyle=False)
     env.globals["_"] = translation.gettext  # called directly, not through the extension's alias
@@ -58,6 +59,26 @@ def environment(**options: Any) -> Environment:
         japan_time=japan_time, japan_date=japan_date, linebreaks=linebreaks, interpolate=interpolate,
     )
     return env
+
+
+class ScreensEnvironment(Environment):
+    """Jinja2's Environment, whose templates read their globals without raising an exception for each one.
+
+    A template's globals are a ChainMap of its own (none here) over the environment's. Every render
+    copies them into its context, and ChainMap looks each name up in the first map by catching a
+    KeyError: seventeen exceptions a page.
+    """
+
+    def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
+        return _Globals(d if d is not None else {}, self.globals)
+
+
+class _Globals(ChainMap):
+    def __getitem__(self, key: str) -> Any:
+        for mapping in self.maps:
+            if key in mapping:
+                return mapping[key]
+        return self.__missing__(key)
 
 
 def page_language(request: HttpRequest) -> dict[str, Any]:

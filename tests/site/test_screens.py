@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import struct
-from collections import Counter
+from collections import ChainMap, Counter
 from pathlib import Path
 
 import pytest
@@ -191,3 +191,15 @@ def test_the_masks_characters_are_drawn_evenly_from_djangos_alphabet():
     # 61 degrees of freedom: above 110 happens by chance about once in 10,000 runs. A plain byte % 62
     # would favour the first 8 characters by a quarter and score in the hundreds.
     assert chi_square < 110, chi_square
+
+
+def test_a_templates_globals_read_as_jinja2s_chain_map():
+    env = engines["jinja2"].env
+    template = env.from_string("{{ answer }} {{ url('logout') }}", globals={"answer": 42, "url": lambda name: name})
+    assert template.render() == "42 logout"  # its own globals over the environment's
+    assert env.from_string("{{ url('logout') }}").render() == reverse("logout")  # the environment's untouched
+    merged = env.make_globals({"answer": 42})
+    assert dict(merged) == dict(ChainMap({"answer": 42}, env.globals))
+    assert merged.get("missing", "default") == "default" and "missing" not in merged
+    with pytest.raises(KeyError):
+        merged["missing"]
